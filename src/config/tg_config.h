@@ -1,0 +1,108 @@
+/*
+ * tg_config.h — the running configuration: loaded from YAML, validated whole, immutable.
+ *
+ * A tg_config is a snapshot. Once tg_config_load returns it, nothing writes to it; every
+ * component that serves a request holds a reference (tg_config_ref) for as long as it
+ * uses it, and a reload builds a new snapshot and swaps the pointer. The old snapshot
+ * is freed when its last reference goes. All strings inside are owned by the snapshot.
+ *
+ * Secrets (upstream credentials) are never required inline: a string value of the form
+ * `${ENV_VAR}` is replaced by that environment variable, and `file:/path` by the file's
+ * contents (trailing newline stripped). Both are resolved at load time; a missing
+ * variable or unreadable file is a load error with its position.
+ */
+#ifndef TG_CONFIG_H
+#define TG_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/tg_common.h"
+
+typedef struct tg_kv {
+    const char *key;
+    const char *value;
+} tg_kv;
+
+typedef enum { TG_UP_STDIO = 1, TG_UP_HTTP = 2 } tg_up_transport;
+
+/* How client sessions map onto upstream MCP sessions (see docs/architecture.md):
+ *   SHARED     — one upstream session for every client session (single-tenant stdio
+ *                servers: one child process, initialised once by toolgate).
+ *   PER_CLIENT — each client session gets its own upstream session (its own child
+ *                process for stdio; its own MCP-Session-Id for HTTP). */
+typedef enum { TG_UP_SESSIONS_SHARED = 1, TG_UP_SESSIONS_PER_CLIENT = 2 } tg_up_sessions;
+
+typedef struct tg_upstream_conf {
+    const char *name;        /* unique, [A-Za-z0-9_-]+ */
+    tg_up_transport transport;
+    tg_up_sessions sessions; /* default: SHARED for stdio, PER_CLIENT for http */
+    const char *prefix;      /* tool/prompt name prefix shown to clients, or NULL */
+    uint32_t call_timeout_ms;    /* per request sent upstream; default 60000 */
+    uint32_t init_timeout_ms;    /* initialize handshake; default 10000 */
+
+    /* stdio */
+    const char **argv;       /* NULL-terminated; argv[0] is the command */
+    size_t argc;
+    tg_kv *env;              /* environment given to the child: ONLY these variables
+                                (plus PATH/HOME/LANG if `inherit_env` lists them) */
+    size_t nenv;
+    const char *cwd;         /* or NULL */
+    uint32_t restart_min_ms; /* backoff after a crash: min, doubling to max; default 500 */
+    uint32_t restart_max_ms; /* default 30000 */
+    uint32_t shutdown_grace_ms; /* close stdin → wait → SIGTERM → wait → SIGKILL; default 2000 */
+
+    /* http */
+    const char *url;         /* Streamable HTTP endpoint, e.g. http://127.0.0.1:3001/mcp */
+    tg_kv *headers;          /* static headers sent upstream (credentials live here) */
+    size_t nheaders;
+    uint32_t connect_timeout_ms; /* default 5000 */
+} tg_upstream_conf;
+
+typedef struct tg_limits {
+    size_t   max_body_bytes;       /* default 4 MiB   → 413 */
+    size_t   max_header_bytes;     /* default 16 KiB  → 431 (request line + all headers) */
+    size_t   max_headers;          /* default 64      → 431 */
+    size_t   max_connections;      /* default 10000   → new connections closed */
+    size_t   max_sessions;         /* default 10000   → initialize gets 503 */
+    uint32_t header_timeout_ms;    /* default 10000: whole header block must arrive → 408 */
+    uint32_t body_timeout_ms;      /* default 30000: whole body must arrive → 408 */
+    uint32_t idle_timeout_ms;      /* default 75000: keep-alive connection with no request */
+    uint32_t session_idle_ms;      /* default 3600000: session with no traffic is ended */
+    uint32_t hold_sse_keepalive_ms;/* default 15000: comment line on idle SSE streams */
+} tg_limits;
+
+typedef struct tg_config {
+    const char *path;          /* the file it was loaded from */
+    const char *listen_host;   /* default 127.0.0.1 */
+    uint16_t    listen_port;   /* default 8080 */
+    const char *public_url;    /* canonical resource URL, e.g. https://toolgate.example/mcp;
+                                  default http://<listen>/<mcp_path> */
+    const char *mcp_path;      /* default /mcp */
+    const char **allowed_origins; /* exact origins ("https://app.example"); n == 0 means
+                                     only same-host origins of allowed_hosts */
+    size_t nallowed_origins;
+    const char **allowed_hosts;   /* Host header values accepted (with or without port);
+                                     default: localhost, 127.0.0.1, [::1] and the host of
+                                     public_url */
+    size_t nallowed_hosts;
+    tg_limits limits;
+    tg_log_level log_level;    /* default info */
+    const char *server_name;   /* serverInfo.name when several upstreams are federated;
+                                  default "toolgate" */
+    tg_upstream_conf *upstreams;
+    size_t nupstreams;
+} tg_config;
+
+/* Loads and validates the whole file. On failure returns NULL and err holds
+ * "FILE:LINE:COL: message" pointing at the offending node (or "FILE: message" when the
+ * file itself cannot be read). The returned snapshot has one reference. */
+tg_config *tg_config_load(const char *path, tg_error *err);
+
+tg_config *tg_config_ref(tg_config *cfg);
+void       tg_config_unref(tg_config *cfg);
+
+/* Finds an upstream by name, or NULL. */
+const tg_upstream_conf *tg_config_upstream(const tg_config *cfg, const char *name);
+
+#endif /* TG_CONFIG_H */

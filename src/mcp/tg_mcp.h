@@ -1,0 +1,41 @@
+/*
+ * tg_mcp.h — the MCP router: client sessions, lifecycle, federation of upstreams, and
+ * the rewriting that keeps clients apart (JSON-RPC ids, progress tokens, cancellations,
+ * server-to-client requests). It sits between the HTTP front (tg_front.h) and the
+ * upstream transports (tg_upstream.h), and is where later phases plug in: authentication
+ * before a message is routed, the policy decision at tools/call, the audit record after.
+ *
+ * Everything runs on the loop thread. The router holds a reference to the configuration
+ * snapshot it was created with.
+ */
+#ifndef TG_MCP_H
+#define TG_MCP_H
+
+#include <uv.h>
+
+#include "common/tg_common.h"
+#include "config/tg_config.h"
+#include "front/tg_front.h"
+
+typedef struct tg_mcp tg_mcp;
+
+/* Protocol revisions toolgate speaks to clients, newest first. */
+#define TG_MCP_LATEST_VERSION "2025-11-25"
+extern const char *const tg_mcp_supported_versions[]; /* NULL-terminated */
+
+/* Creates the router and starts connections to every shared upstream. */
+tg_mcp *tg_mcp_new(uv_loop_t *loop, tg_config *cfg, tg_error *err);
+
+/* The tg_http_handler for the front: `ctx` is the tg_mcp. Serves the MCP path
+ * (POST/GET/DELETE) and answers 404 for any other path. */
+void tg_mcp_handle(tg_http_req *req, void *ctx);
+
+/* Ends every session, fails in-flight calls, closes upstreams; calls done when all
+ * upstream connections are closed. */
+void tg_mcp_shutdown(tg_mcp *m, void (*done)(void *arg), void *arg);
+void tg_mcp_free(tg_mcp *m);
+
+/* Number of live client sessions (metrics, tests). */
+size_t tg_mcp_session_count(const tg_mcp *m);
+
+#endif /* TG_MCP_H */

@@ -1,0 +1,158 @@
+/*
+ * test_common.c — unit tests for the shared toolkit: strict JSON, JSON-RPC envelope
+ * rules, arena, buffer, constant-time comparison.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "common/tg_common.h"
+
+static json_t *parse(const char *s, tg_error *err)
+{
+    return tg_json_parse(s, strlen(s), TG_JSON_MAX_DEPTH, err);
+}
+
+static void json_rejects_duplicate_keys(void **state)
+{
+    tg_error err;
+    assert_null(parse("{\"name\":\"a\",\"name\":\"b\"}", &err));
+    assert_non_null(strstr(err.msg, "duplicate"));
+    /* nested objects too */
+    assert_null(parse("{\"p\":{\"x\":1,\"x\":1}}", &err));
+}
+
+static void json_depth_limit(void **state)
+{
+    tg_error err;
+    char deep[300];
+    memset(deep, '[', 100);
+    memset(deep + 100, ']', 100);
+    deep[200] = 0;
+    assert_null(parse(deep, &err));
+    assert_non_null(strstr(err.msg, "nesting deeper than 64"));
+    /* brackets inside strings do not count */
+    char s[200] = "\"";
+    memset(s + 1, '[', 150);
+    strcpy(s + 151, "\"");
+    json_t *v = parse(s, &err);
+    assert_non_null(v);
+    json_decref(v);
+}
+
+static void json_int64_bounds(void **state)
+{
+    tg_error err;
+    json_t *v = parse("{\"id\":9223372036854775807}", &err);
+    assert_non_null(v);
+    assert_int_equal(json_integer_value(json_object_get(v, "id")), INT64_MAX);
+    json_decref(v);
+    assert_null(parse("{\"id\":9223372036854775808}", &err));
+    assert_null(parse("{\"a\":1} x", &err)); /* trailing garbage */
+    assert_null(parse("{\"a\":\"\\u0000\"}", &err)); /* NUL in strings */
+    assert_null(parse("{\"a\":1", &err));
+    assert_non_null(strstr(err.msg, "line 1"));
+}
+
+static tg_rpc_kind classify(const char *s)
+{
+    tg_error err;
+    json_t *v = parse(s, &err);
+    assert_non_null(v);
+    tg_rpc_kind k = tg_rpc_classify(v, &err);
+    json_decref(v);
+    return k;
+}
+
+static void rpc_envelope(void **state)
+{
+    assert_int_equal(classify("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}"), TG_RPC_KIND_REQUEST);
+    assert_int_equal(classify("{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"method\":\"ping\",\"params\":{}}"), TG_RPC_KIND_REQUEST);
+    assert_int_equal(classify("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}"), TG_RPC_KIND_NOTIFICATION);
+    assert_int_equal(classify("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}"), TG_RPC_KIND_RESPONSE);
+    assert_int_equal(classify("{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-1,\"message\":\"m\"}}"), TG_RPC_KIND_RESPONSE);
+    /* invalid */
+    assert_int_equal(classify("{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"ping\"}"), TG_RPC_KIND_INVALID);
+    assert_int_equal(classify("{\"jsonrpc\":\"2.0\",\"id\":1.5,\"method\":\"ping\"}"), TG_RPC_KIND_INVALID);
+    assert_int_equal(classify("{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"ping\"}"), TG_RPC_KIND_INVALID);
+    assert_int_equal(classify("{\"id\":1,\"method\":\"ping\"}"), TG_RPC_KIND_INVALID);
+    assert_int_equal(classify("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":7}"), TG_RPC_KIND_INVALID);
+    assert_int_equal(classify("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"params\":3}"), TG_RPC_KIND_INVALID);
+    assert_int_equal(classify("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{},\"error\":{\"code\":1,\"message\":\"\"}}"), TG_RPC_KIND_INVALID);
+    assert_int_equal(classify("{\"jsonrpc\":\"2.0\",\"id\":1}"), TG_RPC_KIND_INVALID);
+    assert_int_equal(classify("[1,2]"), TG_RPC_KIND_INVALID);
+}
+
+static void rpc_error_shape(void **state)
+{
+    json_t *id = json_integer(7);
+    json_t *e = tg_rpc_error(id, TG_RPC_INVALID_PARAMS, "bad", NULL);
+    char *s = tg_json_dump(e, NULL);
+    assert_string_equal(s, "{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-32602,\"message\":\"bad\"}}");
+    free(s);
+    json_decref(e);
+    e = tg_rpc_error(NULL, TG_RPC_PARSE_ERROR, "x", NULL);
+    s = tg_json_dump(e, NULL);
+    assert_non_null(strstr(s, "\"id\":null"));
+    free(s);
+    json_decref(e);
+    json_decref(id);
+}
+
+static void arena_basics(void **state)
+{
+    tg_arena *a = tg_arena_new(64);
+    char *p = tg_arena_strdup(a, "hello");
+    void *big = tg_arena_alloc(a, 10000); /* larger than a chunk */
+    memset(big, 1, 10000);
+    assert_string_equal(p, "hello");
+    assert_true(((uintptr_t)tg_arena_alloc(a, 3) & 15) == 0);
+    assert_string_equal(tg_arena_sprintf(a, "%d-%s", 4, "x"), "4-x");
+    tg_arena_reset(a);
+    assert_int_equal(tg_arena_used(a), 0);
+    tg_arena_free(a);
+}
+
+static void buf_and_escape(void **state)
+{
+    tg_buf b = TG_BUF_INIT;
+    tg_buf_json_string(&b, "a\"b\\\n\x01z", 7);
+    assert_string_equal(b.data, "\"a\\\"b\\\\\\n\\u0001z\"");
+    tg_buf_consume(&b, 3);
+    assert_string_equal(b.data, "\"b\\\\\\n\\u0001z\"");
+    tg_buf_free(&b);
+}
+
+static void ct_equal(void **state)
+{
+    assert_true(tg_ct_equal("abc", 3, "abc", 3));
+    assert_false(tg_ct_equal("abc", 3, "abd", 3));
+    assert_false(tg_ct_equal("abc", 3, "abcd", 4));
+    assert_false(tg_ct_equal("", 0, "a", 1));
+    char h[65];
+    tg_sha256_hex("abc", 3, h);
+    assert_string_equal(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    char r1[33], r2[33];
+    tg_random_hex(r1, 16);
+    tg_random_hex(r2, 16);
+    assert_int_equal(strlen(r1), 32);
+    assert_string_not_equal(r1, r2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(json_rejects_duplicate_keys),
+        cmocka_unit_test(json_depth_limit),
+        cmocka_unit_test(json_int64_bounds),
+        cmocka_unit_test(rpc_envelope),
+        cmocka_unit_test(rpc_error_shape),
+        cmocka_unit_test(arena_basics),
+        cmocka_unit_test(buf_and_escape),
+        cmocka_unit_test(ct_equal),
+    };
+    return cmocka_run_group_tests_name("common", tests, NULL, NULL);
+}
