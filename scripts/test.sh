@@ -6,10 +6,15 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test || exit 1
 
-# Test tooling from npm (the official MCP SDK, conformance suite, cedar-wasm, …).
-if [ -f tests/e2e/package.json ]; then
-  (cd tests/e2e && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error; }) || exit 1
-fi
+# Test tooling from npm (the official MCP SDK, conformance suite, cedar-wasm, …):
+# every folder with a package.json gets `npm ci` unless its node_modules is current.
+for pj in tests/*/package.json tests/*/*/package.json bench/package.json; do
+  [ -f "$pj" ] || continue
+  d=$(dirname "$pj")
+  if [ ! -f "$d/node_modules/.package-lock.json" ] || [ "$d/package-lock.json" -nt "$d/node_modules/.package-lock.json" ]; then
+    (cd "$d" && npm ci --no-audit --no-fund --loglevel=error) || exit 1
+  fi
+done
 
 status=0
 [ -f build/build.ninja ] || meson setup build >/dev/null || exit 1
