@@ -54,7 +54,7 @@ void cedar_ip_format(const cedar_ipaddr *a, char out[CEDAR_IP_FORMAT_MAX]);
 #define CEDAR_DECIMAL_FORMAT_MAX 32
 
 int  cedar_decimal_parse(const char *s, size_t n, int64_t *out);
-/* Cedar's display form: integer part, '.', then the fraction without trailing zeros but
+/* Display form (diagnostics): integer part, '.', then the fraction without trailing zeros but
  * at least one digit ("1.5", "-0.0001", "3.0"). */
 void cedar_decimal_format(int64_t v, char out[CEDAR_DECIMAL_FORMAT_MAX]);
 
@@ -81,8 +81,8 @@ int64_t cedar_duration_to_seconds(int64_t ms);
 int64_t cedar_duration_to_milliseconds(int64_t ms);
 
 /* Text for diagnostics: "YYYY-MM-DDThh:mm:ss.SSSZ" (UTC; years outside 0..9999 are
- * printed with their sign and all digits) and "1d2h3m4s5ms" ("0ms" for zero, leading
- * '-' when negative). Both are accepted back by the parse functions when in range. */
+ * printed with their sign and all digits) and, as Cedar displays durations, "<ms>ms"
+ * ("-90000ms"). Both are accepted back by the parse functions when in range. */
 void cedar_datetime_format(int64_t ms, char out[CEDAR_DATETIME_FORMAT_MAX]);
 void cedar_duration_format(int64_t ms, char out[CEDAR_DURATION_FORMAT_MAX]);
 
