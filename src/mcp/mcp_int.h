@@ -1,0 +1,348 @@
+/*
+ * mcp_int.h — private to src/mcp: the router's data structures and the functions its
+ * files share. Nothing outside src/mcp (except tests/mcp) includes this.
+ *
+ * The objects and who owns them:
+ *
+ *   tg_mcp ──owns──▶ mcp_session (list + map by id)
+ *          ──owns──▶ mcp_link per SHARED upstream (links[i], NULL for PER_CLIENT ones)
+ *          ──owns──▶ mcp_pending (list + map by gateway id): requests sent (or queued to
+ *                    be sent) upstream and not yet answered
+ *   mcp_session ──owns──▶ mcp_link per PER_CLIENT upstream (links[i])
+ *               ──owns──▶ mcp_call (one per client request being served)
+ *               ──owns──▶ mcp_s2c (server-to-client requests awaiting the client's answer)
+ *   mcp_exchange: one POST that carried requests; lives while any of its calls is open.
+ *
+ * Pure helpers (map.c, proto.c, federation_pure.c)
+ * touch no I/O so the unit tests link them alone (tg_mcp_pure library).
+ */
+#ifndef MCP_INT_H
+#define MCP_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/tg_common.h"
+#include "config/tg_config.h"
+#include "mcp/tg_mcp.h"
+#include "upstream/tg_upstream.h"
+
+/* ================================================================ map.c (pure) */
+
+/* String-keyed hash map of borrowed values (keys are copied). Not ordered. */
+typedef struct mcp_map_entry {
+    struct mcp_map_entry *next;
+    void *val;
+    size_t klen;
+    char key[];
+} mcp_map_entry;
+
+typedef struct mcp_map {
+    mcp_map_entry **buckets; /* NULL until the first put */
+    size_t nbuckets;         /* power of two */
+    size_t n;
+} mcp_map;
+
+typedef struct mcp_map_iter {
+    const mcp_map *m;
+    size_t bucket;
+    mcp_map_entry *e;
+} mcp_map_iter;
+
+void *mcp_map_get(const mcp_map *m, const char *key, size_t klen);
+void  mcp_map_put(mcp_map *m, const char *key, size_t klen, void *val); /* replaces */
+void *mcp_map_del(mcp_map *m, const char *key, size_t klen);            /* old value */
+void  mcp_map_clear(mcp_map *m);                                        /* keeps nothing */
+void  mcp_map_iter_init(mcp_map_iter *it, const mcp_map *m);
+/* Next entry, or NULL at the end. The map must not change while iterating. */
+const mcp_map_entry *mcp_map_iter_next(mcp_map_iter *it);
+
+/* Key of a gateway integer id ("123"); out must hold 24 bytes. Returns the length. */
+size_t mcp_int_key(int64_t v, char out[24]);
+
+/* ================================================================ proto.c (pure) */
+
+/* Is this one of tg_mcp_supported_versions? */
+bool mcp_version_supported(const char *v, size_t len);
+/* Host header value (with or without :port) allowed by cfg->allowed_hosts (or, when that
+ * list is empty, localhost / 127.0.0.1 / [::1])? */
+bool mcp_host_allowed(const tg_config *cfg, const char *host, size_t len);
+/* Origin header value allowed: one of cfg->allowed_origins exactly, or when that list is
+ * empty, an http(s) origin whose host[:port] is an allowed host. */
+bool mcp_origin_allowed(const tg_config *cfg, const char *origin, size_t len);
+/* Does an Accept header list this media type (type/subtype, parameters ignored)? */
+bool mcp_accepts(const char *accept, size_t len, const char *type);
+/* Is the Content-Type's media type application/json (parameters allowed)? */
+bool mcp_content_type_json(const char *ct, size_t len);
+
+/* ================================================================ federation_pure.c */
+
+/* base64url without padding. decode returns -1 on any character outside the alphabet
+ * or an impossible length. out sizes: encode 4*ceil(n/3)+1, decode 3*len/4+1. */
+size_t mcp_b64url_encode(const unsigned char *in, size_t n, char *out);
+int    mcp_b64url_decode(const char *in, size_t len, unsigned char *out, size_t *outlen);
+
+/* Opaque pagination cursor: which upstreams still have pages and their own cursors.
+ * Encoded as base64url(JSON [[index,"cursor"],...]) "." base64url(HMAC-SHA256 tag, 16 B)
+ * under a per-process key, so a client cannot forge one. `pairs` is that JSON array. */
+char   *mcp_cursor_encode(const unsigned char key[32], const json_t *pairs); /* malloc'd */
+/* Returns the pairs (new ref) or NULL with err when tampered, malformed, an index is
+ * not below nupstreams, or indices repeat. */
+json_t *mcp_cursor_decode(const unsigned char key[32], const char *cursor, size_t nupstreams,
+                          tg_error *err);
+
+/* prefix + name, malloc'd. */
+char       *mcp_prefix_add(const char *prefix, const char *name);
+/* The name without the prefix, or NULL when it does not start with it. NULL/"" prefix
+ * returns name. */
+const char *mcp_prefix_strip(const char *prefix, const char *name);
+
+/* Merges server capabilities: union of tools/resources/prompts/logging/completions;
+ * listChanged / subscribe true if any upstream says so. caps[i] may be NULL. New ref. */
+json_t *mcp_caps_merge(json_t *const *caps, size_t n);
+
+/* ================================================================ router state */
+
+typedef struct mcp_session mcp_session;
+typedef struct mcp_link mcp_link;
+typedef struct mcp_call mcp_call;
+typedef struct mcp_pending mcp_pending;
+typedef struct mcp_exchange mcp_exchange;
+
+typedef enum {
+    MCP_LINK_STARTING = 0, /* transport not UP yet */
+    MCP_LINK_INITIALIZING, /* our initialize is in flight */
+    MCP_LINK_READY,
+    MCP_LINK_DOWN,         /* crashed; stdio restarts it, then we initialise again */
+    MCP_LINK_FAILED,       /* the upstream refused initialize; requests fail at once */
+    MCP_LINK_CLOSING,
+} mcp_link_state;
+
+/* One MCP session with one upstream. Invariants: init_result is the result of the most
+ * recent successful initialize (kept across DOWN so capabilities stay known); `gen`
+ * changes at every UP, so answers meant for a previous process are never delivered to
+ * the new one. */
+struct mcp_link {
+    tg_mcp *m;
+    size_t idx;                  /* index in cfg->upstreams */
+    const tg_upstream_conf *conf;
+    tg_upconn *conn;             /* NULL after CLOSED */
+    mcp_session *owner;          /* PER_CLIENT: the session; SHARED: NULL */
+    mcp_link_state state;
+    uint64_t gen;
+    char why[256];               /* last DOWN / FAILED reason */
+    json_t *init_params;         /* params of the initialize we send (owned) */
+    json_t *init_result;         /* owned, or NULL */
+};
+
+/* An upstream request toolgate sent or will send. msg == NULL marks a readiness probe:
+ * it is answered with the link's InitializeResult once the link is READY. */
+struct mcp_pending {
+    mcp_pending *prev, *next;    /* m->pendings, in creation order */
+    int64_t gw_id;
+    mcp_link *link;
+    uint64_t link_gen;           /* link->gen when sent */
+    json_t *msg;                 /* the request with the gateway id, or NULL (probe) */
+    bool sent;
+    uint64_t deadline_ms;        /* queued: init timeout; sent: call timeout */
+    /* reply is the upstream's response (or a synthesised error) with the gateway id;
+     * borrowed for the duration of the call. */
+    void (*on_reply)(mcp_pending *p, json_t *reply);
+    mcp_call *call;              /* the client request this serves, or NULL (internal) */
+    size_t part;                 /* upstream index the reply belongs to */
+};
+
+/* One client request in progress. parts[i] collects upstream i's reply; nwait counts
+ * replies still due (plus one while the call is still sending, so a synchronous reply
+ * cannot finish it early). */
+struct mcp_call {
+    mcp_call *prev, *next;       /* s->calls */
+    tg_mcp *m;
+    mcp_session *s;
+    mcp_exchange *x;
+    json_t *msg;                 /* the client's request (owned), params already rewritten */
+    json_t *id;                  /* borrowed from msg: the client's original id */
+    char *idkey;                 /* tg_json_dump(id): key in s->calls_by_id */
+    const char *method;          /* borrowed from msg */
+    json_t *progress_token;      /* the client's token (owned) or NULL */
+    int64_t gw_token;            /* our token upstream, 0 when none */
+    json_t **parts;              /* nupstreams entries */
+    size_t nwait;
+    void (*finish)(mcp_call *c); /* all parts in: build and send the answer */
+    json_t *cursor_pairs;        /* federated list: the decoded cursor, or NULL */
+    int refreshes;               /* name-map refreshes done for this call */
+};
+
+/* A POST carrying requests. Invariant: freed when open == 0 and the HTTP request is
+ * answered or gone; req is NULL once the client disconnected or the answer completed. */
+struct mcp_exchange {
+    tg_mcp *m;
+    mcp_session *s;
+    tg_http_req *req;
+    bool sse;                    /* switched to text/event-stream */
+    bool batch;                  /* JSON answer is an array */
+    bool announce_session;       /* initialize: set MCP-Session-Id on the answer */
+    json_t *collected;           /* batch answers not yet written (JSON mode) */
+    size_t open;                 /* calls not yet answered */
+    uint64_t serial;             /* stream key in the replay ring (never 0) */
+};
+
+/* A server-to-client request waiting for the client's answer. */
+typedef struct mcp_s2c {
+    mcp_link *link;
+    uint64_t link_gen;
+    json_t *upstream_id;         /* owned */
+} mcp_s2c;
+
+#define MCP_RING 64
+
+typedef struct mcp_event {
+    uint64_t id;                 /* 0 = empty slot */
+    uint64_t stream;             /* 0 = GET stream, else exchange serial */
+    bool delivered;
+    bool priming;
+    char *data;                  /* malloc'd JSON text ("" for priming) */
+} mcp_event;
+
+struct mcp_session {
+    mcp_session *prev, *next;
+    tg_mcp *m;
+    char id[65];
+    const char *principal;       /* who created it; another principal gets 404 */
+    char version[16];            /* negotiated protocol revision */
+    bool initialized;            /* notifications/initialized received */
+    bool ending;
+    json_t *client_caps;         /* owned */
+    uint64_t last_active_ms;
+    tg_http_req *get_req;        /* the GET stream, or NULL */
+    mcp_link **links;            /* nupstreams: this session's PER_CLIENT links */
+    mcp_call *calls;
+    mcp_map calls_by_id;         /* idkey → mcp_call */
+    mcp_map s2c;                 /* "tg-N" → mcp_s2c */
+    uint64_t next_s2c;
+    /* Name routing, filled by the lists this session fetched: visible name → idx+1. */
+    mcp_map tools, prompts, resources;
+    bool tools_known, prompts_known, resources_known;
+    json_t *templates;           /* [[idx, "uriTemplate"], ...] (owned) */
+    mcp_map subs;                /* "<idx> <uri>" → (void*)1 */
+    mcp_event ring[MCP_RING];
+    uint64_t next_event;
+};
+
+struct tg_mcp {
+    uv_loop_t *loop;
+    tg_config *cfg;
+    mcp_link **links;            /* nupstreams: SHARED links (NULL for PER_CLIENT) */
+    mcp_session *sessions;
+    mcp_map sessions_by_id;
+    size_t nsessions;
+    mcp_pending *pendings, *pendings_tail;
+    mcp_map pendings_by_id;      /* gateway id → mcp_pending */
+    mcp_map tokens;              /* gateway progress token → mcp_call */
+    int64_t next_id;             /* gateway ids and progress tokens share this counter */
+    uint64_t next_serial;
+    unsigned char cursor_key[32];
+    uv_timer_t tick;             /* fires at the earliest pending deadline */
+    uint64_t tick_due;           /* 0 = not armed */
+    uv_timer_t sweep;            /* idle sessions, SSE keep-alives */
+    size_t closing;              /* handles and links still closing at shutdown */
+    bool shutting_down;
+    void (*done)(void *);
+    void *done_arg;
+};
+
+/* ================================================================ session.c */
+
+mcp_session *mcp_session_new(tg_mcp *m, const char *principal, const char *version,
+                             json_t *client_caps);
+mcp_session *mcp_session_find(tg_mcp *m, const char *id, size_t len);
+/* Ends it: cancels its calls, closes its GET stream and PER_CLIENT links, frees it. */
+void mcp_session_end(mcp_session *s, const char *why);
+/* Link for upstream idx as this session sees it (shared or its own). */
+mcp_link *mcp_session_link(mcp_session *s, size_t idx);
+/* Does this session talk to this link? */
+bool mcp_session_uses(const mcp_session *s, const mcp_link *l);
+/* Delivers a message not tied to an open POST: GET stream, else the replay ring. */
+void mcp_session_deliver(mcp_session *s, const json_t *msg);
+/* Records an event and sends it on req (stream key `stream`). When req is NULL or the
+ * send fails the event waits in the ring, undelivered. */
+void mcp_session_emit(mcp_session *s, uint64_t stream, tg_http_req *req, const char *data,
+                      size_t len, bool priming);
+/* GET: opens the session's stream; replays from last_event_id (may be NULL). */
+void mcp_session_open_stream(mcp_session *s, tg_http_req *req, const char *last_event_id);
+void mcp_session_sweep(tg_mcp *m);
+
+/* ================================================================ pending.c */
+
+/* New pending for link (gateway id assigned); msg may be NULL for a probe. The request
+ * is sent now if the link is READY, else queued. on_reply may run before this returns. */
+void mcp_pending_start(mcp_link *l, const char *method, json_t *params, mcp_call *call,
+                       size_t part, void (*on_reply)(mcp_pending *, json_t *));
+mcp_pending *mcp_pending_find(tg_mcp *m, const json_t *gw_id);
+/* Completes p with reply (the on_reply callback runs, then p is freed). */
+void mcp_pending_finish(mcp_pending *p, json_t *reply);
+void mcp_pending_fail(mcp_pending *p, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Drops p without a reply; sends notifications/cancelled upstream if it was sent. */
+void mcp_pending_cancel(mcp_pending *p, const char *reason);
+/* Link became READY / FAILED / DOWN: send queued, fail everything, fail sent ones. */
+void mcp_pending_link_ready(mcp_link *l);
+void mcp_pending_link_failed(mcp_link *l, bool only_sent, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void mcp_pending_arm(tg_mcp *m, uint64_t deadline_ms);
+void mcp_pending_tick(uv_timer_t *t);
+
+/* Calls. mcp_call_new takes ownership of msg. */
+mcp_call *mcp_call_new(mcp_session *s, mcp_exchange *x, json_t *msg);
+/* Sends the final answer (ownership of resp taken) and frees the call. */
+void mcp_call_answer(mcp_call *c, json_t *resp);
+void mcp_call_error(mcp_call *c, int code, json_t *data, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void mcp_call_result(mcp_call *c, json_t *result_steal);
+/* A message related to the call (progress, server request, log): its POST stream
+ * (switching to SSE), else the session's GET stream / ring. */
+void mcp_call_related(mcp_call *c, const json_t *msg);
+/* Client cancelled: drop upstream work, no answer. */
+void mcp_call_cancel(mcp_call *c, const char *reason);
+/* Fan-out bookkeeping: ask upstream idx (counted in nwait). */
+void mcp_call_ask(mcp_call *c, size_t idx, const char *method, json_t *params);
+/* Done sending parts: drops the sending guard; finishes if all parts are in. */
+void mcp_call_sent(mcp_call *c);
+/* on_reply for call parts. */
+void mcp_call_part_reply(mcp_pending *p, json_t *reply);
+/* The call's params with the progress token already rewritten (borrowed, may be NULL). */
+json_t *mcp_call_params(const mcp_call *c);
+
+mcp_exchange *mcp_exchange_new(mcp_session *s, tg_http_req *req);
+/* Called after the dispatcher created every call of a POST: closes an exchange that
+ * ended up with no calls. */
+void mcp_exchange_settle(mcp_exchange *x);
+
+/* ================================================================ upstream_link.c */
+
+mcp_link *mcp_link_new(tg_mcp *m, size_t idx, mcp_session *owner, json_t *init_params,
+                       tg_error *err);
+void mcp_link_close(mcp_link *l);
+/* The client-facing InitializeResult pieces from ready links. */
+const json_t *mcp_link_caps(const mcp_link *l);
+/* Does this upstream offer the capability ("tools", ...)? Unknown (never initialised)
+ * counts as yes, so the request is queued rather than silently skipped. */
+bool mcp_link_has(const mcp_link *l, const char *cap);
+int  mcp_link_send_raw(mcp_link *l, const json_t *msg);
+
+/* ================================================================ federation.c (routing) */
+
+/* Dispatches one client request (a call already registered). */
+void mcp_route_request(mcp_call *c);
+/* Client notifications other than initialized / cancelled. */
+void mcp_route_notification(mcp_session *s, json_t *msg);
+/* An upstream said its list changed: forget the names it contributed. */
+void mcp_routes_invalidate(mcp_session *s, const char *which);
+/* Builds the client's InitializeResult (finish callback of the initialize call). */
+void mcp_initialize_finish(mcp_call *c);
+
+/* true when there is exactly one upstream and it has no prefix: everything passes. */
+bool mcp_transparent(const tg_mcp *m);
+
+#endif /* MCP_INT_H */
