@@ -1,0 +1,84 @@
+/*
+ * upstream_int.h — private to src/upstream: the part of a connection both transports
+ * share, the per-transport operations, and the curl-multi-on-libuv driver.
+ *
+ * Each transport allocates its own struct whose first member is `struct tg_upconn`, so a
+ * tg_upconn * can be cast to the transport's type. upstream.c dispatches the public API
+ * through `ops`.
+ */
+#ifndef TG_UPSTREAM_INT_H
+#define TG_UPSTREAM_INT_H
+
+#include <curl/curl.h>
+#include <stdbool.h>
+
+#include "upstream/tg_upstream.h"
+
+typedef struct tg_upstream_ops {
+    int  (*send)(tg_upconn *c, const json_t *msg, tg_error *err);
+    void (*set_protocol_version)(tg_upconn *c, const char *version);
+    void (*open_stream)(tg_upconn *c);
+    int  (*pid)(const tg_upconn *c);
+    void (*close)(tg_upconn *c);
+} tg_upstream_ops;
+
+/* Invariants: `state` only moves through tg_upstream_set_state; once it is CLOSING no
+ * callback other than the single on_state(CLOSED) is made; conf outlives the conn. */
+struct tg_upconn {
+    uv_loop_t *loop;
+    const tg_upstream_conf *conf;
+    tg_upconn_cbs cbs;
+    void *user;
+    tg_upconn_state state;
+    const tg_upstream_ops *ops;
+    char component[96];  /* "upstream:<name>", the log component */
+};
+
+/* Fills the shared part (component name, state STARTING). */
+void tg_upstream_base_init(tg_upconn *c, uv_loop_t *loop, const tg_upstream_conf *conf,
+                           const tg_upconn_cbs *cbs, void *user, const tg_upstream_ops *ops);
+
+/* Records the new state and reports it (on_state), except CLOSING which the caller
+ * initiated itself and therefore is not reported. */
+void tg_upstream_set_state(tg_upconn *c, tg_upconn_state st, const char *why);
+
+/* Parses bytes received from the upstream (strict), checks the JSON-RPC envelope and
+ * hands each valid message to on_message. `allow_batch`: a JSON array is a batch whose
+ * elements are delivered one by one (HTTP bodies only). Invalid input is logged,
+ * truncated to 200 bytes, and dropped. Nothing is delivered once the connection is
+ * CLOSING. Returns the number of messages delivered. */
+size_t tg_upstream_deliver(tg_upconn *c, const char *buf, size_t len, const json_t *stream_of,
+                           bool allow_batch);
+
+/* Transports */
+tg_upconn *tg_upstream_stdio_new(uv_loop_t *loop, const tg_upstream_conf *conf,
+                                 const tg_upconn_cbs *cbs, void *user, tg_error *err);
+tg_upconn *tg_upstream_http_new(uv_loop_t *loop, const tg_upstream_conf *conf,
+                                const tg_upconn_cbs *cbs, void *user, tg_error *err);
+
+/* ---- curl multi on libuv (curl_loop.c) ----
+ * One CURLM for the loop given to tg_upstream_global_init (it belongs to that loop's
+ * thread, stack.md pitfall 6). A transfer's easy handle must have CURLOPT_PRIVATE set to
+ * its tg_upstream_xfer. `done` is called exactly once per tg_upstream_curl_add, never
+ * from inside a curl callback; after it the driver no longer references x or its easy
+ * handle. Adds and cancels requested from inside a curl callback (a write callback that
+ * delivers a message whose receiver sends or closes) are carried out, in order, as soon
+ * as curl returns. */
+typedef struct tg_upstream_xfer {
+    CURL *easy;
+    void (*done)(struct tg_upstream_xfer *x, CURLcode result);
+    /* driver state, zero-initialise and leave alone */
+    struct tg_upstream_xfer *next_deferred;
+    int deferred;            /* 0, or the pending operation */
+    bool in_multi;
+} tg_upstream_xfer;
+
+int  tg_upstream_curl_init(uv_loop_t *loop, tg_error *err);
+void tg_upstream_curl_cleanup(void);
+/* Starts the transfer. -1 (err set) if the driver is not initialised or curl refuses. */
+int  tg_upstream_curl_add(tg_upstream_xfer *x, tg_error *err);
+/* Stops the transfer; `done` follows with CURLE_ABORTED_BY_CALLBACK (synchronously when
+ * not called from inside a curl callback). */
+void tg_upstream_curl_cancel(tg_upstream_xfer *x);
+
+#endif /* TG_UPSTREAM_INT_H */
