@@ -39,6 +39,8 @@ typedef struct snapshot {
     tg_config cfg;
     atomic_uint refs;
     tg_arena *arena;
+    bool explicit_public_url;    /* public_url / allowed_hosts were in the file, so they */
+    bool explicit_allowed_hosts; /* do not follow a listen override */
 } snapshot;
 
 /* Secret files are credentials, not documents: anything bigger is a mistake. */
@@ -969,23 +971,23 @@ static void set_defaults(tg_config *cfg)
 
 /* Defaults that depend on other keys: public_url from listen + mcp_path, and
  * allowed_hosts = localhost, 127.0.0.1, [::1] and the host of public_url. */
-static void derive_defaults(loader *L, tg_config *cfg)
+static void derive_defaults(tg_arena *a, tg_config *cfg)
 {
     if (!cfg->public_url) {
         bool v6 = strchr(cfg->listen_host, ':') != NULL;
-        cfg->public_url = tg_arena_sprintf(L->a, "http://%s%s%s:%u%s", v6 ? "[" : "",
+        cfg->public_url = tg_arena_sprintf(a, "http://%s%s%s:%u%s", v6 ? "[" : "",
                                            cfg->listen_host, v6 ? "]" : "",
                                            (unsigned)cfg->listen_port, cfg->mcp_path);
     }
     if (cfg->nallowed_hosts)
         return;
     const char *host = NULL, *why;
-    const char **hosts = tg_arena_calloc(L->a, 5, sizeof *hosts);
+    const char **hosts = tg_arena_calloc(a, 5, sizeof *hosts);
     size_t n = 0;
     hosts[n++] = "localhost";
     hosts[n++] = "127.0.0.1";
     hosts[n++] = "[::1]";
-    if (tg_config_check_http_url(cfg->public_url, 0, L->a, &host, &why) == 0) {
+    if (tg_config_check_http_url(cfg->public_url, 0, a, &host, &why) == 0) {
         bool dup = false;
         for (size_t i = 0; i < n; i++)
             dup = dup || strcasecmp(hosts[i], host) == 0;
@@ -1082,8 +1084,10 @@ tg_config *tg_config_load(const char *path, tg_error *err)
                       &seen);
     if (rc == 0 && cfg->nupstreams == 0)
         rc = missing(&L, &root, "upstreams", " (at least one MCP server to put behind toolgate)");
+    s->explicit_public_url = cfg->public_url != NULL;
+    s->explicit_allowed_hosts = cfg->nallowed_hosts != 0;
     if (rc == 0)
-        derive_defaults(&L, cfg);
+        derive_defaults(L.a, cfg);
 
     tg_arena_free(L.tmp);
     fy_document_destroy(doc);
@@ -1109,6 +1113,27 @@ void tg_config_unref(tg_config *cfg)
     snapshot *s = (snapshot *)cfg;
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
         tg_arena_free(s->arena);  /* s lives in the arena: nothing touches it after */
+}
+
+int tg_config_set_listen(tg_config *cfg, const char *listen, int port, tg_error *err)
+{
+    snapshot *s = (snapshot *)cfg;
+    const char *why;
+    if (atomic_load(&s->refs) != 1)
+        return tg_error_set(err, "the configuration is already in use; cannot change listen");
+    if (port > 65535)
+        return tg_error_set(err, "--port: expected a number from 0 to 65535");
+    if (listen && tg_config_parse_listen(listen, s->arena, &cfg->listen_host, &cfg->listen_port,
+                                         &why) < 0)
+        return tg_error_set(err, "--listen: %s, found \"%s\"", why, listen);
+    if (port >= 0)
+        cfg->listen_port = (uint16_t)port;
+    if (!s->explicit_public_url)
+        cfg->public_url = NULL;
+    if (!s->explicit_allowed_hosts)
+        cfg->nallowed_hosts = 0;
+    derive_defaults(s->arena, cfg);
+    return 0;
 }
 
 const tg_upstream_conf *tg_config_upstream(const tg_config *cfg, const char *name)

@@ -102,6 +102,14 @@ tg_config *tg_config_load(const char *path, tg_error *err);
 tg_config *tg_config_ref(tg_config *cfg);
 void       tg_config_unref(tg_config *cfg);
 
+/* Overrides the listen address of a freshly loaded snapshot, before it is shared
+ * (`toolgate serve --listen HOST:PORT` / `--port N`). `listen` (same syntax as the
+ * `listen` key) may be NULL to keep the host; port < 0 keeps the port, 0 is allowed here
+ * (an ephemeral port, for tests: call again with the bound port once known). When
+ * public_url / allowed_hosts were not configured, their defaults follow the new address.
+ * Fails if anyone else already holds a reference. (Addition by the config module.) */
+int tg_config_set_listen(tg_config *cfg, const char *listen, int port, tg_error *err);
+
 /* Finds an upstream by name, or NULL. */
 const tg_upstream_conf *tg_config_upstream(const tg_config *cfg, const char *name);
 

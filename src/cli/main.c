@@ -1,0 +1,280 @@
+/*
+ * main.c — the `toolgate` command: parses the command line and dispatches to
+ * `serve` (serve.c: the gateway itself), `check` (validate a configuration),
+ * `cedar` (the Cedar policy tools, src/cedar), `help` and `--version`.
+ *
+ * Exit statuses are part of the interface: 0 success, 1 the work failed (invalid
+ * configuration, start-up error), 2 the command line was wrong. Usage errors go to
+ * stderr with the usage text; requested help goes to stdout.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli_int.h"
+#include "common/tg_common.h"
+#include "config/tg_config.h"
+#ifdef TG_HAVE_CEDAR_CLI
+#include "cedar/cedar_cli.h"
+#endif
+
+static const char main_usage[] =
+    "usage: toolgate <command> [options]\n"
+    "\n"
+    "toolgate is a runtime-authorization gateway for the Model Context Protocol: MCP\n"
+    "clients connect to it over Streamable HTTP and it forwards to the MCP servers\n"
+    "(upstreams) named in its configuration.\n"
+    "\n"
+    "commands:\n"
+    "  serve --config FILE [--listen HOST:PORT] [--port N]\n"
+    "                      run the gateway\n"
+    "  check --config FILE validate a configuration file and exit\n"
+    "  cedar ...           Cedar policy tools (toolgate help cedar)\n"
+    "  help [COMMAND]      show this help, or the help of COMMAND\n"
+    "\n"
+    "options:\n"
+    "  -h, --help          show this help\n"
+    "  -V, --version       print the version (\"toolgate " TG_VERSION "\")\n"
+    "\n"
+    "Configuration keys: docs/configuration.md. Example: examples/toolgate.yaml.\n";
+
+static const char serve_usage[] =
+    "usage: toolgate serve --config FILE [--listen HOST:PORT] [--port N]\n"
+    "\n"
+    "Runs the gateway: accepts MCP clients (Streamable HTTP) on the configured address\n"
+    "and MCP path, and forwards to the upstream MCP servers in FILE. Logs are JSON lines\n"
+    "on stderr; the first info line says where it listens.\n"
+    "\n"
+    "options:\n"
+    "  --config FILE       configuration file (YAML, see docs/configuration.md); required\n"
+    "  --listen HOST:PORT  listen here instead of the file's `listen`; HOST is a literal\n"
+    "                      IP address, IPv6 in brackets ([::1]:8080)\n"
+    "  --port N            listen on port N (0 to 65535; 0 picks a free port)\n"
+    "  -h, --help          show this help\n"
+    "\n"
+    "signals:\n"
+    "  SIGINT, SIGTERM     graceful shutdown; a second signal exits at once\n"
+    "  SIGHUP              logged and ignored: configuration reload comes with policies\n"
+    "\n"
+    "exit status: 0 after a clean shutdown, 1 if the configuration or start-up fails,\n"
+    "2 on a usage error.\n";
+
+static const char check_usage[] =
+    "usage: toolgate check --config FILE\n"
+    "\n"
+    "Loads and validates FILE completely, without starting anything: every key and\n"
+    "value, secret references (${VAR} must be set, file:PATH readable), and that each\n"
+    "stdio command is an executable file. Prints \"FILE: ok (N upstreams)\" on stdout,\n"
+    "or the first error as \"FILE:LINE:COL: message\" on stderr.\n"
+    "\n"
+    "options:\n"
+    "  --config FILE       configuration file to check; required\n"
+    "  -h, --help          show this help\n"
+    "\n"
+    "exit status: 0 valid, 1 invalid, 2 usage error.\n";
+
+static const char cedar_usage[] =
+    "usage: toolgate cedar <subcommand> [options]\n"
+    "\n"
+    "Cedar policy tools; `toolgate cedar --help` lists the subcommands.\n";
+
+__attribute__((format(printf, 2, 3)))
+static int usage_error(const char *usage, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("toolgate: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\n\n", stderr);
+    fputs(usage, stderr);
+    return 2;
+}
+
+static int is_help(const char *a)
+{
+    return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0;
+}
+
+typedef struct cli_opts {
+    const char *config;
+    const char *listen;
+    int port;          /* -1: not given */
+    int help;
+} cli_opts;
+
+/* Matches "--name VALUE" or "--name=VALUE" at argv[*i]. 1 matched (value in *out, *i
+ * advanced past it), 0 not this option, -1 the value is missing. */
+static int opt_value(int argc, char **argv, int *i, const char *name, const char **out)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0)
+        return 0;
+    if (argv[*i][n] == '=') {
+        *out = argv[*i] + n + 1;
+        return 1;
+    }
+    if (argv[*i][n] != '\0')
+        return 0;
+    if (*i + 1 >= argc)
+        return -1;
+    *out = argv[++*i];
+    return 1;
+}
+
+static int parse_port(const char *s, int *port)
+{
+    long v = 0;
+    if (!*s || strlen(s) > 5)
+        return -1;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    if (v > 65535)
+        return -1;
+    *port = (int)v;
+    return 0;
+}
+
+/* Parses the options of serve/check (argv[0] is the command name). `serve` enables
+ * --listen and --port. Returns 0, or the exit status of a usage error (printed). */
+static int parse_opts(int argc, char **argv, int serve, const char *usage, cli_opts *o)
+{
+    *o = (cli_opts){NULL, NULL, -1, 0};
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL, *port = NULL;
+        int r;
+        if (is_help(argv[i])) {
+            o->help = 1;
+            return 0;
+        }
+        if ((r = opt_value(argc, argv, &i, "--config", &v)) != 0) {
+            if (r < 0)
+                return usage_error(usage, "%s needs a value", "--config");
+            o->config = v;
+        } else if (serve && (r = opt_value(argc, argv, &i, "--listen", &v)) != 0) {
+            if (r < 0)
+                return usage_error(usage, "%s needs a value", "--listen");
+            o->listen = v;
+        } else if (serve && (r = opt_value(argc, argv, &i, "--port", &port)) != 0) {
+            if (r < 0)
+                return usage_error(usage, "%s needs a value", "--port");
+            if (parse_port(port, &o->port) < 0)
+                return usage_error(usage, "--port: expected a number from 0 to 65535, found \"%s\"",
+                                   port);
+        } else {
+            return usage_error(usage, "unexpected argument \"%s\"", argv[i]);
+        }
+    }
+    if (!o->config)
+        return usage_error(usage, "%s is required", "--config FILE");
+    return 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    cli_opts o;
+    int rc = parse_opts(argc, argv, 1, serve_usage, &o);
+    if (rc || o.help) {
+        if (o.help)
+            fputs(serve_usage, stdout);
+        return rc;
+    }
+    return tg_cli_serve(o.config, o.listen, o.port);
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    cli_opts o;
+    tg_error err;
+    int rc = parse_opts(argc, argv, 0, check_usage, &o);
+    if (rc || o.help) {
+        if (o.help)
+            fputs(check_usage, stdout);
+        return rc;
+    }
+    tg_config *cfg = tg_config_load(o.config, &err);
+    if (!cfg) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    printf("%s: ok (%zu upstream%s)\n", o.config, cfg->nupstreams, cfg->nupstreams == 1 ? "" : "s");
+    tg_config_unref(cfg);
+    return 0;
+}
+
+static int cmd_cedar(int argc, char **argv)
+{
+#ifdef TG_HAVE_CEDAR_CLI
+    return cedar_cli_main(argc, argv);
+#else
+    (void)argc;
+    (void)argv;
+    fputs("toolgate: this build has no cedar command (src/cedar/cedar_cli.h was missing)\n",
+          stderr);
+    return 2;
+#endif
+}
+
+typedef struct command {
+    const char *name;
+    const char *usage;
+    int (*run)(int argc, char **argv);  /* argv[0] is the command name */
+} command;
+
+static const command commands[] = {
+    {"serve", serve_usage, cmd_serve},
+    {"check", check_usage, cmd_check},
+    {"cedar", cedar_usage, cmd_cedar},
+};
+
+static const command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    const command *c;
+    if (argc < 2) {
+        fputs(main_usage, stdout);
+        return 0;
+    }
+    if (argc > 2)
+        return usage_error(main_usage, "help takes one command name, found \"%s\"", argv[2]);
+    if (!(c = find_command(argv[1])))
+        return usage_error(main_usage, "no such command \"%s\"", argv[1]);
+    if (c->run == cmd_cedar) {
+        static char help_flag[] = "--help";
+        char *help_argv[] = {argv[1], help_flag, NULL};
+        return cmd_cedar(2, help_argv);
+    }
+    fputs(c->usage, stdout);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const command *c;
+    if (argc < 2)
+        return usage_error(main_usage, "%s", "a command is required");
+    if (is_help(argv[1])) {
+        fputs(main_usage, stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+        puts("toolgate " TG_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "help") == 0)
+        return cmd_help(argc - 1, argv + 1);
+    if (!(c = find_command(argv[1])))
+        return usage_error(main_usage, "unknown command \"%s\"", argv[1]);
+    return c->run(argc - 1, argv + 1);
+}

@@ -1,0 +1,198 @@
+/*
+ * serve.c — `toolgate serve`: puts the configuration, the HTTP front (src/front), the
+ * MCP router (src/mcp) and the upstream transports (src/upstream) on one libuv loop,
+ * and owns what belongs to the process: signals, start-up failures, graceful shutdown.
+ *
+ * Start-up order: load the configuration → apply --listen/--port → transports' global
+ * set-up → front created and bound (so a port-0 listen is known before anyone holds the
+ * configuration and the default public URL can name the real port) → router created
+ * (it takes its own reference to the configuration and starts shared upstreams) →
+ * signals → loop. No request can arrive before the router exists: requests are only
+ * read once the loop runs.
+ *
+ * Shutdown (SIGINT/SIGTERM): the front stops accepting and the router ends sessions and
+ * fails in-flight calls at the same time (an in-flight response waits on its upstream,
+ * so closing the front first and the router after could wait a whole call timeout);
+ * when both report done, the signal handles close, the loop runs dry and everything is
+ * freed. A second signal exits at once.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "cli/cli_int.h"
+#include "common/tg_common.h"
+#include "config/tg_config.h"
+#include "front/tg_front.h"
+#include "mcp/tg_mcp.h"
+#include "upstream/tg_upstream.h"
+
+#define LOG_COMPONENT "toolgate"
+
+/* Invariants: `mcp` is non-NULL whenever the loop runs with `http` listening (see the
+ * start-up order above); `pending` counts shutdown steps (front close, router shutdown)
+ * not yet reported done, and is meaningful only once `stopping` is set. */
+typedef struct server {
+    uv_loop_t loop;
+    tg_config *cfg;
+    tg_http_server *http;
+    tg_mcp *mcp;
+    uv_signal_t signals[3];
+    int nsignals;      /* signal handles initialised (closed when shutdown completes) */
+    int transports;    /* tg_upstream_global_init succeeded: cleanup is due */
+    int stopping;
+    int pending;
+} server;
+
+static const int handled_signals[3] = {SIGINT, SIGTERM, SIGHUP};
+
+static void on_request(tg_http_req *req, void *ctx)
+{
+    server *s = ctx;
+    tg_mcp_handle(req, s->mcp);
+}
+
+static void step_done(void *arg)
+{
+    server *s = arg;
+    if (--s->pending > 0)
+        return;
+    for (int i = 0; i < s->nsignals; i++)
+        uv_close((uv_handle_t *)&s->signals[i], NULL);
+    s->nsignals = 0;
+}
+
+static void begin_shutdown(server *s)
+{
+    s->stopping = 1;
+    s->pending = 1 + (s->mcp != NULL);
+    tg_http_server_close(s->http, step_done, s);
+    if (s->mcp)
+        tg_mcp_shutdown(s->mcp, step_done, s);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    server *s = h->data;
+    if (signum == SIGHUP) {
+        tg_log_info(LOG_COMPONENT, "SIGHUP received: configuration reload arrives with the "
+                                   "policy work; still serving %s unchanged", s->cfg->path);
+        return;
+    }
+    if (s->stopping) {
+        tg_log_warn(LOG_COMPONENT, "%s again: exiting now without a graceful shutdown",
+                    strsignal(signum));
+        _exit(1);
+    }
+    tg_log_info(LOG_COMPONENT, "%s: shutting down gracefully (send it again to exit at once)",
+                strsignal(signum));
+    begin_shutdown(s);
+}
+
+static int start_signals(server *s, tg_error *err)
+{
+    for (int i = 0; i < 3; i++) {
+        int rc = uv_signal_init(&s->loop, &s->signals[i]);
+        if (rc == 0) {
+            s->nsignals++;
+            s->signals[i].data = s;
+            rc = uv_signal_start(&s->signals[i], on_signal, handled_signals[i]);
+        }
+        if (rc < 0)
+            return tg_error_set(err, "cannot handle %s: %s", strsignal(handled_signals[i]),
+                                uv_strerror(rc));
+    }
+    return 0;
+}
+
+/* "atlassian (stdio, shared), jira (http, per-client)" */
+static void describe_upstreams(const tg_config *cfg, tg_buf *out)
+{
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        const tg_upstream_conf *u = &cfg->upstreams[i];
+        tg_buf_printf(out, "%s%s (%s, %s%s%s)", i ? ", " : "", u->name,
+                      u->transport == TG_UP_STDIO ? "stdio" : "http",
+                      u->sessions == TG_UP_SESSIONS_SHARED ? "shared" : "per-client",
+                      u->prefix ? ", prefix " : "", u->prefix ? u->prefix : "");
+    }
+}
+
+static void log_listening(const server *s)
+{
+    const tg_config *cfg = s->cfg;
+    int v6 = strchr(cfg->listen_host, ':') != NULL;
+    tg_buf ups = TG_BUF_INIT;
+    describe_upstreams(cfg, &ups);
+    tg_log_info(LOG_COMPONENT, "listening on http://%s%s%s:%u%s (public URL %s), upstreams: %s",
+                v6 ? "[" : "", cfg->listen_host, v6 ? "]" : "",
+                (unsigned)tg_http_server_port(s->http), cfg->mcp_path, cfg->public_url, ups.data);
+    tg_buf_free(&ups);
+}
+
+/* Everything up to a running loop; on failure err says why and the caller tears down
+ * whatever was built. */
+static int start(server *s, tg_error *err)
+{
+    if (tg_upstream_global_init(&s->loop, err) < 0)
+        return -1;
+    s->transports = 1;
+    s->http = tg_http_server_new(&s->loop, &s->cfg->limits, on_request, s);
+    if (tg_http_server_listen(s->http, s->cfg->listen_host, s->cfg->listen_port, err) < 0)
+        return -1;
+    if (s->cfg->listen_port == 0 &&
+        tg_config_set_listen(s->cfg, NULL, tg_http_server_port(s->http), err) < 0)
+        return -1;
+    if (!(s->mcp = tg_mcp_new(&s->loop, s->cfg, err)))
+        return -1;
+    return start_signals(s, err);
+}
+
+int tg_cli_serve(const char *config_path, const char *listen, int port)
+{
+    server s;
+    tg_error err;
+    int status = 0;
+    memset(&s, 0, sizeof s);
+    if (!(s.cfg = tg_config_load(config_path, &err))) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    if ((listen || port >= 0) && tg_config_set_listen(s.cfg, listen, port, &err) < 0) {
+        fprintf(stderr, "toolgate: %s\n", err.msg);
+        tg_config_unref(s.cfg);
+        return 2;
+    }
+    tg_log_set_level(s.cfg->log_level);
+    /* A write to a child that just exited must be an EPIPE error, not a dead gateway. */
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&s.loop);
+
+    if (start(&s, &err) == 0) {
+        log_listening(&s);
+    } else {
+        tg_log_error(LOG_COMPONENT, "cannot start: %s", err.msg);
+        status = 1;
+        for (int i = 0; i < s.nsignals; i++)
+            uv_close((uv_handle_t *)&s.signals[i], NULL);
+        s.nsignals = 0;
+        if (s.http)
+            begin_shutdown(&s);
+    }
+    uv_run(&s.loop, UV_RUN_DEFAULT);
+
+    if (s.mcp)
+        tg_mcp_free(s.mcp);
+    if (s.http)
+        tg_http_server_free(s.http);
+    if (s.transports)
+        tg_upstream_global_cleanup();
+    uv_run(&s.loop, UV_RUN_DEFAULT);  /* close callbacks of the transports' handles */
+    if (uv_loop_close(&s.loop) != 0)
+        tg_log_warn(LOG_COMPONENT, "event loop still had open handles at exit");
+    if (status == 0)
+        tg_log_info(LOG_COMPONENT, "stopped");
+    tg_config_unref(s.cfg);
+    return status;
+}
