@@ -1,0 +1,546 @@
+/*
+ * test_front.c — tests of the HTTP/1.1 front (src/front) against a real server.
+ *
+ * Each test starts a tg_http_server on 127.0.0.1 port 0 on its own uv loop and talks to
+ * it with raw non-blocking sockets from the same thread: every client wait pumps the
+ * loop (uv_run NOWAIT) and is bounded in time. The test handler records what it saw
+ * (call count, method, path, body, headers) and answers according to a per-test mode.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "front/tg_front.h"
+
+/* ---------------------------------------------------------------- harness */
+
+typedef enum {
+    MODE_ECHO = 0,  /* 200, body "<METHOD> <path>[?query] <body>" */
+    MODE_HOLD,      /* keep the request; the test answers it later */
+    MODE_SSE,       /* start an SSE stream and keep the request */
+    MODE_SSE_SCRIPT,/* start, send a fixed script of events, end */
+} handler_mode;
+
+static struct {
+    uv_loop_t loop;
+    tg_http_server *srv;
+    uint16_t port;
+    handler_mode mode;
+    int calls;
+    int aborts;
+    int abort_send_rc;       /* tg_http_sse_send's result inside the abort callback */
+    tg_http_req *held;
+    char path[256];
+    char query[256];
+    char body[65536];
+    size_t body_len;
+    size_t nheaders;
+    char host[128];
+    int done_calls;
+} H;
+
+static void on_abort(tg_http_req *req, void *user)
+{
+    (void)user;
+    H.aborts++;
+    H.abort_send_rc = tg_http_sse_send(req, NULL, NULL, "late", 4);
+    H.held = NULL;
+}
+
+static void echo(tg_http_req *req)
+{
+    char out[70000];
+    int n = snprintf(out, sizeof out, "%s %s%s%s ", req->method_str, req->path,
+                     req->query ? "?" : "", req->query ? req->query : "");
+    size_t bl = req->body_len < sizeof out - (size_t)n ? req->body_len : sizeof out - (size_t)n;
+    memcpy(out + n, req->body, bl);
+    tg_http_header ct = {"Content-Type", 12, "text/plain", 10};
+    tg_http_respond(req, 200, &ct, 1, out, (size_t)n + bl);
+}
+
+static void handler(tg_http_req *req, void *ctx)
+{
+    (void)ctx;
+    H.calls++;
+    snprintf(H.path, sizeof H.path, "%s", req->path);
+    snprintf(H.query, sizeof H.query, "%s", req->query ? req->query : "");
+    H.body_len = req->body_len < sizeof H.body ? req->body_len : sizeof H.body;
+    memcpy(H.body, req->body, H.body_len);
+    H.nheaders = req->nheaders;
+    const char *host = tg_http_req_header(req, "host", NULL);
+    snprintf(H.host, sizeof H.host, "%s", host ? host : "");
+    switch (H.mode) {
+    case MODE_ECHO:
+        echo(req);
+        break;
+    case MODE_HOLD:
+        H.held = req;
+        tg_http_req_on_abort(req, on_abort, NULL);
+        break;
+    case MODE_SSE:
+        H.held = req;
+        tg_http_req_on_abort(req, on_abort, NULL);
+        tg_http_sse_start(req, NULL, 0);
+        break;
+    case MODE_SSE_SCRIPT: {
+        tg_http_header x = {"Mcp-Session-Id", 14, "abc", 3};
+        tg_http_sse_start(req, &x, 1);
+        assert_int_equal(tg_http_sse_send(req, "1", "message", "a\nb", 3), 0);
+        assert_int_equal(tg_http_sse_comment(req, "ka"), 0);
+        assert_int_equal(tg_http_sse_send(req, NULL, NULL, "x\r\ny\rz", 6), 0);
+        assert_int_equal(tg_http_sse_send(req, "2", NULL, "", 0), 0);
+        tg_http_sse_end(req);
+        break;
+    }
+    }
+}
+
+static void pump(int ms)
+{
+    uint64_t end = tg_now_ms() + (uint64_t)ms;
+    do {
+        uv_run(&H.loop, UV_RUN_NOWAIT);
+        if (ms > 0) usleep(1000);
+    } while (tg_now_ms() < end);
+}
+
+static int server_up(const tg_limits *lim)
+{
+    memset(&H, 0, sizeof H);
+    assert_int_equal(uv_loop_init(&H.loop), 0);
+    tg_limits l = {0};
+    if (lim) l = *lim;
+    H.srv = tg_http_server_new(&H.loop, &l, handler, NULL);
+    tg_error err;
+    assert_int_equal(tg_http_server_listen(H.srv, "127.0.0.1", 0, &err), 0);
+    H.port = tg_http_server_port(H.srv);
+    assert_true(H.port > 0);
+    return 0;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return server_up(NULL);
+}
+
+static void on_done(void *arg)
+{
+    (void)arg;
+    H.done_calls++;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tg_http_server_close(H.srv, on_done, NULL);
+    for (int i = 0; i < 2000 && H.done_calls == 0; i++) pump(1);
+    assert_int_equal(H.done_calls, 1);
+    tg_http_server_free(H.srv);
+    uv_run(&H.loop, UV_RUN_DEFAULT); /* let remaining close callbacks run */
+    assert_int_equal(uv_loop_close(&H.loop), 0);
+    return 0;
+}
+
+static int cl_connect(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(H.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    /* The kernel completes the handshake from the backlog; no pumping needed. */
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    pump(0);
+    return fd;
+}
+
+static void cl_send(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    for (int i = 0; len > 0 && i < 100000; i++) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+        } else {
+            assert_true(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+            pump(1);
+        }
+        pump(0);
+    }
+    assert_int_equal(len, 0);
+}
+
+static void cl_sends(int fd, const char *s)
+{
+    cl_send(fd, s, strlen(s));
+}
+
+typedef struct {
+    char data[1 << 16];
+    size_t len;
+    int eof;
+} rbuf;
+
+/* Reads whatever arrives, pumping the loop, for at most ms or until stop(r) holds. */
+static void cl_read(int fd, rbuf *r, int ms, int (*stop)(const rbuf *, void *), void *arg)
+{
+    uint64_t end = tg_now_ms() + (uint64_t)ms;
+    while (tg_now_ms() < end && !r->eof && !(stop && stop(r, arg))) {
+        pump(0);
+        ssize_t n = recv(fd, r->data + r->len, sizeof r->data - 1 - r->len, 0);
+        if (n > 0) {
+            r->len += (size_t)n;
+            r->data[r->len] = '\0';
+        } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+            r->eof = 1;
+        } else {
+            usleep(500);
+        }
+    }
+}
+
+/* Length of the complete response at p (Content-Length framed), or 0 if incomplete. */
+static size_t resp_len(const char *p, size_t len)
+{
+    const char *end = memmem(p, len, "\r\n\r\n", 4);
+    if (!end) return 0;
+    size_t head = (size_t)(end - p) + 4;
+    const char *cl = memmem(p, head, "Content-Length: ", 16);
+    size_t body = cl ? strtoul(cl + 16, NULL, 10) : 0;
+    return head + body <= len ? head + body : 0;
+}
+
+static int has_n_responses(const rbuf *r, void *arg)
+{
+    int want = *(int *)arg, got = 0;
+    size_t off = 0, n;
+    while ((n = resp_len(r->data + off, r->len - off)) > 0) {
+        off += n;
+        got++;
+    }
+    return got >= want;
+}
+
+static int has_text(const rbuf *r, void *arg)
+{
+    return strstr(r->data, arg) != NULL;
+}
+
+/* Sends a request and reads one complete response. */
+static void roundtrip(int fd, const char *req, rbuf *r)
+{
+    memset(r, 0, sizeof *r);
+    cl_sends(fd, req);
+    int one = 1;
+    cl_read(fd, r, 2000, has_n_responses, &one);
+}
+
+static int status_of(const char *p)
+{
+    if (strncmp(p, "HTTP/1.1 ", 9) != 0) return -1;
+    return atoi(p + 9);
+}
+
+static const char *body_of(const char *p)
+{
+    const char *b = strstr(p, "\r\n\r\n");
+    return b ? b + 4 : "";
+}
+
+/* ---------------------------------------------------------------- basic requests */
+
+static void test_get(void **state)
+{
+    (void)state;
+    int fd = cl_connect();
+    rbuf r;
+    roundtrip(fd, "GET /hello?x=1&y=2 HTTP/1.1\r\nHost: localhost\r\nX-Pad:   v  \r\n\r\n", &r);
+    assert_int_equal(status_of(r.data), 200);
+    assert_string_equal(body_of(r.data), "GET /hello?x=1&y=2 ");
+    assert_non_null(strstr(r.data, "\r\nDate: "));
+    assert_non_null(strstr(r.data, "\r\nContent-Length: 19\r\n"));
+    assert_null(strstr(r.data, "Connection:"));
+    assert_int_equal(H.calls, 1);
+    assert_string_equal(H.path, "/hello");
+    assert_string_equal(H.query, "x=1&y=2");
+    assert_string_equal(H.host, "localhost");
+    assert_int_equal(H.nheaders, 2);
+    close(fd);
+}
+
+static void test_header_values_trimmed(void **state)
+{
+    (void)state;
+    H.mode = MODE_HOLD;
+    int fd = cl_connect();
+    cl_sends(fd, "GET / HTTP/1.1\r\nHost: h\r\nX-A: \t one two \t\r\nX-Empty:\r\nx-a: second\r\n\r\n");
+    for (int i = 0; i < 500 && !H.held; i++) pump(1);
+    assert_non_null(H.held);
+    size_t len;
+    const char *v = tg_http_req_header(H.held, "X-a", &len);
+    assert_string_equal(v, "one two");
+    assert_int_equal(len, 7);
+    assert_string_equal(tg_http_req_header(H.held, "x-empty", &len), "");
+    assert_int_equal(len, 0);
+    assert_int_equal(tg_http_req_header_count(H.held, "X-A"), 2);
+    assert_null(tg_http_req_header(H.held, "missing", NULL));
+    assert_string_equal(H.held->headers[0].name, "Host");
+    assert_int_equal(H.held->method, TG_HTTP_GET);
+    assert_int_equal(H.held->http_minor, 1);
+    assert_string_equal(H.held->client_ip, "127.0.0.1");
+    tg_http_respond(H.held, 204, NULL, 0, NULL, 0);
+    H.held = NULL;
+    rbuf r = {0};
+    cl_read(fd, &r, 1000, has_text, "\r\n\r\n");
+    assert_int_equal(status_of(r.data), 204);
+    assert_null(strstr(r.data, "Content-Length"));
+    close(fd);
+}
+
+static void test_post_content_length(void **state)
+{
+    (void)state;
+    int fd = cl_connect();
+    rbuf r;
+    roundtrip(fd, "POST /mcp HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world", &r);
+    assert_int_equal(status_of(r.data), 200);
+    assert_string_equal(body_of(r.data), "POST /mcp hello world");
+    assert_int_equal(H.body_len, 11);
+    assert_memory_equal(H.body, "hello world", 11);
+    close(fd);
+}
+
+static void test_post_split_reads(void **state)
+{
+    (void)state;
+    /* Header block and body arrive in pieces: the partial block is buffered, the body
+     * streams through the parser. */
+    int fd = cl_connect();
+    const char *parts[] = {"POS", "T /mcp HTTP/1.1\r\nHo", "st: h\r\nContent-Len", "gth: 6\r\n\r",
+                           "\nab", "cdef"};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        cl_sends(fd, parts[i]);
+        pump(5);
+    }
+    rbuf r = {0};
+    int one = 1;
+    cl_read(fd, &r, 2000, has_n_responses, &one);
+    assert_int_equal(status_of(r.data), 200);
+    assert_string_equal(body_of(r.data), "POST /mcp abcdef");
+    close(fd);
+}
+
+static void test_chunked_body(void **state)
+{
+    (void)state;
+    int fd = cl_connect();
+    rbuf r;
+    roundtrip(fd, "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n", &r);
+    assert_int_equal(status_of(r.data), 200);
+    assert_string_equal(body_of(r.data), "POST /c hello world");
+    assert_int_equal(H.body_len, 11);
+    close(fd);
+}
+
+static void test_keepalive_two_requests(void **state)
+{
+    (void)state;
+    int fd = cl_connect();
+    rbuf r;
+    roundtrip(fd, "GET /one HTTP/1.1\r\nHost: h\r\n\r\n", &r);
+    assert_string_equal(body_of(r.data), "GET /one ");
+    roundtrip(fd, "GET /two HTTP/1.1\r\nHost: h\r\n\r\n", &r);
+    assert_string_equal(body_of(r.data), "GET /two ");
+    assert_int_equal(H.calls, 2);
+    assert_int_equal(tg_http_server_connections(H.srv), 1);
+    close(fd);
+}
+
+static void test_http10(void **state)
+{
+    (void)state;
+    /* HTTP/1.0 without keep-alive: Connection: close, then the server closes. */
+    int fd = cl_connect();
+    rbuf r = {0};
+    cl_sends(fd, "GET /a HTTP/1.0\r\n\r\n");
+    cl_read(fd, &r, 2000, NULL, NULL);
+    assert_true(r.eof);
+    assert_int_equal(status_of(r.data), 200);
+    assert_non_null(strstr(r.data, "Connection: close\r\n"));
+    close(fd);
+    /* HTTP/1.0 with keep-alive: two requests on one connection. */
+    fd = cl_connect();
+    roundtrip(fd, "GET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &r);
+    assert_non_null(strstr(r.data, "Connection: keep-alive\r\n"));
+    roundtrip(fd, "GET /c HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &r);
+    assert_string_equal(body_of(r.data), "GET /c ");
+    close(fd);
+}
+
+static void test_connection_close_honoured(void **state)
+{
+    (void)state;
+    int fd = cl_connect();
+    rbuf r = {0};
+    cl_sends(fd, "GET /a HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    cl_read(fd, &r, 2000, NULL, NULL);
+    assert_true(r.eof);
+    assert_int_equal(status_of(r.data), 200);
+    assert_non_null(strstr(r.data, "Connection: close\r\n"));
+    close(fd);
+}
+
+static void test_head(void **state)
+{
+    (void)state;
+    int fd = cl_connect();
+    rbuf r = {0};
+    cl_sends(fd, "HEAD /h HTTP/1.1\r\nHost: h\r\n\r\n");
+    cl_read(fd, &r, 300, NULL, NULL);
+    assert_int_equal(status_of(r.data), 200);
+    assert_non_null(strstr(r.data, "Content-Length: 8\r\n"));
+    assert_string_equal(body_of(r.data), ""); /* no body bytes after the head */
+    close(fd);
+}
+
+static void test_pipelined_in_order(void **state)
+{
+    (void)state;
+    int fd = cl_connect();
+    cl_sends(fd, "GET /1 HTTP/1.1\r\nHost: h\r\n\r\n"
+                 "POST /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
+                 "GET /3 HTTP/1.1\r\nHost: h\r\n\r\n");
+    rbuf r = {0};
+    int three = 3;
+    cl_read(fd, &r, 2000, has_n_responses, &three);
+    const char *a = strstr(r.data, "GET /1 "), *b = strstr(r.data, "POST /2 abc"),
+               *c = strstr(r.data, "GET /3 ");
+    assert_true(a && b && c && a < b && b < c);
+    assert_int_equal(H.calls, 3);
+    close(fd);
+}
+
+static void test_pipelined_waits_for_response(void **state)
+{
+    (void)state;
+    /* One request in flight: the second is not parsed until the first is answered. */
+    H.mode = MODE_HOLD;
+    int fd = cl_connect();
+    cl_sends(fd, "GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
+    pump(50);
+    assert_int_equal(H.calls, 1);
+    assert_string_equal(H.path, "/1");
+    H.mode = MODE_ECHO;
+    tg_http_respond(H.held, 200, NULL, 0, "first", 5);
+    H.held = NULL;
+    rbuf r = {0};
+    int two = 2;
+    cl_read(fd, &r, 2000, has_n_responses, &two);
+    assert_int_equal(H.calls, 2);
+    assert_string_equal(H.path, "/2");
+    const char *a = strstr(r.data, "first"), *b = strstr(r.data, "GET /2 ");
+    assert_true(a && b && a < b);
+    close(fd);
+}
+
+static void test_expect_continue(void **state)
+{
+    (void)state;
+    int fd = cl_connect();
+    rbuf r = {0};
+    cl_sends(fd, "POST /e HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+    cl_read(fd, &r, 1000, has_text, "\r\n\r\n");
+    assert_string_equal(r.data, "HTTP/1.1 100 Continue\r\n\r\n");
+    memset(&r, 0, sizeof r);
+    cl_sends(fd, "ok");
+    int one = 1;
+    cl_read(fd, &r, 2000, has_n_responses, &one);
+    assert_string_equal(body_of(r.data), "POST /e ok");
+    close(fd);
+}
+
+/* ---------------------------------------------------------------- SSE */
+
+static void test_sse_exact(void **state)
+{
+    (void)state;
+    H.mode = MODE_SSE_SCRIPT;
+    int fd = cl_connect();
+    rbuf r = {0};
+    cl_sends(fd, "POST /mcp HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\n{}");
+    cl_read(fd, &r, 2000, has_text, "\r\n0\r\n\r\n");
+    assert_int_equal(status_of(r.data), 200);
+    assert_non_null(strstr(r.data, "\r\nContent-Type: text/event-stream\r\n"));
+    assert_non_null(strstr(r.data, "\r\nCache-Control: no-cache\r\n"));
+    assert_non_null(strstr(r.data, "\r\nTransfer-Encoding: chunked\r\n"));
+    assert_non_null(strstr(r.data, "\r\nMcp-Session-Id: abc\r\n"));
+    assert_null(strstr(r.data, "Content-Length"));
+    assert_string_equal(body_of(r.data),
+                        "26\r\nid: 1\nevent: message\ndata: a\ndata: b\n\n\r\n"
+                        "6\r\n: ka\n\n\r\n"
+                        "19\r\ndata: x\ndata: y\ndata: z\n\n\r\n"
+                        "e\r\nid: 2\ndata: \n\n\r\n"
+                        "0\r\n\r\n");
+    /* The connection stays usable after the stream. */
+    H.mode = MODE_ECHO;
+    roundtrip(fd, "GET /after HTTP/1.1\r\nHost: h\r\n\r\n", &r);
+    assert_string_equal(body_of(r.data), "GET /after ");
+    close(fd);
+}
+
+static void test_sse_client_disconnect(void **state)
+{
+    (void)state;
+    H.mode = MODE_SSE;
+    int fd = cl_connect();
+    rbuf r = {0};
+    cl_sends(fd, "GET /mcp HTTP/1.1\r\nHost: h\r\nAccept: text/event-stream\r\n\r\n");
+    cl_read(fd, &r, 2000, has_text, "\r\n\r\n");
+    assert_non_null(H.held);
+    assert_int_equal(tg_http_sse_send(H.held, NULL, NULL, "one", 3), 0);
+    close(fd);
+    for (int i = 0; i < 1000 && H.held; i++) pump(1);
+    assert_null(H.held);
+    assert_int_equal(H.aborts, 1);
+    assert_int_equal(H.abort_send_rc, -1); /* sending from inside the abort callback */
+    pump(20);
+    assert_int_equal(H.aborts, 1);
+    assert_int_equal(tg_http_server_connections(H.srv), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_header_values_trimmed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_post_content_length, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_post_split_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunked_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keepalive_two_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http10, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_close_honoured, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined_waits_for_response, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expect_continue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sse_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sse_client_disconnect, setup, teardown),
+    };
+    tg_log_set_level(TG_LOG_ERROR);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
