@@ -48,7 +48,7 @@ typedef struct snapshot {
 
 typedef struct loader {
     const char *file;   /* the path as given: the FILE in "FILE:LINE:COL: ..." */
-    const char *dir;    /* absolute directory of the file; base of relative paths */
+    const char *dir;    /* absolute directory of the file (in `a`); base of relative paths */
     tg_arena *a;        /* the snapshot's arena: everything the snapshot keeps */
     tg_arena *tmp;      /* key paths and copies used only while loading */
     tg_error *err;
@@ -80,6 +80,10 @@ static int node_mark(struct fy_node *n, int *line, int *col)
             return -1;
         *line = m->line + 1;
         *col = m->column + 1;
+        /* A quoted scalar's token starts after its opening quote; point at the quote. */
+        if ((fy_node_get_style(n) == FYNS_SINGLE_QUOTED ||
+             fy_node_get_style(n) == FYNS_DOUBLE_QUOTED) && *col > 1)
+            (*col)--;
         return 0;
     }
     case FYNT_MAPPING: {
@@ -227,6 +231,8 @@ static const char *abspath(loader *L, const char *p)
         return tg_arena_strdup(L->a, p);
     while (p[0] == '.' && p[1] == '/')
         p += 2;
+    if (strcmp(p, ".") == 0 || !*p)
+        return L->dir;
     return tg_arena_sprintf(L->a, "%s/%s", L->dir, p);
 }
 
@@ -606,11 +612,12 @@ static int read_headers(loader *L, const at *w, void *obj)
     for (size_t i = 0; i < b->u.nheaders; i++) {
         const tg_kv *h = &b->u.headers[i];
         at hw = find_key(L, w, h->key);
+        at name = {hw.key, hw.key, hw.where};
         if (strpbrk(h->value, "\r\n"))
             return fail(L, &hw, "a header value must not contain line breaks");
         for (size_t j = 0; j < i; j++)
             if (strcasecmp(b->u.headers[j].key, h->key) == 0)
-                return fail(L, &hw, "header %s is given twice (names are case-insensitive)",
+                return fail(L, &name, "header %s is given twice (names are case-insensitive)",
                             h->key);
     }
     return 0;
@@ -1008,6 +1015,8 @@ static char *config_dir(const char *file)
     return abs;
 }
 
+#define EMPTY_FILE "the file is empty; a configuration needs at least \"upstreams\""
+
 /* Builds the YAML document. Syntax errors and duplicate keys come back from libfyaml's
  * collected diagnostics with their position. */
 static struct fy_document *parse_yaml(const char *file, FILE *fp, tg_error *err)
@@ -1034,8 +1043,8 @@ static struct fy_document *parse_yaml(const char *file, FILE *fp, tg_error *err)
         struct fy_diag_error *e = fy_diag_errors_iterate(diag, &it);
         if (e)
             tg_error_set(err, "%s:%d:%d: %s", file, e->line, e->column, e->msg);
-        else
-            tg_error_set(err, "%s: not a valid YAML document", file);
+        else  /* libfyaml builds no document from an empty stream */
+            tg_error_set(err, "%s:1:1: %s", file, EMPTY_FILE);
     }
     fy_diag_unref(diag);
     return doc;
@@ -1070,7 +1079,8 @@ tg_config *tg_config_load(const char *path, tg_error *err)
     s->arena = arena;
     atomic_init(&s->refs, 1);
     tg_config *cfg = &s->cfg;
-    loader L = {path, dir, arena, tg_arena_new(0), err};
+    loader L = {path, tg_arena_strdup(arena, dir), arena, tg_arena_new(0), err};
+    free(dir);
     cfg->path = tg_arena_strdup(arena, path);
     set_defaults(cfg);
 
@@ -1078,7 +1088,7 @@ tg_config *tg_config_load(const char *path, tg_error *err)
     uint64_t seen = 0;
     int rc;
     if (!root.node)
-        rc = fail(&L, &root, "the file is empty; a configuration needs at least \"upstreams\"");
+        rc = fail(&L, &root, EMPTY_FILE);
     else
         rc = walk_map(&L, &root, top_fields, sizeof top_fields / sizeof top_fields[0], cfg, 0,
                       &seen);
@@ -1091,7 +1101,6 @@ tg_config *tg_config_load(const char *path, tg_error *err)
 
     tg_arena_free(L.tmp);
     fy_document_destroy(doc);
-    free(dir);
     if (rc < 0) {
         tg_arena_free(arena);
         return NULL;
