@@ -1046,6 +1046,8 @@ static struct fy_document *parse_yaml(const char *file, FILE *fp, tg_error *err)
         else  /* libfyaml builds no document from an empty stream */
             tg_error_set(err, "%s:1:1: %s", file, EMPTY_FILE);
     }
+    /* Turning collection off frees the collected errors (fy_diag_unref does not). */
+    fy_diag_set_collect_errors(diag, false);
     fy_diag_unref(diag);
     return doc;
 }
