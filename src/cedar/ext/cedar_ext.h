@@ -43,7 +43,8 @@ int  cedar_ip_is_multicast(const cedar_ipaddr *a);  /* every address of the rang
 /* 1 when every address of range a lies within range `range` (a plain address is a /32 or
  * /128 range); 0 otherwise, including when the families differ. */
 int  cedar_ip_in_range(const cedar_ipaddr *a, const cedar_ipaddr *range);
-/* Canonical text as Cedar displays it ("addr/prefix"), NUL-terminated. */
+/* Canonical text as Cedar displays it ("addr/prefix"), NUL-terminated; always a valid
+ * ip() literal for the same value (v4-mapped v6 addresses stay in hex, see ext_ip.c). */
 void cedar_ip_format(const cedar_ipaddr *a, char out[CEDAR_IP_FORMAT_MAX]);
 
 /* ---------------------------------------------------------------- decimal */

@@ -27,8 +27,12 @@
  *  - isInRange(a, r): same family, and r.network <= a.network && a.broadcast <=
  *    r.broadcast, networks/broadcasts computed with each side's own prefix. ipaddr.rs is_in_range
  *  - Display: "<addr>/<prefix>" with Rust's address Display: v6 in lowercase hex without
- *    leading zeros, the longest run (>= 2, first on ties) of zero groups as "::", and
- *    v4-mapped ::ffff:a.b.c.d shown in dotted form.                        ipaddr.rs Display, std Ipv6Addr Display
+ *    leading zeros, the longest run (>= 2, first on ties) of zero groups as "::".
+ *                                                                          ipaddr.rs Display, std Ipv6Addr Display
+ *    One deliberate difference: Rust shows v4-mapped addresses as ::ffff:a.b.c.d, which
+ *    ip() then refuses; toolgate keeps them in hex (::ffff:102:304) so that every
+ *    displayed value is a valid ip() literal for the same value. Display is only used
+ *    in diagnostics; no decision depends on it.
  */
 #include "cedar/ext/cedar_ext.h"
 
@@ -209,11 +213,6 @@ static size_t format_v4(const uint8_t *b, char *out, size_t cap)
 
 static size_t format_v6(const uint8_t *b, char *out, size_t cap)
 {
-    static const uint8_t mapped_prefix[12] = {[10] = 0xff, [11] = 0xff};
-    if (memcmp(b, mapped_prefix, 12) == 0) {
-        int k = snprintf(out, cap, "::ffff:");
-        return (size_t)k + format_v4(b + 12, out + k, cap - (size_t)k);
-    }
     uint16_t g[8];
     for (int i = 0; i < 8; i++) g[i] = (uint16_t)(b[2 * i] << 8 | b[2 * i + 1]);
     /* Longest run of zero groups; the first wins a tie; a single zero is not compressed. */
