@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,6 +162,15 @@ const char *mcp_prefix_strip(const char *prefix, const char *name)
     size_t pl = strlen(prefix);
     if (strncmp(name, prefix, pl) != 0 || name[pl] == '\0') return NULL;
     return name + pl;
+}
+
+char *mcp_sub_key(size_t idx, const char *uri, size_t *len)
+{
+    char *key = NULL;
+    int n = asprintf(&key, "%zu %s", idx, uri);
+    if (n < 0) abort();
+    *len = (size_t)n;
+    return key;
 }
 
 /* Sets key.flag = true in dst when any source says so. */

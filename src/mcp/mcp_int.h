@@ -98,6 +98,9 @@ char       *mcp_prefix_add(const char *prefix, const char *name);
  * returns name. */
 const char *mcp_prefix_strip(const char *prefix, const char *name);
 
+/* Key of a resource subscription in mcp_session.subs: "<idx> <uri>", malloc'd. */
+char *mcp_sub_key(size_t idx, const char *uri, size_t *len);
+
 /* Merges server capabilities: union of tools/resources/prompts/logging/completions;
  * listChanged / subscribe true if any upstream says so. caps[i] may be NULL. New ref. */
 json_t *mcp_caps_merge(json_t *const *caps, size_t n);
@@ -169,6 +172,7 @@ struct mcp_call {
     int64_t gw_token;            /* our token upstream, 0 when none */
     json_t **parts;              /* nupstreams entries */
     size_t nwait;
+    size_t npending;             /* pendings whose call is this one */
     void (*finish)(mcp_call *c); /* all parts in: build and send the answer */
     json_t *cursor_pairs;        /* federated list: the decoded cursor, or NULL */
     int refreshes;               /* name-map refreshes done for this call */
@@ -321,6 +325,8 @@ void mcp_exchange_settle(mcp_exchange *x);
 
 /* ================================================================ upstream_link.c */
 
+/* Always returns a link; one whose transport could not start is FAILED (err says why).
+ * init_params NULL: toolgate's own initialize params (SHARED links). */
 mcp_link *mcp_link_new(tg_mcp *m, size_t idx, mcp_session *owner, json_t *init_params,
                        tg_error *err);
 void mcp_link_close(mcp_link *l);
@@ -330,6 +336,11 @@ const json_t *mcp_link_caps(const mcp_link *l);
  * counts as yes, so the request is queued rather than silently skipped. */
 bool mcp_link_has(const mcp_link *l, const char *cap);
 int  mcp_link_send_raw(mcp_link *l, const json_t *msg);
+
+/* ================================================================ router.c */
+
+/* Shutdown: calls the done callback once nothing is closing any more. */
+void mcp_maybe_done(tg_mcp *m);
 
 /* ================================================================ federation.c (routing) */
 

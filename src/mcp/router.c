@@ -1,0 +1,484 @@
+/*
+ * router.c — the MCP router's HTTP entry point (tg_mcp_handle), its checks, and the
+ * dispatch of client messages; plus creation and shutdown of the router.
+ *
+ * Design (decided):
+ *  - HTTP: the path must be cfg->mcp_path (else 404). Host must be an allowed host, an
+ *    Origin (if sent) an allowed origin (403, DNS-rebinding protection). Singleton headers
+ *    (MCP-Session-Id, MCP-Protocol-Version) appear at most once (400). A protocol version
+ *    header must name a supported revision (400) and, on a session, the negotiated one
+ *    (400); absent, the session's negotiated revision applies (2025-03-26 before one
+ *    exists). POST needs Accept: application/json + text/event-stream (406) and
+ *    Content-Type: application/json (415); the body passes tg_json_parse (400/-32700)
+ *    and tg_rpc_classify (400/-32600). Batches (JSON arrays) only on 2025-03-26 sessions.
+ *    initialize without MCP-Session-Id creates a session (random 32-byte hex id, sent in
+ *    MCP-Session-Id); with one → 400. Anything else without it → 400, unknown/ended id or
+ *    another principal's session → 404. Notifications and responses → 202. GET opens the
+ *    session's server-to-client SSE stream (406 without text/event-stream, 409 for a
+ *    second one, Last-Event-ID resumes from the replay ring). DELETE ends the session.
+ *    Other methods → 405 with Allow. max_sessions reached → initialize gets 503.
+ *  - A POSTed request is answered application/json when the upstream's final response is
+ *    the first related message, else the POST switches to text/event-stream (priming
+ *    event, then each message with a session-unique event id, the response last). A
+ *    dropped stream does not cancel: later messages go to the GET stream or the ring.
+ *  - Upstreams: SHARED links are opened by tg_mcp_new and initialised by toolgate itself;
+ *    PER_CLIENT links are opened when a client initialises, with the client's own
+ *    initialize params, and the client's InitializeResult waits for them. One upstream:
+ *    its own InitializeResult (transparency); several: merged (federation.c).
+ *  - Rewriting: gateway-unique ids and progress tokens upstream, mapped back per
+ *    (session, id); cancellations mapped both ways; server-to-client requests get "tg-N"
+ *    ids per session and the client's answers are mapped back (pending.c,
+ *    upstream_link.c). Before notifications/initialized a session may only ping.
+ *  - The client's Authorization header is never passed on: the transports take no
+ *    client headers at all.
+ *  - Extension points: the principal check in session_of(); route_tools_call() in
+ *    federation.c is the single place a tools/call is forwarded.
+ */
+#include "mcp/mcp_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define COMPONENT "mcp"
+
+/* Until authentication lands (issue 4) every request acts for this principal; sessions
+ * still record and check it so the binding exists from the start. */
+#define ANONYMOUS_PRINCIPAL "anonymous"
+
+static void http_error(tg_http_req *req, int status, int code, const tg_http_header *h,
+                       size_t nh, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void http_error(tg_http_req *req, int status, int code, const tg_http_header *h,
+                       size_t nh, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *e = tg_rpc_error(NULL, code, msg, NULL);
+    size_t len;
+    char *body = tg_json_dump(e, &len);
+    json_decref(e);
+    tg_http_respond_json(req, status, h, nh, body, len);
+    free(body);
+}
+
+static void respond_rpc(tg_http_req *req, int status, json_t *msg_steal)
+{
+    size_t len;
+    char *body = tg_json_dump(msg_steal, &len);
+    json_decref(msg_steal);
+    tg_http_respond_json(req, status, NULL, 0, body, len);
+    free(body);
+}
+
+/* The session a request names, checked; or NULL after answering the error. */
+static mcp_session *session_of(tg_mcp *m, tg_http_req *req, const char *principal)
+{
+    size_t len;
+    const char *sid = tg_http_req_header(req, "MCP-Session-Id", &len);
+    if (!sid) {
+        http_error(req, 400, TG_RPC_SERVER_ERROR, NULL, 0, "Bad Request: missing MCP-Session-Id");
+        return NULL;
+    }
+    mcp_session *s = mcp_session_find(m, sid, len);
+    /* Another principal presenting a session id learns nothing: same answer as unknown. */
+    if (!s || strcmp(s->principal, principal) != 0) {
+        http_error(req, 404, TG_RPC_SESSION_NOT_FOUND, NULL, 0, "Session not found");
+        return NULL;
+    }
+    const char *ver = tg_http_req_header(req, "MCP-Protocol-Version", &len);
+    if (ver && !tg_strcaseeq(ver, len, s->version)) {
+        http_error(req, 400, TG_RPC_SERVER_ERROR, NULL, 0,
+                   "Bad Request: MCP-Protocol-Version %.*s does not match the negotiated %s",
+                   (int)(len > 32 ? 32 : len), ver, s->version);
+        return NULL;
+    }
+    s->last_active_ms = tg_now_ms();
+    return s;
+}
+
+/* ---------------------------------------------------------------- client messages */
+
+/* Requests a session may send before notifications/initialized. */
+static bool allowed_before_initialized(const char *method)
+{
+    return strcmp(method, "ping") == 0 || strcmp(method, "logging/setLevel") == 0;
+}
+
+/* Takes ownership of msg. */
+static void dispatch_request(mcp_session *s, mcp_exchange *x, json_t *msg)
+{
+    size_t klen;
+    char *key = tg_json_dump(json_object_get(msg, "id"), &klen);
+    bool dup = mcp_map_get(&s->calls_by_id, key, klen) != NULL;
+    free(key);
+    mcp_call *c = mcp_call_new(s, x, msg);
+    if (dup) {
+        mcp_call_error(c, TG_RPC_INVALID_REQUEST, NULL,
+                       "Invalid Request: id is already in use by a request in progress");
+    } else if (strcmp(c->method, "initialize") == 0) {
+        mcp_call_error(c, TG_RPC_INVALID_REQUEST, NULL,
+                       "Invalid Request: the session is already initialized");
+    } else if (!s->initialized && !allowed_before_initialized(c->method)) {
+        mcp_call_error(c, TG_RPC_INVALID_REQUEST, NULL,
+                       "Invalid Request: send notifications/initialized first");
+    } else {
+        mcp_route_request(c);
+    }
+}
+
+/* The client's answer to a server-to-client request: back to the upstream that asked. */
+static void client_response(mcp_session *s, json_t *msg)
+{
+    const char *id = json_string_value(json_object_get(msg, "id"));
+    mcp_s2c *q = id ? mcp_map_del(&s->s2c, id, strlen(id)) : NULL;
+    if (!q) {
+        tg_log_debug(COMPONENT, "session %.8s…: response to an unknown request dropped", s->id);
+        return;
+    }
+    if (q->link_gen == q->link->gen) {
+        json_t *out = json_copy(msg);
+        json_object_set(out, "id", q->upstream_id);
+        mcp_link_send_raw(q->link, out);
+        json_decref(out);
+    }
+    json_decref(q->upstream_id);
+    free(q);
+}
+
+/* A notification or response from the client (borrowed). */
+static void client_message(mcp_session *s, json_t *msg, tg_rpc_kind kind)
+{
+    if (kind == TG_RPC_KIND_RESPONSE) {
+        client_response(s, msg);
+        return;
+    }
+    const char *method = json_string_value(json_object_get(msg, "method"));
+    if (strcmp(method, "notifications/initialized") == 0) {
+        s->initialized = true;
+    } else if (strcmp(method, "notifications/cancelled") == 0) {
+        json_t *params = json_object_get(msg, "params");
+        json_t *rid = json_object_get(params, "requestId");
+        if (!json_is_string(rid) && !json_is_integer(rid)) return;
+        size_t klen;
+        char *key = tg_json_dump(rid, &klen);
+        mcp_call *c = mcp_map_get(&s->calls_by_id, key, klen);
+        free(key);
+        const char *reason = json_string_value(json_object_get(params, "reason"));
+        if (c && strcmp(c->method, "initialize") != 0)
+            mcp_call_cancel(c, reason ? reason : "cancelled by the client");
+    } else {
+        mcp_route_notification(s, msg);
+    }
+}
+
+/* ---------------------------------------------------------------- POST */
+
+static void post_initialize(tg_mcp *m, tg_http_req *req, json_t *msg, const char *principal)
+{
+    json_t *params = json_object_get(msg, "params");
+    const char *want = json_string_value(json_object_get(params, "protocolVersion"));
+    if (!want) {
+        respond_rpc(req, 200, tg_rpc_error(json_object_get(msg, "id"), TG_RPC_INVALID_PARAMS,
+                                           "Invalid params: protocolVersion is required", NULL));
+        json_decref(msg);
+        return;
+    }
+    if (m->nsessions >= m->cfg->limits.max_sessions) {
+        http_error(req, 503, TG_RPC_SERVER_ERROR, NULL, 0,
+                   "Service Unavailable: the session limit (%zu) is reached",
+                   m->cfg->limits.max_sessions);
+        json_decref(msg);
+        return;
+    }
+    const char *version = mcp_version_supported(want, strlen(want)) ? want : TG_MCP_LATEST_VERSION;
+    json_t *caps = json_object_get(params, "capabilities");
+    json_t *own_caps = json_is_object(caps) ? json_incref(caps) : json_object();
+    mcp_session *s = mcp_session_new(m, principal, version, own_caps);
+    json_decref(own_caps);
+    for (size_t i = 0; i < m->cfg->nupstreams; i++)
+        if (m->cfg->upstreams[i].sessions == TG_UP_SESSIONS_PER_CLIENT)
+            s->links[i] = mcp_link_new(m, i, s, params, NULL);
+    tg_log_info(COMPONENT, "session %.8s… created (protocol %s)", s->id, version);
+
+    mcp_exchange *x = mcp_exchange_new(s, req);
+    x->announce_session = true;
+    mcp_call *c = mcp_call_new(s, x, msg);
+    c->finish = mcp_initialize_finish;
+    c->nwait++;
+    for (size_t i = 0; i < m->cfg->nupstreams; i++) mcp_call_ask(c, i, NULL, NULL);
+    mcp_call_sent(c);
+    mcp_exchange_settle(x);
+}
+
+static bool is_initialize(const json_t *msg, tg_rpc_kind kind)
+{
+    return kind == TG_RPC_KIND_REQUEST &&
+           strcmp(json_string_value(json_object_get(msg, "method")), "initialize") == 0;
+}
+
+static void post_batch(tg_mcp *m, tg_http_req *req, json_t *batch, const char *principal)
+{
+    mcp_session *s = session_of(m, req, principal);
+    if (!s) return;
+    size_t n = json_array_size(batch), nreq = 0;
+    tg_error err;
+    if (strcmp(s->version, "2025-03-26") != 0) {
+        http_error(req, 400, TG_RPC_INVALID_REQUEST, NULL, 0,
+                   "Invalid Request: batches are not supported in protocol version %s", s->version);
+        return;
+    }
+    if (n == 0) {
+        http_error(req, 400, TG_RPC_INVALID_REQUEST, NULL, 0, "Invalid Request: empty batch");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *msg = json_array_get(batch, i);
+        tg_rpc_kind kind = tg_rpc_classify(msg, &err);
+        if (kind == TG_RPC_KIND_INVALID) {
+            http_error(req, 400, TG_RPC_INVALID_REQUEST, NULL, 0, "Invalid Request: item %zu: %s",
+                       i, err.msg);
+            return;
+        }
+        if (is_initialize(msg, kind)) {
+            http_error(req, 400, TG_RPC_INVALID_REQUEST, NULL, 0,
+                       "Invalid Request: initialize cannot be part of a batch");
+            return;
+        }
+        if (kind == TG_RPC_KIND_REQUEST) nreq++;
+    }
+    mcp_exchange *x = nreq ? mcp_exchange_new(s, req) : NULL;
+    if (x) x->batch = true;
+    for (size_t i = 0; i < n; i++) {
+        json_t *msg = json_array_get(batch, i);
+        tg_rpc_kind kind = tg_rpc_classify(msg, NULL);
+        if (kind == TG_RPC_KIND_REQUEST) dispatch_request(s, x, json_incref(msg));
+        else client_message(s, msg, kind);
+    }
+    if (x) mcp_exchange_settle(x);
+    else tg_http_respond(req, 202, NULL, 0, NULL, 0);
+}
+
+static void handle_post(tg_mcp *m, tg_http_req *req, const char *principal)
+{
+    size_t len;
+    const char *accept = tg_http_req_header(req, "Accept", &len);
+    if (!accept || !mcp_accepts(accept, len, "application/json") ||
+        !mcp_accepts(accept, len, "text/event-stream")) {
+        http_error(req, 406, TG_RPC_SERVER_ERROR, NULL, 0,
+                   "Not Acceptable: Accept must list application/json and text/event-stream");
+        return;
+    }
+    const char *ct = tg_http_req_header(req, "Content-Type", &len);
+    if (!ct || !mcp_content_type_json(ct, len)) {
+        http_error(req, 415, TG_RPC_SERVER_ERROR, NULL, 0,
+                   "Unsupported Media Type: Content-Type must be application/json");
+        return;
+    }
+    tg_error err;
+    json_t *msg = tg_json_parse(req->body, req->body_len, TG_JSON_MAX_DEPTH, &err);
+    if (!msg) {
+        http_error(req, 400, TG_RPC_PARSE_ERROR, NULL, 0, "Parse error: %s", err.msg);
+        return;
+    }
+    if (json_is_array(msg)) {
+        post_batch(m, req, msg, principal);
+        json_decref(msg);
+        return;
+    }
+    tg_rpc_kind kind = tg_rpc_classify(msg, &err);
+    if (kind == TG_RPC_KIND_INVALID) {
+        http_error(req, 400, TG_RPC_INVALID_REQUEST, NULL, 0, "Invalid Request: %s", err.msg);
+        json_decref(msg);
+        return;
+    }
+    if (is_initialize(msg, kind)) {
+        if (tg_http_req_header(req, "MCP-Session-Id", &len)) {
+            http_error(req, 400, TG_RPC_INVALID_REQUEST, NULL, 0,
+                       "Bad Request: initialize must not carry MCP-Session-Id");
+            json_decref(msg);
+            return;
+        }
+        post_initialize(m, req, msg, principal);
+        return;
+    }
+    mcp_session *s = session_of(m, req, principal);
+    if (!s) {
+        json_decref(msg);
+        return;
+    }
+    if (kind == TG_RPC_KIND_REQUEST) {
+        mcp_exchange *x = mcp_exchange_new(s, req);
+        dispatch_request(s, x, msg);
+        mcp_exchange_settle(x);
+        return;
+    }
+    client_message(s, msg, kind);
+    json_decref(msg);
+    tg_http_respond(req, 202, NULL, 0, NULL, 0);
+}
+
+/* ---------------------------------------------------------------- GET, DELETE */
+
+static void handle_get(tg_mcp *m, tg_http_req *req, const char *principal)
+{
+    size_t len;
+    const char *accept = tg_http_req_header(req, "Accept", &len);
+    if (!accept || !mcp_accepts(accept, len, "text/event-stream")) {
+        http_error(req, 406, TG_RPC_SERVER_ERROR, NULL, 0,
+                   "Not Acceptable: Accept must list text/event-stream");
+        return;
+    }
+    mcp_session *s = session_of(m, req, principal);
+    if (!s) return;
+    if (s->get_req) {
+        http_error(req, 409, TG_RPC_SERVER_ERROR, NULL, 0,
+                   "Conflict: this session already has a GET stream open");
+        return;
+    }
+    mcp_session_open_stream(s, req, tg_http_req_header(req, "Last-Event-ID", &len));
+}
+
+static void handle_delete(tg_mcp *m, tg_http_req *req, const char *principal)
+{
+    mcp_session *s = session_of(m, req, principal);
+    if (!s) return;
+    mcp_session_end(s, "deleted by the client");
+    tg_http_respond(req, 200, NULL, 0, NULL, 0);
+}
+
+/* ---------------------------------------------------------------- entry */
+
+void tg_mcp_handle(tg_http_req *req, void *ctx)
+{
+    tg_mcp *m = ctx;
+    const tg_config *cfg = m->cfg;
+    size_t len;
+    const char *path = cfg->mcp_path ? cfg->mcp_path : "/mcp";
+    if (req->path_len != strlen(path) || memcmp(req->path, path, req->path_len) != 0) {
+        http_error(req, 404, TG_RPC_SERVER_ERROR, NULL, 0, "Not Found");
+        return;
+    }
+    const char *host = tg_http_req_header(req, "Host", &len);
+    if (tg_http_req_header_count(req, "Host") != 1 || !mcp_host_allowed(cfg, host, len)) {
+        http_error(req, 403, TG_RPC_SERVER_ERROR, NULL, 0, "Host '%.*s' is not allowed",
+                   host ? (int)(len > 255 ? 255 : len) : 0, host ? host : "");
+        return;
+    }
+    const char *origin = tg_http_req_header(req, "Origin", &len);
+    if (origin && (tg_http_req_header_count(req, "Origin") != 1 ||
+                   !mcp_origin_allowed(cfg, origin, len))) {
+        http_error(req, 403, TG_RPC_SERVER_ERROR, NULL, 0, "Origin '%.*s' is not allowed",
+                   (int)(len > 255 ? 255 : len), origin);
+        return;
+    }
+    static const char *const singletons[] = {"MCP-Session-Id", "MCP-Protocol-Version",
+                                             "Last-Event-ID", "Content-Type", "Accept"};
+    for (size_t i = 0; i < sizeof singletons / sizeof singletons[0]; i++) {
+        if (tg_http_req_header_count(req, singletons[i]) > 1) {
+            http_error(req, 400, TG_RPC_SERVER_ERROR, NULL, 0, "Bad Request: several %s headers",
+                       singletons[i]);
+            return;
+        }
+    }
+    const char *ver = tg_http_req_header(req, "MCP-Protocol-Version", &len);
+    if (ver && !mcp_version_supported(ver, len)) {
+        http_error(req, 400, TG_RPC_SERVER_ERROR, NULL, 0,
+                   "Bad Request: unsupported MCP-Protocol-Version (supported: %s, %s, %s)",
+                   tg_mcp_supported_versions[0], tg_mcp_supported_versions[1],
+                   tg_mcp_supported_versions[2]);
+        return;
+    }
+    const char *principal = ANONYMOUS_PRINCIPAL;
+    switch (req->method) {
+    case TG_HTTP_POST: handle_post(m, req, principal); break;
+    case TG_HTTP_GET: handle_get(m, req, principal); break;
+    case TG_HTTP_DELETE: handle_delete(m, req, principal); break;
+    default: {
+        tg_http_header allow = {"Allow", 5, "GET, POST, DELETE", 17};
+        http_error(req, 405, TG_RPC_SERVER_ERROR, &allow, 1, "Method Not Allowed");
+        break;
+    }
+    }
+}
+
+/* ---------------------------------------------------------------- life */
+
+static void sweep_cb(uv_timer_t *t)
+{
+    mcp_session_sweep(t->data);
+}
+
+tg_mcp *tg_mcp_new(uv_loop_t *loop, tg_config *cfg, tg_error *err)
+{
+    tg_mcp *m = calloc(1, sizeof *m);
+    if (!m) abort();
+    m->loop = loop;
+    m->cfg = tg_config_ref(cfg);
+    tg_random_bytes(m->cursor_key, sizeof m->cursor_key);
+    m->links = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof *m->links);
+    if (!m->links) abort();
+    uv_timer_init(loop, &m->tick);
+    m->tick.data = m;
+    uv_timer_init(loop, &m->sweep);
+    m->sweep.data = m;
+    uint64_t every = cfg->limits.hold_sse_keepalive_ms ? cfg->limits.hold_sse_keepalive_ms : 15000;
+    uv_timer_start(&m->sweep, sweep_cb, every, every);
+    for (size_t i = 0; i < cfg->nupstreams; i++)
+        if (cfg->upstreams[i].sessions != TG_UP_SESSIONS_PER_CLIENT)
+            m->links[i] = mcp_link_new(m, i, NULL, NULL, err);
+    return m;
+}
+
+void mcp_maybe_done(tg_mcp *m)
+{
+    if (m->shutting_down && m->closing == 0 && m->done) {
+        void (*done)(void *) = m->done;
+        m->done = NULL;
+        done(m->done_arg);
+    }
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    tg_mcp *m = h->data;
+    m->closing--;
+    mcp_maybe_done(m);
+}
+
+void tg_mcp_shutdown(tg_mcp *m, void (*done)(void *arg), void *arg)
+{
+    if (m->shutting_down) return;
+    m->done = done;
+    m->done_arg = arg;
+    while (m->sessions) mcp_session_end(m->sessions, "shutting down");
+    for (size_t i = 0; i < m->cfg->nupstreams; i++) {
+        mcp_link *l = m->links[i];
+        m->links[i] = NULL;
+        if (l) mcp_link_close(l);
+    }
+    m->shutting_down = true;
+    m->closing += 2;
+    uv_timer_stop(&m->tick);
+    uv_close((uv_handle_t *)&m->tick, timer_closed);
+    uv_close((uv_handle_t *)&m->sweep, timer_closed);
+}
+
+void tg_mcp_free(tg_mcp *m)
+{
+    if (!m) return;
+    mcp_map_clear(&m->sessions_by_id);
+    mcp_map_clear(&m->pendings_by_id);
+    mcp_map_clear(&m->tokens);
+    free(m->links);
+    tg_config_unref(m->cfg);
+    free(m);
+}
+
+size_t tg_mcp_session_count(const tg_mcp *m)
+{
+    return m->nsessions;
+}
