@@ -523,6 +523,414 @@ static void test_sse_client_disconnect(void **state)
     assert_int_equal(tg_http_server_connections(H.srv), 0);
 }
 
+/* ---------------------------------------------------------------- framing attacks */
+
+/* Sends raw bytes on a fresh connection and reads until the server closes. */
+static void expect_refused(const char *raw, size_t len, int status, const char *code)
+{
+    int calls = H.calls;
+    int fd = cl_connect();
+    cl_send(fd, raw, len);
+    rbuf r = {0};
+    cl_read(fd, &r, 3000, NULL, NULL);
+    if (status_of(r.data) != status || !r.eof) {
+        print_error("request %.*s\n  got: %s (eof=%d)\n", (int)len, raw, r.data, r.eof);
+    }
+    assert_int_equal(status_of(r.data), status);
+    assert_true(r.eof);
+    assert_non_null(strstr(r.data, "\r\nConnection: close\r\n"));
+    assert_non_null(strstr(r.data, "\r\nContent-Type: application/json\r\n"));
+    const char *b = body_of(r.data);
+    assert_true(strncmp(b, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":", 43) == 0);
+    assert_non_null(strstr(b, code));
+    assert_int_equal(H.calls, calls); /* never reached the handler */
+    close(fd);
+}
+
+#define REFUSED(lit, status, code) expect_refused(lit, sizeof(lit) - 1, status, code)
+
+static void test_framing_attacks(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *what;
+        const char *raw;
+    } cases[] = {
+        {"CL+TE", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+        {"TE+CL", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"},
+        {"two equal CL", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc"},
+        {"two different CL", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"},
+        {"CL list", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3, 3\r\n\r\nabc"},
+        {"CL sign", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +3\r\n\r\nabc"},
+        {"CL hex", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0x3\r\n\r\nabc"},
+        {"TE gzip,chunked", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"},
+        {"TE chunked,chunked", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n"},
+        {"TE identity", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: identity\r\n\r\n"},
+        {"TE xchunked", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"},
+        {"two TE", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+        {"TE in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+        {"obs-fold SP", "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\r\n b\r\n\r\n"},
+        {"obs-fold HTAB", "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\r\n\tb\r\n\r\n"},
+        {"SP before colon", "GET / HTTP/1.1\r\nHost: h\r\nContent-Length : 0\r\n\r\n"},
+        {"HTAB before colon", "GET / HTTP/1.1\r\nHost: h\r\nX-A\t: 1\r\n\r\n"},
+        {"first line folded", "GET / HTTP/1.1\r\n Host: h\r\n\r\n"},
+        {"bad name byte", "GET / HTTP/1.1\r\nHost: h\r\nX(A): 1\r\n\r\n"},
+        {"non-ASCII name", "GET / HTTP/1.1\r\nHost: h\r\nX-\xc3\xa9: 1\r\n\r\n"},
+        {"empty name", "GET / HTTP/1.1\r\nHost: h\r\n: 1\r\n\r\n"},
+        {"CTL in value", "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\x01b\r\n\r\n"},
+        {"DEL in value", "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\x7f\r\n\r\n"},
+        {"bare CR in value", "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\rb\r\n\r\n"},
+        {"bare LF", "GET / HTTP/1.1\nHost: h\n\n"},
+        {"HTTP/0.9", "GET /\r\n\r\n"},
+        {"HTTP/2.0", "GET / HTTP/2.0\r\nHost: h\r\n\r\n"},
+        {"HTTP/1.2", "GET / HTTP/1.2\r\nHost: h\r\n\r\n"},
+        {"lowercase version", "GET / http/1.1\r\nHost: h\r\n\r\n"},
+        {"absolute-form", "GET http://evil.example/ HTTP/1.1\r\nHost: h\r\n\r\n"},
+        {"authority-form", "CONNECT evil.example:443 HTTP/1.1\r\nHost: h\r\n\r\n"},
+        {"asterisk", "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n"},
+        {"two spaces", "GET  / HTTP/1.1\r\nHost: h\r\n\r\n"},
+        {"space in target", "GET /a b HTTP/1.1\r\nHost: h\r\n\r\n"},
+        {"missing Host", "GET / HTTP/1.1\r\n\r\n"},
+        {"two Host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"},
+        {"unknown method", "BREW / HTTP/1.1\r\nHost: h\r\n\r\n"},
+        {"bad chunk size", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        print_message("  %s\n", cases[i].what);
+        expect_refused(cases[i].raw, strlen(cases[i].raw), 400, "-32600");
+    }
+    /* A NUL inside a header value (strlen cannot carry it). */
+    REFUSED("GET / HTTP/1.1\r\nHost: h\r\nX-A: a\0b\r\n\r\n", 400, "-32600");
+    assert_int_equal(H.calls, 0);
+    /* The server is still fine afterwards. */
+    int fd = cl_connect();
+    rbuf r;
+    roundtrip(fd, "GET /ok HTTP/1.1\r\nHost: h\r\n\r\n", &r);
+    assert_int_equal(status_of(r.data), 200);
+    close(fd);
+}
+
+static void test_get_with_body_allowed(void **state)
+{
+    (void)state;
+    /* A correctly framed body on GET is read (and the next request still parses). */
+    int fd = cl_connect();
+    rbuf r;
+    roundtrip(fd, "GET /g HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nbody", &r);
+    assert_int_equal(status_of(r.data), 200);
+    roundtrip(fd, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n", &r);
+    assert_string_equal(body_of(r.data), "GET /next ");
+    close(fd);
+}
+
+/* ---------------------------------------------------------------- limits */
+
+static const tg_limits small_limits = {
+    .max_body_bytes = 1000,
+    .max_header_bytes = 1024,
+    .max_headers = 8,
+    .max_connections = 3,
+    .header_timeout_ms = 200,
+    .body_timeout_ms = 200,
+    .idle_timeout_ms = 200,
+};
+
+static int setup_small(void **state)
+{
+    (void)state;
+    return server_up(&small_limits);
+}
+
+static void test_body_too_large_before_read(void **state)
+{
+    (void)state;
+    /* Only the header block is sent: the 413 must come without waiting for the body. */
+    int fd = cl_connect();
+    cl_sends(fd, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n");
+    rbuf r = {0};
+    cl_read(fd, &r, 1000, NULL, NULL);
+    assert_int_equal(status_of(r.data), 413);
+    assert_true(r.eof);
+    assert_non_null(strstr(r.data, "\"code\":-32000"));
+    assert_non_null(strstr(r.data, "request body exceeds the 1000-byte limit"));
+    assert_non_null(strstr(r.data, "Connection: close"));
+    assert_int_equal(H.calls, 0);
+    close(fd);
+    /* Exactly at the limit is fine. */
+    char req[2000];
+    int n = snprintf(req, sizeof req, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\n");
+    memset(req + n, 'x', 1000);
+    fd = cl_connect();
+    cl_send(fd, req, (size_t)n + 1000);
+    memset(&r, 0, sizeof r);
+    int one = 1;
+    cl_read(fd, &r, 2000, has_n_responses, &one);
+    assert_int_equal(status_of(r.data), 200);
+    assert_int_equal(H.body_len, 1000);
+    close(fd);
+}
+
+static void test_chunked_too_large(void **state)
+{
+    (void)state;
+    char req[4096];
+    int n = snprintf(req, sizeof req,
+                     "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 3; i++) {
+        n += snprintf(req + n, sizeof req - (size_t)n, "190\r\n"); /* 400 bytes */
+        memset(req + n, 'y', 400);
+        n += 400;
+        n += snprintf(req + n, sizeof req - (size_t)n, "\r\n");
+    }
+    n += snprintf(req + n, sizeof req - (size_t)n, "0\r\n\r\n");
+    expect_refused(req, (size_t)n, 413, "request body exceeds the 1000-byte limit");
+}
+
+static void test_too_many_headers(void **state)
+{
+    (void)state;
+    REFUSED("GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\nG: 7\r\n"
+            "H: 8\r\n\r\n", 431, "too many header fields");
+    /* Eight header lines are fine. */
+    int fd = cl_connect();
+    rbuf r;
+    roundtrip(fd, "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\nG: 7\r\n\r\n", &r);
+    assert_int_equal(status_of(r.data), 200);
+    close(fd);
+}
+
+static void test_header_block_too_large(void **state)
+{
+    (void)state;
+    char req[3000];
+    int n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: h\r\nX-Big: ");
+    memset(req + n, 'a', 1100);
+    n += 1100;
+    n += snprintf(req + n, sizeof req - (size_t)n, "\r\n\r\n");
+    expect_refused(req, (size_t)n, 431, "request header block too large");
+    /* A header block that never ends is cut at the limit too, without waiting. */
+    n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: h\r\nX-Big: ");
+    memset(req + n, 'a', 1100);
+    expect_refused(req, (size_t)n + 1100, 431, "request header block too large");
+}
+
+static void test_slow_headers_408(void **state)
+{
+    (void)state;
+    /* A slowloris that keeps trickling bytes is still cut at header_timeout_ms. */
+    int fd = cl_connect();
+    uint64_t t0 = tg_now_ms();
+    cl_sends(fd, "GET / HTTP/1.1\r\n");
+    rbuf r = {0};
+    for (int i = 0; i < 40 && !r.eof; i++) {
+        if (send(fd, "X", 1, MSG_NOSIGNAL) < 0) break;
+        cl_read(fd, &r, 25, NULL, NULL);
+    }
+    cl_read(fd, &r, 1000, NULL, NULL);
+    uint64_t took = tg_now_ms() - t0;
+    assert_int_equal(status_of(r.data), 408);
+    assert_true(r.eof);
+    assert_true(took >= 180 && took < 900);
+    assert_non_null(strstr(r.data, "request header not received in time"));
+    assert_int_equal(H.calls, 0);
+    close(fd);
+}
+
+static void test_slow_body_408(void **state)
+{
+    (void)state;
+    int fd = cl_connect();
+    cl_sends(fd, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc");
+    rbuf r = {0};
+    cl_read(fd, &r, 1000, NULL, NULL);
+    assert_int_equal(status_of(r.data), 408);
+    assert_true(r.eof);
+    assert_non_null(strstr(r.data, "request body not received in time"));
+    assert_int_equal(H.calls, 0);
+    close(fd);
+}
+
+static void test_idle_close(void **state)
+{
+    (void)state;
+    int fd = cl_connect();
+    rbuf r;
+    roundtrip(fd, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", &r);
+    assert_int_equal(status_of(r.data), 200);
+    memset(&r, 0, sizeof r);
+    uint64_t t0 = tg_now_ms();
+    cl_read(fd, &r, 1000, NULL, NULL);
+    assert_true(r.eof);
+    assert_int_equal(r.len, 0); /* closed silently */
+    assert_true(tg_now_ms() - t0 >= 150);
+    close(fd);
+    /* A connection that never sends anything is closed silently too. */
+    fd = cl_connect();
+    memset(&r, 0, sizeof r);
+    cl_read(fd, &r, 1000, NULL, NULL);
+    assert_true(r.eof);
+    assert_int_equal(r.len, 0);
+    close(fd);
+    pump(5);
+    assert_int_equal(tg_http_server_connections(H.srv), 0);
+}
+
+static void test_max_connections(void **state)
+{
+    (void)state;
+    int fds[3];
+    for (int i = 0; i < 3; i++) fds[i] = cl_connect();
+    pump(20);
+    assert_int_equal(tg_http_server_connections(H.srv), 3);
+    int extra = cl_connect();
+    rbuf r = {0};
+    cl_read(extra, &r, 150, NULL, NULL);
+    assert_true(r.eof); /* accepted and closed at once */
+    assert_int_equal(r.len, 0);
+    assert_int_equal(tg_http_server_connections(H.srv), 3);
+    close(extra);
+    /* The admitted connections work. */
+    roundtrip(fds[0], "GET / HTTP/1.1\r\nHost: h\r\n\r\n", &r);
+    assert_int_equal(status_of(r.data), 200);
+    for (int i = 0; i < 3; i++) close(fds[i]);
+    for (int i = 0; i < 200 && tg_http_server_connections(H.srv) > 0; i++) pump(1);
+    assert_int_equal(tg_http_server_connections(H.srv), 0);
+    /* Slots free up again. */
+    int fd = cl_connect();
+    roundtrip(fd, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", &r);
+    assert_int_equal(status_of(r.data), 200);
+    close(fd);
+}
+
+/* ---------------------------------------------------------------- close, backpressure */
+
+static void test_graceful_close(void **state)
+{
+    (void)state;
+    /* One held plain request, one SSE stream, one idle connection. */
+    H.mode = MODE_HOLD;
+    int plain = cl_connect();
+    cl_sends(plain, "GET /held HTTP/1.1\r\nHost: h\r\n\r\n");
+    for (int i = 0; i < 500 && !H.held; i++) pump(1);
+    tg_http_req *held = H.held;
+    assert_non_null(held);
+    H.held = NULL;
+    H.mode = MODE_SSE;
+    int sse = cl_connect();
+    cl_sends(sse, "GET /sse HTTP/1.1\r\nHost: h\r\n\r\n");
+    for (int i = 0; i < 500 && !H.held; i++) pump(1);
+    assert_non_null(H.held);
+    int idle = cl_connect();
+    pump(10);
+    assert_int_equal(tg_http_server_connections(H.srv), 3);
+
+    tg_http_server_close(H.srv, on_done, NULL);
+    pump(20);
+    assert_int_equal(H.aborts, 1);    /* the SSE stream got its abort callback */
+    assert_null(H.held);
+    assert_int_equal(H.done_calls, 0); /* the plain request is still in flight */
+    rbuf r = {0};
+    cl_read(idle, &r, 500, NULL, NULL);
+    assert_true(r.eof);
+    /* A new connection is refused. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(H.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_not_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    close(fd);
+    /* The in-flight response finishes, with Connection: close. */
+    tg_http_respond(held, 200, NULL, 0, "bye", 3);
+    memset(&r, 0, sizeof r);
+    cl_read(plain, &r, 2000, NULL, NULL);
+    assert_int_equal(status_of(r.data), 200);
+    assert_non_null(strstr(r.data, "Connection: close\r\n"));
+    assert_string_equal(body_of(r.data), "bye");
+    assert_true(r.eof);
+    for (int i = 0; i < 3000 && H.done_calls == 0; i++) pump(1);
+    assert_int_equal(H.done_calls, 1);
+    close(plain);
+    close(sse);
+    close(idle);
+    tg_http_server_free(H.srv);
+    uv_run(&H.loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&H.loop), 0);
+}
+
+static void test_graceful_close_run(void **state)
+{
+    setup(state);
+    test_graceful_close(state);
+}
+
+static void test_sse_backpressure(void **state)
+{
+    (void)state;
+    /* A client that never reads its stream is cut off; the abort callback runs once. */
+    H.mode = MODE_SSE;
+    int fd = cl_connect();
+    cl_sends(fd, "GET /sse HTTP/1.1\r\nHost: h\r\n\r\n");
+    for (int i = 0; i < 500 && !H.held; i++) pump(1);
+    assert_non_null(H.held);
+    static char blob[64 * 1024];
+    memset(blob, 'z', sizeof blob);
+    int rc = 0, sent = 0;
+    for (; sent < 1000 && H.held; sent++) {
+        rc = tg_http_sse_send(H.held, NULL, NULL, blob, sizeof blob);
+        if (rc != 0) break;
+    }
+    assert_int_equal(rc, -1);
+    assert_true(sent > 100); /* more than 8 MB went out (kernel buffers + queue) */
+    for (int i = 0; i < 1000 && H.held; i++) pump(1);
+    assert_null(H.held);
+    assert_int_equal(H.aborts, 1);
+    close(fd);
+}
+
+static void test_respond_after_disconnect(void **state)
+{
+    (void)state;
+    /* The client leaves while its request is held; the abort callback runs once and the
+     * handler must not touch the request afterwards. */
+    H.mode = MODE_HOLD;
+    int fd = cl_connect();
+    cl_sends(fd, "GET /x HTTP/1.1\r\nHost: h\r\n\r\n");
+    for (int i = 0; i < 500 && !H.held; i++) pump(1);
+    assert_non_null(H.held);
+    close(fd);
+    for (int i = 0; i < 500 && H.held; i++) pump(1);
+    assert_null(H.held);
+    assert_int_equal(H.aborts, 1);
+}
+
+static void test_ipv6_listen(void **state)
+{
+    (void)state;
+    tg_http_server *s6 = tg_http_server_new(&H.loop, NULL, handler, NULL);
+    tg_error err;
+    if (tg_http_server_listen(s6, "[::1]", 0, &err) != 0) {
+        /* No IPv6 loopback here: the error must say where. */
+        assert_non_null(strstr(err.msg, "::1"));
+    } else {
+        int fd = socket(AF_INET6, SOCK_STREAM, 0);
+        struct sockaddr_in6 a = {.sin6_family = AF_INET6,
+                                 .sin6_port = htons(tg_http_server_port(s6))};
+        a.sin6_addr = in6addr_loopback;
+        assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        rbuf r;
+        roundtrip(fd, "GET /v6 HTTP/1.1\r\nHost: [::1]\r\n\r\n", &r);
+        assert_int_equal(status_of(r.data), 200);
+        close(fd);
+    }
+    assert_int_not_equal(tg_http_server_listen(H.srv, "localhost", 0, &err), 0);
+    assert_non_null(strstr(err.msg, "not an IPv4 or IPv6 literal"));
+    tg_http_server_close(s6, on_done, NULL);
+    for (int i = 0; i < 1000 && H.done_calls == 0; i++) pump(1);
+    assert_int_equal(H.done_calls, 1);
+    H.done_calls = 0;
+    tg_http_server_free(s6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -540,6 +948,20 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expect_continue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sse_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sse_client_disconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_framing_attacks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_with_body_allowed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_too_large_before_read, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_chunked_too_large, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_too_many_headers, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_header_block_too_large, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_headers_408, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_body_408, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_close, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_max_connections, setup_small, teardown),
+        cmocka_unit_test(test_graceful_close_run),
+        cmocka_unit_test_setup_teardown(test_sse_backpressure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_respond_after_disconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ipv6_listen, setup, teardown),
     };
     tg_log_set_level(TG_LOG_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
