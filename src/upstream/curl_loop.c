@@ -167,11 +167,16 @@ int tg_upstream_curl_init(uv_loop_t *loop, tg_error *err)
     return 0;
 }
 
+bool tg_upstream_curl_ready(void)
+{
+    return cl.multi != NULL;
+}
+
 void tg_upstream_curl_cleanup(void)
 {
     if (!cl.multi) return;
+    curl_multi_cleanup(cl.multi);  /* may still call our callbacks: timer last */
     uv_close((uv_handle_t *)&cl.timer, NULL);
-    curl_multi_cleanup(cl.multi);
     curl_global_cleanup();
     cl.multi = NULL;
     cl.loop = NULL;

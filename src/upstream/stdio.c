@@ -22,6 +22,7 @@
 
 #define STDIO_MAX_LINE       (16u << 20) /* a longer stdout line means a broken server */
 #define STDIO_READ_CHUNK     (64u << 10)
+#define STDIO_KEEP_BUF       (1u << 20)  /* a read buffer larger than this is not kept */
 #define STDIO_MAX_ERR_LINE   4096        /* stderr lines are truncated to this in the log */
 #define STDIO_EOF_GRACE_MS   1000        /* stdout closed: time for the exit to arrive */
 #define STDIO_STABLE_MS      60000       /* uptime that resets the restart backoff */
@@ -121,7 +122,9 @@ static void stdio_maybe_finish(stdio_conn *sc)
 /* The generation is over: restart after the backoff, or finish closing. */
 static void stdio_generation_closed(stdio_conn *sc)
 {
-    sc->line_len = sc->scanned = 0;
+    free(sc->line);
+    sc->line = NULL;
+    sc->line_len = sc->line_cap = sc->scanned = 0;
     sc->errline_len = 0;
     sc->err_skipping = false;
     sc->down_why[0] = '\0';
@@ -165,7 +168,9 @@ static void stdio_alloc_out(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     stdio_conn *sc = h->data;
     if (sc->line_cap - sc->line_len < STDIO_READ_CHUNK) {
-        sc->line_cap = sc->line_len + STDIO_READ_CHUNK;
+        /* Doubling keeps a long line linear to read. */
+        size_t cap = sc->line_cap * 2;
+        sc->line_cap = cap > sc->line_len + STDIO_READ_CHUNK ? cap : sc->line_len + STDIO_READ_CHUNK;
         sc->line = realloc(sc->line, sc->line_cap);
         if (!sc->line) abort(); /* OOM is fatal, as in the arena */
     }
@@ -188,7 +193,7 @@ static void stdio_consume_lines(stdio_conn *sc)
         size_t end = (size_t)(nl - sc->line);
         size_t len = end - start;
         if (len > 0 && sc->line[start + len - 1] == '\r') len--;
-        if (len > 0) tg_upstream_deliver(&sc->base, sc->line + start, len, NULL, false);
+        if (len > 0) tg_upstream_deliver(&sc->base, sc->line + start, len, NULL, false, NULL);
         start = sc->scanned = end + 1;
     }
     if (start > 0) {
@@ -196,6 +201,11 @@ static void stdio_consume_lines(stdio_conn *sc)
         sc->line_len -= start;
     }
     sc->scanned = sc->line_len;
+    if (sc->line_len == 0 && sc->line_cap > STDIO_KEEP_BUF) {  /* a huge line has passed */
+        free(sc->line);
+        sc->line = NULL;
+        sc->line_cap = 0;
+    }
 }
 
 static void stdio_read_out(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)

@@ -46,10 +46,11 @@ void tg_upstream_set_state(tg_upconn *c, tg_upconn_state st, const char *why)
     if (st != TG_UPCONN_CLOSING && c->cbs.on_state) c->cbs.on_state(c, st, why, c->user);
 }
 
-static bool deliver_one(tg_upconn *c, json_t *msg, const json_t *stream_of)
+static bool deliver_one(tg_upconn *c, json_t *msg, const json_t *stream_of, bool *answered)
 {
     tg_error err;
-    if (tg_rpc_classify(msg, &err) == TG_RPC_KIND_INVALID) {
+    tg_rpc_kind kind = tg_rpc_classify(msg, &err);
+    if (kind == TG_RPC_KIND_INVALID) {
         char *text = tg_json_dump(msg, NULL);
         tg_log_warn(c->component, "dropped an invalid JSON-RPC message (%s): %.*s", err.msg,
                     UP_LOG_EXCERPT, text);
@@ -57,6 +58,9 @@ static bool deliver_one(tg_upconn *c, json_t *msg, const json_t *stream_of)
         json_decref(msg);
         return false;
     }
+    if (answered && stream_of && kind == TG_RPC_KIND_RESPONSE &&
+        json_equal(json_object_get(msg, "id"), (json_t *)stream_of))
+        *answered = true;
     if (c->state == TG_UPCONN_CLOSING || c->state == TG_UPCONN_CLOSED || !c->cbs.on_message) {
         json_decref(msg);
         return false;
@@ -66,7 +70,7 @@ static bool deliver_one(tg_upconn *c, json_t *msg, const json_t *stream_of)
 }
 
 size_t tg_upstream_deliver(tg_upconn *c, const char *buf, size_t len, const json_t *stream_of,
-                           bool allow_batch)
+                           bool allow_batch, bool *answered)
 {
     tg_error err;
     json_t *v = tg_json_parse(buf, len, TG_JSON_MAX_DEPTH, &err);
@@ -76,12 +80,12 @@ size_t tg_upstream_deliver(tg_upconn *c, const char *buf, size_t len, const json
                     buf);
         return 0;
     }
-    if (!allow_batch || !json_is_array(v)) return deliver_one(c, v, stream_of) ? 1 : 0;
+    if (!allow_batch || !json_is_array(v)) return deliver_one(c, v, stream_of, answered) ? 1 : 0;
 
     size_t delivered = 0, n = json_array_size(v);
     for (size_t i = 0; i < n; i++) {
         /* The callee may close the connection; later elements are then dropped. */
-        if (deliver_one(c, json_incref(json_array_get(v, i)), stream_of)) delivered++;
+        if (deliver_one(c, json_incref(json_array_get(v, i)), stream_of, answered)) delivered++;
     }
     json_decref(v);
     return delivered;

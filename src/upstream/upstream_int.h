@@ -48,7 +48,9 @@ void tg_upstream_set_state(tg_upconn *c, tg_upconn_state st, const char *why);
  * truncated to 200 bytes, and dropped. Nothing is delivered once the connection is
  * CLOSING. Returns the number of messages delivered. */
 size_t tg_upstream_deliver(tg_upconn *c, const char *buf, size_t len, const json_t *stream_of,
-                           bool allow_batch);
+                           bool allow_batch, bool *answered);
+/* `answered` (may be NULL) is set to true when a delivered message is the response to
+ * the request whose id is stream_of. */
 
 /* Transports */
 tg_upconn *tg_upstream_stdio_new(uv_loop_t *loop, const tg_upstream_conf *conf,
@@ -74,11 +76,36 @@ typedef struct tg_upstream_xfer {
 } tg_upstream_xfer;
 
 int  tg_upstream_curl_init(uv_loop_t *loop, tg_error *err);
+bool tg_upstream_curl_ready(void);
 void tg_upstream_curl_cleanup(void);
 /* Starts the transfer. -1 (err set) if the driver is not initialised or curl refuses. */
 int  tg_upstream_curl_add(tg_upstream_xfer *x, tg_error *err);
 /* Stops the transfer; `done` follows with CURLE_ABORTED_BY_CALLBACK (synchronously when
  * not called from inside a curl callback). */
 void tg_upstream_curl_cancel(tg_upstream_xfer *x);
+
+/* ---- incremental text/event-stream parser (sse.c) ----
+ * Fed the body in whatever chunks arrive; calls on_event with the data of each complete
+ * event of type "message" (the default) — comments, other event types and events with
+ * empty data (priming events) are skipped. Lines may end in CRLF, LF or CR, split
+ * anywhere across chunks. `last_id` tracks the last event id (for Last-Event-ID) and
+ * `retry_ms` the server's reconnection delay (-1 if it sent none). */
+typedef struct tg_upstream_sse {
+    tg_buf line;             /* the current partial line */
+    tg_buf data;             /* data lines of the event being built, each + '\n' */
+    bool skip_lf;            /* the last chunk ended in '\r': a leading '\n' belongs to it */
+    bool other_event;        /* this event has a type other than "message" */
+    char last_id[256];
+    long retry_ms;
+    size_t max;              /* bound on one line and on one event's data */
+    void (*on_event)(void *user, const char *data, size_t len);
+    void *user;
+} tg_upstream_sse;
+
+void tg_upstream_sse_init(tg_upstream_sse *p, size_t max,
+                          void (*on_event)(void *user, const char *data, size_t len), void *user);
+/* -1 (err set) when a line or an event exceeds `max`; the stream is then unusable. */
+int  tg_upstream_sse_feed(tg_upstream_sse *p, const char *buf, size_t len, tg_error *err);
+void tg_upstream_sse_free(tg_upstream_sse *p);
 
 #endif /* TG_UPSTREAM_INT_H */

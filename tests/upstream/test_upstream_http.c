@@ -1,0 +1,627 @@
+/*
+ * test_upstream_http.c — the Streamable HTTP transport against a hand-written HTTP/1.1
+ * server on 127.0.0.1:0 in the same loop (raw libuv TCP, no dependency on src/front).
+ *
+ * The server answers by the JSON-RPC method it receives: initialize (JSON + session id),
+ * json, batch, sse (an event stream dribbled out in 7-byte chunks), bad_json, fail500,
+ * expire (404), redirect (302); notifications get 202; GET gets an event stream once,
+ * then 405; DELETE gets 200. It records every request's method, headers and body, so
+ * the tests can check exactly which headers the transport sent.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+/* ---------------------------------------------------------------- the test server */
+
+#define MAX_REQS 32
+
+typedef struct srv_req {
+    char method[16];
+    char headers[4096];   /* the raw header block, lines ending in \r\n */
+    json_t *body;         /* parsed POST body or NULL */
+} srv_req;
+
+typedef struct server {
+    uv_tcp_t listener;
+    int port;
+    int accepted;
+    srv_req reqs[MAX_REQS];
+    int nreqs;
+    int gets;
+} server;
+
+typedef struct srv_conn {
+    uv_tcp_t tcp;
+    server *srv;
+    tg_buf in;
+    /* a dribbled response in progress */
+    char *drip;
+    size_t drip_len, drip_off;
+    uv_timer_t drip_timer;
+} srv_conn;
+
+typedef struct srv_write {
+    uv_write_t req;
+    uv_buf_t buf;
+} srv_write;
+
+static uv_loop_t loop;
+static server srv;
+
+static void srv_write_done(uv_write_t *req, int status)
+{
+    srv_write *w = (srv_write *)req;
+    free(w->buf.base);
+    free(w);
+}
+
+static void srv_send(srv_conn *sc, const char *data, size_t len)
+{
+    srv_write *w = calloc(1, sizeof *w);
+    w->buf = uv_buf_init(malloc(len), (unsigned)len);
+    memcpy(w->buf.base, data, len);
+    if (uv_write(&w->req, (uv_stream_t *)&sc->tcp, &w->buf, 1, srv_write_done) != 0) {
+        free(w->buf.base);
+        free(w);
+    }
+}
+
+static void srv_respond(srv_conn *sc, int status, const char *extra_headers, const char *ctype,
+                        const char *body)
+{
+    tg_buf b = TG_BUF_INIT;
+    tg_buf_printf(&b, "HTTP/1.1 %d X\r\n%sContent-Length: %zu\r\n", status, extra_headers,
+                  strlen(body));
+    if (ctype) tg_buf_printf(&b, "Content-Type: %s\r\n", ctype);
+    tg_buf_printf(&b, "\r\n%s", body);
+    srv_send(sc, b.data, b.len);
+    tg_buf_free(&b);
+}
+
+/* Sends the body as HTTP chunks of 7 bytes, one per millisecond. */
+static void srv_drip_tick(uv_timer_t *t)
+{
+    srv_conn *sc = t->data;
+    if (sc->drip_off >= sc->drip_len) {
+        uv_timer_stop(t);
+        srv_send(sc, "0\r\n\r\n", 5);
+        free(sc->drip);
+        sc->drip = NULL;
+        return;
+    }
+    size_t n = sc->drip_len - sc->drip_off < 7 ? sc->drip_len - sc->drip_off : 7;
+    char chunk[32];
+    int hl = snprintf(chunk, sizeof chunk, "%zx\r\n", n);
+    memcpy(chunk + hl, sc->drip + sc->drip_off, n);
+    memcpy(chunk + hl + n, "\r\n", 2);
+    srv_send(sc, chunk, (size_t)hl + n + 2);
+    sc->drip_off += n;
+}
+
+static void srv_respond_sse(srv_conn *sc, const char *body)
+{
+    const char *head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                       "Transfer-Encoding: chunked\r\n\r\n";
+    srv_send(sc, head, strlen(head));
+    sc->drip = strdup(body);
+    sc->drip_len = strlen(body);
+    sc->drip_off = 0;
+    uv_timer_start(&sc->drip_timer, srv_drip_tick, 1, 1);
+}
+
+static void srv_handle(srv_conn *sc, srv_req *r)
+{
+    if (strcmp(r->method, "DELETE") == 0) {
+        srv_respond(sc, 200, "", NULL, "");
+        return;
+    }
+    if (strcmp(r->method, "GET") == 0) {
+        if (srv.gets++ == 0)
+            srv_respond_sse(sc, "retry: 10\nid: g1\ndata: {\"jsonrpc\":\"2.0\","
+                                "\"method\":\"notifications/tools/list_changed\"}\n\n");
+        else
+            srv_respond(sc, 405, "", NULL, "");
+        return;
+    }
+    const char *m = json_string_value(json_object_get(r->body, "method"));
+    json_t *id = json_object_get(r->body, "id");
+    if (!m || !id) {
+        srv_respond(sc, 202, "", NULL, "");
+        return;
+    }
+    char *ids = json_dumps(id, JSON_ENCODE_ANY);
+    char body[1024];
+    snprintf(body, sizeof body, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"m\":\"%s\"}}", ids,
+             m);
+    if (strcmp(m, "initialize") == 0) {
+        srv_respond(sc, 200, "Mcp-Session-Id: sess-abc\r\n", "application/json", body);
+    } else if (strcmp(m, "json") == 0) {
+        srv_respond(sc, 200, "", "application/json; charset=utf-8", body);
+    } else if (strcmp(m, "batch") == 0) {
+        char arr[1200];
+        snprintf(arr, sizeof arr,
+                 "[{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}},%s]",
+                 body);
+        srv_respond(sc, 200, "", "application/json", arr);
+    } else if (strcmp(m, "sse") == 0) {
+        char ev[1400];
+        snprintf(ev, sizeof ev,
+                 ": priming comment\r\n"
+                 "id: e1\r\ndata:\r\n\r\n"
+                 "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\","
+                 "\"params\":{\"progressToken\":1,\"progress\":1}}\n\n"
+                 "data: {\"jsonrpc\":\"2.0\",\r\ndata: \"id\":%s,\r\ndata: \"result\":{}}\r\n\r\n",
+                 ids);
+        srv_respond_sse(sc, ev);
+    } else if (strcmp(m, "bad_json") == 0) {
+        srv_respond(sc, 200, "", "application/json", "{\"not\": json");
+    } else if (strcmp(m, "expire") == 0) {
+        srv_respond(sc, 404, "", "application/json", "{}");
+    } else if (strcmp(m, "redirect") == 0) {
+        srv_respond(sc, 302, "Location: /elsewhere\r\n", NULL, "");
+    } else {
+        srv_respond(sc, 500, "", "text/plain", "boom");
+    }
+    free(ids);
+}
+
+/* Handles every complete request in the buffer (keep-alive: several per connection). */
+static void srv_parse(srv_conn *sc)
+{
+    for (;;) {
+        char *end = sc->in.len ? memmem(sc->in.data, sc->in.len, "\r\n\r\n", 4) : NULL;
+        if (!end) return;
+        size_t hlen = (size_t)(end - sc->in.data) + 4;
+        size_t clen = 0;
+        const char *cl = memmem(sc->in.data, hlen, "Content-Length: ", 16);
+        if (cl) clen = strtoul(cl + 16, NULL, 10);
+        if (sc->in.len < hlen + clen) return;
+        assert_true(srv.nreqs < MAX_REQS);
+        srv_req *r = &srv.reqs[srv.nreqs++];
+        sscanf(sc->in.data, "%15s", r->method);
+        const char *first_nl = strstr(sc->in.data, "\r\n") + 2;
+        snprintf(r->headers, sizeof r->headers, "%.*s", (int)(hlen - 2 - (size_t)(first_nl - sc->in.data)),
+                 first_nl);
+        r->body = clen ? json_loadb(sc->in.data + hlen, clen, 0, NULL) : NULL;
+        tg_buf_consume(&sc->in, hlen + clen);
+        srv_handle(sc, r);
+    }
+}
+
+static void srv_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static char scratch[65536];
+    *buf = uv_buf_init(scratch, sizeof scratch);
+}
+
+static void srv_conn_closed(uv_handle_t *h)
+{
+    srv_conn *sc = h->data;
+    tg_buf_free(&sc->in);
+    free(sc->drip);
+    free(sc);
+}
+
+static void srv_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    srv_conn *sc = s->data;
+    if (nread < 0) {
+        uv_timer_stop(&sc->drip_timer);
+        /* close callbacks run in order: the timer's, last, frees the connection */
+        uv_close((uv_handle_t *)&sc->tcp, NULL);
+        uv_close((uv_handle_t *)&sc->drip_timer, srv_conn_closed);
+        return;
+    }
+    tg_buf_append(&sc->in, buf->base, (size_t)nread);
+    srv_parse(sc);
+}
+
+static void srv_accept(uv_stream_t *l, int status)
+{
+    srv_conn *sc = calloc(1, sizeof *sc);
+    sc->srv = &srv;
+    uv_tcp_init(&loop, &sc->tcp);
+    uv_timer_init(&loop, &sc->drip_timer);
+    sc->tcp.data = sc->drip_timer.data = sc;
+    if (uv_accept(l, (uv_stream_t *)&sc->tcp) == 0) {
+        srv.accepted++;
+        uv_read_start((uv_stream_t *)&sc->tcp, srv_alloc, srv_read);
+    }
+}
+
+static void srv_start(void)
+{
+    uv_tcp_init(&loop, &srv.listener);
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    assert_int_equal(uv_tcp_bind(&srv.listener, (struct sockaddr *)&a, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&srv.listener, 16, srv_accept), 0);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    uv_tcp_getsockname(&srv.listener, (struct sockaddr *)&ss, &len);
+    srv.port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void srv_reset(void)
+{
+    for (int i = 0; i < srv.nreqs; i++) json_decref(srv.reqs[i].body);
+    srv.nreqs = srv.accepted = srv.gets = 0;
+}
+
+/* The value of header `name` in request r (case-insensitive), or NULL. */
+static char *hdr(const srv_req *r, const char *name)
+{
+    static char value[1024];
+    size_t nl = strlen(name);
+    for (const char *p = r->headers; *p;) {
+        const char *eol = strstr(p, "\r\n");
+        if (!eol) break;
+        if ((size_t)(eol - p) > nl && p[nl] == ':' && strncasecmp(p, name, nl) == 0) {
+            const char *v = p + nl + 1;
+            while (*v == ' ') v++;
+            snprintf(value, sizeof value, "%.*s", (int)(eol - v), v);
+            return value;
+        }
+        p = eol + 2;
+    }
+    return NULL;
+}
+
+static int count_headers(const srv_req *r)
+{
+    int n = 0;
+    for (const char *p = r->headers; (p = strstr(p, "\r\n")); p += 2) n++;
+    return n;
+}
+
+/* ---------------------------------------------------------------- fixture */
+
+typedef struct fixture {
+    char url[64];
+    tg_kv headers[1];
+    tg_upstream_conf conf;
+    recorder rec;
+    tg_upconn *c;
+} fixture;
+
+static void start(fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    srv_reset();
+    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d/mcp", srv.port);
+    f->headers[0] = (tg_kv){"X-Api-Key", "upstream-secret"};
+    f->conf = (tg_upstream_conf){
+        .name = "web", .transport = TG_UP_HTTP, .url = f->url,
+        .headers = f->headers, .nheaders = 1, .connect_timeout_ms = 2000,
+    };
+    tg_error err;
+    f->c = tg_upconn_new(&loop, &f->conf, &recorder_cbs, &f->rec, &err);
+    assert_non_null(f->c);
+    assert_int_equal(tg_upconn_get_state(f->c), TG_UPCONN_STARTING);
+    assert_true(run_until(&loop, cond_up, &f->rec, 2000));
+}
+
+static void close_and_wait(fixture *f)
+{
+    tg_upconn_close(f->c);
+    assert_true(run_until(&loop, cond_closed, &f->rec, 5000));
+    assert_int_equal(recorder_count_state(&f->rec, TG_UPCONN_CLOSED), 1);
+    recorder_reset(&f->rec);
+}
+
+static void send_req(fixture *f, json_int_t id, const char *method)
+{
+    json_t *m = make_request(id, method, json_object());
+    tg_error err;
+    assert_int_equal(tg_upconn_send(f->c, m, &err), 0);
+    json_decref(m);
+}
+
+static size_t want_n;
+static bool cond_msgs(void *arg)
+{
+    return ((recorder *)arg)->nmsgs >= want_n;
+}
+static bool cond_failed(void *arg)
+{
+    return ((recorder *)arg)->nfailed >= want_n;
+}
+static bool cond_reqs(void *arg)
+{
+    return srv.nreqs >= (int)want_n;
+}
+
+static void wait_msgs(fixture *f, size_t n)
+{
+    want_n = n;
+    assert_true(run_until(&loop, cond_msgs, &f->rec, 5000));
+}
+
+static void wait_failed(fixture *f, size_t n)
+{
+    want_n = n;
+    assert_true(run_until(&loop, cond_failed, &f->rec, 5000));
+}
+
+static json_int_t int_of(const json_t *v)
+{
+    assert_true(json_is_integer(v));
+    return json_integer_value(v);
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_json_session_and_headers(void **state)
+{
+    fixture f;
+    start(&f);
+    send_req(&f, 1, "initialize");
+    wait_msgs(&f, 1);
+    assert_int_equal(int_of(json_object_get(f.rec.msgs[0], "id")), 1);
+    assert_int_equal(int_of(f.rec.stream_of[0]), 1);
+
+    tg_upconn_set_protocol_version(f.c, "2025-11-25");
+    send_req(&f, 2, "json");
+    wait_msgs(&f, 2);
+    assert_int_equal(int_of(f.rec.stream_of[1]), 2);
+    assert_int_equal(f.rec.nfailed, 0);
+
+    /* initialize: no session, no version yet; exactly the allowed headers. */
+    srv_req *r1 = &srv.reqs[0], *r2 = &srv.reqs[1];
+    assert_string_equal(r1->method, "POST");
+    assert_null(hdr(r1, "Mcp-Session-Id"));
+    assert_null(hdr(r1, "MCP-Protocol-Version"));
+    assert_string_equal(hdr(r1, "Accept"), "application/json, text/event-stream");
+    assert_string_equal(hdr(r1, "Content-Type"), "application/json");
+    assert_string_equal(hdr(r1, "X-Api-Key"), "upstream-secret");
+    assert_non_null(hdr(r1, "Host"));
+    assert_non_null(hdr(r1, "Content-Length"));
+    assert_int_equal(count_headers(r1), 5);
+    /* later requests: the upstream's session id and the negotiated version too */
+    assert_string_equal(hdr(r2, "Mcp-Session-Id"), "sess-abc");
+    assert_string_equal(hdr(r2, "MCP-Protocol-Version"), "2025-11-25");
+    assert_string_equal(hdr(r2, "X-Api-Key"), "upstream-secret");
+    assert_null(hdr(r2, "Authorization"));
+    assert_null(hdr(r2, "Expect"));
+    assert_null(hdr(r2, "User-Agent"));
+    assert_int_equal(count_headers(r2), 7);
+    /* the body is the message, compact */
+    assert_string_equal(json_string_value(json_object_get(r2->body, "method")), "json");
+    /* both POSTs went over one kept-alive connection */
+    assert_int_equal(srv.accepted, 1);
+
+    /* close ends the upstream session with DELETE */
+    close_and_wait(&f);
+    srv_req *rd = &srv.reqs[srv.nreqs - 1];
+    assert_string_equal(rd->method, "DELETE");
+    assert_string_equal(hdr(rd, "Mcp-Session-Id"), "sess-abc");
+}
+
+static void test_sse_response_in_small_chunks(void **state)
+{
+    fixture f;
+    start(&f);
+    send_req(&f, 5, "sse");
+    wait_msgs(&f, 2);
+    run_for(&loop, 20);
+    assert_int_equal(f.rec.nmsgs, 2);  /* the priming event and the comment are not messages */
+    assert_string_equal(json_string_value(json_object_get(f.rec.msgs[0], "method")),
+                        "notifications/progress");
+    assert_int_equal(int_of(f.rec.stream_of[0]), 5);
+    assert_int_equal(int_of(json_object_get(f.rec.msgs[1], "id")), 5);
+    assert_true(json_is_object(json_object_get(f.rec.msgs[1], "result")));
+    assert_int_equal(int_of(f.rec.stream_of[1]), 5);
+    assert_int_equal(f.rec.nfailed, 0);
+    close_and_wait(&f);
+}
+
+static void test_batch_and_202(void **state)
+{
+    fixture f;
+    start(&f);
+    send_req(&f, 9, "batch");
+    wait_msgs(&f, 2);
+    assert_string_equal(json_string_value(json_object_get(f.rec.msgs[0], "method")),
+                        "notifications/message");
+    assert_int_equal(int_of(json_object_get(f.rec.msgs[1], "id")), 9);
+    /* a notification is answered 202: nothing to deliver, nothing failed */
+    json_t *n = json_pack("{s:s,s:s}", "jsonrpc", "2.0", "method", "notifications/initialized");
+    tg_error err;
+    assert_int_equal(tg_upconn_send(f.c, n, &err), 0);
+    json_decref(n);
+    want_n = 2;
+    assert_true(run_until(&loop, cond_reqs, NULL, 5000));
+    run_for(&loop, 30);
+    assert_int_equal(f.rec.nmsgs, 2);
+    assert_int_equal(f.rec.nfailed, 0);
+    close_and_wait(&f);
+}
+
+static void test_failures(void **state)
+{
+    fixture f;
+    start(&f);
+    send_req(&f, 11, "fail500");
+    wait_failed(&f, 1);
+    assert_int_equal(f.rec.failed_status[0], 500);
+    assert_int_equal(int_of(f.rec.failed_id[0]), 11);
+    send_req(&f, 12, "bad_json");
+    wait_failed(&f, 2);
+    assert_int_equal(f.rec.failed_status[1], 200);
+    assert_int_equal(int_of(f.rec.failed_id[1]), 12);
+    send_req(&f, 13, "redirect");
+    wait_failed(&f, 3);
+    assert_int_equal(f.rec.failed_status[2], 302);
+    run_for(&loop, 30);
+    assert_int_equal(srv.nreqs, 3);   /* the redirect was not followed */
+    assert_int_equal(f.rec.nmsgs, 0);
+    assert_int_equal(tg_upconn_get_state(f.c), TG_UPCONN_UP);
+    close_and_wait(&f);
+    assert_int_equal(srv.nreqs, 3);   /* no session: no DELETE */
+}
+
+static void test_session_expired(void **state)
+{
+    fixture f;
+    start(&f);
+    send_req(&f, 1, "initialize");
+    wait_msgs(&f, 1);
+    send_req(&f, 2, "expire");
+    assert_true(run_until(&loop, cond_down, &f.rec, 5000));
+    assert_string_equal(f.rec.whys[f.rec.nstates - 1], "upstream session expired");
+    assert_int_equal(f.rec.nfailed, 1);
+    assert_int_equal(f.rec.failed_status[0], 404);
+    json_t *m = make_request(3, "json", NULL);
+    tg_error err;
+    assert_int_equal(tg_upconn_send(f.c, m, &err), -1);
+    json_decref(m);
+    close_and_wait(&f);
+    /* the expired session is not DELETEd */
+    assert_string_equal(srv.reqs[srv.nreqs - 1].method, "POST");
+}
+
+static void test_get_stream(void **state)
+{
+    fixture f;
+    start(&f);
+    send_req(&f, 1, "initialize");
+    wait_msgs(&f, 1);
+    tg_upconn_open_stream(f.c);
+    wait_msgs(&f, 2);
+    assert_string_equal(json_string_value(json_object_get(f.rec.msgs[1], "method")),
+                        "notifications/tools/list_changed");
+    assert_null(f.rec.stream_of[1]);
+    /* the stream ends; the transport reconnects (retry: 10) resuming after g1, gets 405
+     * and stays quiet */
+    want_n = 3;
+    assert_true(run_until(&loop, cond_reqs, NULL, 5000));
+    run_for(&loop, 100);
+    assert_int_equal(srv.gets, 2);
+    srv_req *g1 = &srv.reqs[1], *g2 = &srv.reqs[2];
+    assert_string_equal(g1->method, "GET");
+    assert_string_equal(hdr(g1, "Accept"), "text/event-stream");
+    assert_string_equal(hdr(g1, "Mcp-Session-Id"), "sess-abc");
+    assert_null(hdr(g1, "Last-Event-ID"));
+    assert_string_equal(hdr(g2, "Last-Event-ID"), "g1");
+    assert_int_equal(f.rec.nfailed, 0);
+    assert_int_equal(tg_upconn_get_state(f.c), TG_UPCONN_UP);
+    close_and_wait(&f);
+}
+
+static void test_connection_refused(void **state)
+{
+    uv_tcp_t probe;
+    uv_tcp_init(&loop, &probe);
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_bind(&probe, (struct sockaddr *)&a, 0);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    uv_tcp_getsockname(&probe, (struct sockaddr *)&ss, &len);
+    int port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    uv_close((uv_handle_t *)&probe, NULL);  /* bound, never listening: refused */
+    run_for(&loop, 5);
+
+    fixture f;
+    start(&f);
+    snprintf(f.url, sizeof f.url, "http://127.0.0.1:%d/mcp", port);
+    send_req(&f, 4, "json");
+    wait_failed(&f, 1);
+    assert_int_equal(f.rec.failed_status[0], 0);
+    assert_int_equal(int_of(f.rec.failed_id[0]), 4);
+    assert_true(f.rec.failed_why[0][0] != '\0');
+    close_and_wait(&f);
+}
+
+/* Closing from inside on_message (while curl is delivering an event stream) must be
+ * safe and end with exactly one CLOSED and no later message. */
+static void close_in_callback(tg_upconn *c, json_t *msg, const json_t *stream_of, void *user)
+{
+    recorder_cbs.on_message(c, msg, stream_of, user);
+    tg_upconn_close(c);
+}
+
+static void test_close_inside_callback(void **state)
+{
+    fixture f;
+    start(&f);
+    tg_upconn_close(f.c);
+    assert_true(run_until(&loop, cond_closed, &f.rec, 5000));
+    recorder_reset(&f.rec);
+
+    tg_upconn_cbs cbs = recorder_cbs;
+    cbs.on_message = close_in_callback;
+    tg_error err;
+    f.c = tg_upconn_new(&loop, &f.conf, &cbs, &f.rec, &err);
+    assert_true(run_until(&loop, cond_up, &f.rec, 2000));
+    send_req(&f, 5, "sse");
+    assert_true(run_until(&loop, cond_closed, &f.rec, 5000));
+    run_for(&loop, 100);
+    assert_int_equal(f.rec.nmsgs, 1);
+    assert_int_equal(f.rec.nfailed, 0);
+    assert_int_equal(recorder_count_state(&f.rec, TG_UPCONN_CLOSED), 1);
+    recorder_reset(&f.rec);
+}
+
+static void test_bad_config(void **state)
+{
+    tg_kv bad[] = {{"X-Evil", "a\r\nAuthorization: x"}};
+    tg_upstream_conf conf = {.name = "x", .transport = TG_UP_HTTP, .url = "http://127.0.0.1:1/",
+                             .headers = bad, .nheaders = 1};
+    recorder rec = {0};
+    tg_error err;
+    assert_null(tg_upconn_new(&loop, &conf, &recorder_cbs, &rec, &err));
+    assert_non_null(strstr(err.msg, "not a valid HTTP header"));
+    conf.nheaders = 0;
+    conf.url = NULL;
+    assert_null(tg_upconn_new(&loop, &conf, &recorder_cbs, &rec, &err));
+    assert_non_null(strstr(err.msg, "needs a url"));
+}
+
+static int group_setup(void **state)
+{
+    uv_loop_init(&loop);
+    tg_error err;
+    if (tg_upstream_global_init(&loop, &err) != 0) return -1;
+    srv_start();
+    return 0;
+}
+
+static void close_any(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static int group_teardown(void **state)
+{
+    srv_reset();
+    tg_upstream_global_cleanup();
+    uv_close((uv_handle_t *)&srv.listener, NULL);
+    run_for(&loop, 20);
+    uv_walk(&loop, close_any, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    return uv_loop_close(&loop) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_session_and_headers),
+        cmocka_unit_test(test_sse_response_in_small_chunks),
+        cmocka_unit_test(test_batch_and_202),
+        cmocka_unit_test(test_failures),
+        cmocka_unit_test(test_session_expired),
+        cmocka_unit_test(test_get_stream),
+        cmocka_unit_test(test_connection_refused),
+        cmocka_unit_test(test_close_inside_callback),
+        cmocka_unit_test(test_bad_config),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
