@@ -1,0 +1,476 @@
+/*
+ * entities.c — the entity store, Cedar's JSON value encoding, and requests.
+ *
+ * How it fits: cedar_store_load turns Cedar's entity JSON into an immutable hash map of
+ * entities whose ancestor closures are computed once here, so `in` during evaluation is
+ * a single hash probe. A cedar_request (arena-scoped) names principal/action/resource,
+ * holds the context record, and may add request-scoped entities: an overlay looked up
+ * before the store, whose closures are computed per request from the store's closures,
+ * so the store is never rebuilt or modified while serving.
+ *
+ * Limitation (by design): a store entity whose parent is only defined as a request-scoped
+ * entity does not inherit that entity's ancestors; the overlay is meant for leaves such
+ * as the calling principal and the resource of one call.
+ */
+#include "cedar/cedar_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- hash sets */
+
+bool uid_set_has(const uid_set *s, const cedar_uid *u)
+{
+    if (!s->cap) return false;
+    uint32_t mask = s->cap - 1;
+    for (uint32_t i = (uint32_t)u->hash & mask;; i = (i + 1) & mask) {
+        const cedar_uid *x = s->slots[i];
+        if (!x) return false;
+        if (cedar_uid_eq(x, u)) return true;
+    }
+}
+
+static void uid_set_insert(uid_set *s, const cedar_uid *u)
+{
+    uint32_t mask = s->cap - 1;
+    uint32_t i = (uint32_t)u->hash & mask;
+    while (s->slots[i]) i = (i + 1) & mask;
+    s->slots[i] = u;
+    s->n++;
+}
+
+void uid_set_add(tg_arena *a, uid_set *s, const cedar_uid *u)
+{
+    if (uid_set_has(s, u)) return;
+    if ((s->n + 1) * 2 > s->cap) {
+        uid_set old = *s;
+        s->cap = old.cap ? old.cap * 2 : 8;
+        s->n = 0;
+        s->slots = tg_arena_calloc(a, s->cap, sizeof *s->slots);
+        for (uint32_t i = 0; i < old.cap; i++)
+            if (old.slots[i]) uid_set_insert(s, old.slots[i]);
+    }
+    uid_set_insert(s, u);
+}
+
+const cedar_entity *entity_map_get(const entity_map *m, const cedar_uid *u)
+{
+    if (!m->cap) return NULL;
+    uint32_t mask = m->cap - 1;
+    for (uint32_t i = (uint32_t)u->hash & mask;; i = (i + 1) & mask) {
+        cedar_entity *e = m->slots[i];
+        if (!e) return NULL;
+        if (cedar_uid_eq(e->uid, u)) return e;
+    }
+}
+
+void entity_map_put(tg_arena *a, entity_map *m, cedar_entity *e)
+{
+    if ((m->n + 1) * 2 > m->cap) {
+        entity_map old = *m;
+        m->cap = old.cap ? old.cap * 2 : 16;
+        m->n = 0;
+        m->slots = tg_arena_calloc(a, m->cap, sizeof *m->slots);
+        for (uint32_t i = 0; i < old.cap; i++)
+            if (old.slots[i]) entity_map_put(a, m, old.slots[i]);
+    }
+    uint32_t mask = m->cap - 1;
+    uint32_t i = (uint32_t)e->uid->hash & mask;
+    while (m->slots[i]) i = (i + 1) & mask;
+    m->slots[i] = e;
+    m->n++;
+}
+
+/* ---------------------------------------------------------------- JSON */
+
+/* Entity type names are Cedar paths: Ident {:: Ident}, no reserved words. */
+static int check_type_name(cstr t, tg_error *err)
+{
+    static const char *const reserved[] = {"true", "false", "if", "then", "else", "in",
+                                           "like", "has", "is", "__cedar", NULL};
+    uint32_t i = 0;
+    if (t.n == 0) return tg_error_set(err, "entity type must not be empty");
+    while (i <= t.n) {
+        uint32_t start = i;
+        while (i < t.n && t.p[i] != ':') {
+            char c = t.p[i];
+            bool ok = c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                      (i > start && c >= '0' && c <= '9');
+            if (!ok) goto bad;
+            i++;
+        }
+        if (i == start) goto bad;
+        for (int r = 0; reserved[r]; r++)
+            if (strlen(reserved[r]) == i - start && memcmp(reserved[r], t.p + start, i - start) == 0)
+                goto bad;
+        if (i == t.n) return 0;
+        if (i + 1 >= t.n || t.p[i + 1] != ':') goto bad;
+        i += 2;
+    }
+bad:
+    return tg_error_set(err, "invalid entity type `%.*s` (expected Ident::Ident...)",
+                        (int)(t.n > 60 ? 60 : t.n), t.p);
+}
+
+int cedar_uid_from_cj(tg_arena *a, const cj *j, const cedar_uid **out, tg_error *err)
+{
+    if (j && j->kind == CJ_OBJ && j->n == 1 && cj_get(j, "__entity")) j = cj_get(j, "__entity");
+    const cj *t = cj_get(j, "type"), *id = cj_get(j, "id");
+    if (!j || j->kind != CJ_OBJ || j->n != 2 || !t || t->kind != CJ_STR || !id || id->kind != CJ_STR)
+        return tg_error_set(err, "expected an entity uid {\"type\": \"...\", \"id\": \"...\"}");
+    if (check_type_name(t->s, err)) return -1;
+    *out = cedar_uid_new(a, t->s, id->s);
+    return 0;
+}
+
+static int fn_by_name(cstr name)
+{
+    for (int i = FN_FIRST_EXT; i < FN_COUNT; i++)
+        if (strlen(cedar_fns[i].name) == name.n && memcmp(cedar_fns[i].name, name.p, name.n) == 0)
+            return i;
+    return -1;
+}
+
+static int extn_from_cj(tg_arena *a, const cj *x, cedar_value *out, int depth, tg_error *err)
+{
+    const cj *fn = cj_get(x, "fn"), *arg = cj_get(x, "arg"), *args = cj_get(x, "args");
+    if (!x || x->kind != CJ_OBJ || !fn || fn->kind != CJ_STR || (!arg == !args) || x->n != 2)
+        return tg_error_set(err, "expected {\"__extn\": {\"fn\": \"...\", \"arg\": ...}} or with \"args\": [...]");
+    int id = fn_by_name(fn->s);
+    if (id < 0)
+        return tg_error_set(err, "unknown extension function `%.*s`", (int)(fn->s.n > 40 ? 40 : fn->s.n), fn->s.p);
+    cedar_value vals[4];
+    uint32_t n = 0;
+    if (arg) {
+        if (cedar_value_from_cj(a, arg, &vals[0], depth + 1, err)) return -1;
+        n = 1;
+    } else {
+        if (args->kind != CJ_ARR || args->n > 4)
+            return tg_error_set(err, "\"args\" of `%s` must be an array of at most 4 values", cedar_fns[id].name);
+        for (; n < args->n; n++)
+            if (cedar_value_from_cj(a, args->items[n], &vals[n], depth + 1, err)) return -1;
+    }
+    return cedar_call_fn(a, id, vals, n, out, err);
+}
+
+int cedar_value_from_cj(tg_arena *a, const cj *j, cedar_value *out, int depth, tg_error *err)
+{
+    if (depth > CEDAR_MAX_DEPTH) return tg_error_set(err, "value nests deeper than %d levels", CEDAR_MAX_DEPTH);
+    switch (j->kind) {
+    case CJ_TRUE:
+    case CJ_FALSE:
+        out->kind = CV_BOOL;
+        out->u.b = j->kind == CJ_TRUE;
+        return 0;
+    case CJ_INT:
+        out->kind = CV_LONG;
+        out->u.l = j->i;
+        return 0;
+    case CJ_STR:
+        out->kind = CV_STRING;
+        out->u.s = j->s;
+        return 0;
+    case CJ_ARR: {
+        cedar_value *v = tg_arena_alloc(a, (j->n ? j->n : 1) * sizeof *v);
+        for (uint32_t i = 0; i < j->n; i++)
+            if (cedar_value_from_cj(a, j->items[i], &v[i], depth + 1, err)) return -1;
+        out->kind = CV_SET;
+        out->u.set = cv_set_make(a, v, j->n);
+        return 0;
+    }
+    case CJ_OBJ: {
+        if (j->n == 1 && cj_get(j, "__entity")) {
+            out->kind = CV_ENTITY;
+            return cedar_uid_from_cj(a, j, &out->u.uid, err);
+        }
+        if (j->n == 1 && cj_get(j, "__extn")) return extn_from_cj(a, cj_get(j, "__extn"), out, depth, err);
+        cedar_value *vals = tg_arena_alloc(a, (j->n ? j->n : 1) * sizeof *vals);
+        for (uint32_t i = 0; i < j->n; i++)
+            if (cedar_value_from_cj(a, j->items[i], &vals[i], depth + 1, err)) return -1;
+        out->kind = CV_RECORD;
+        out->u.rec = cv_record_make(a, j->keys, vals, j->n, NULL);  /* keys are unique */
+        return 0;
+    }
+    case CJ_REAL: return tg_error_set(err, "numbers with a fraction or exponent are not Cedar values");
+    case CJ_NULL: return tg_error_set(err, "null is not a Cedar value");
+    }
+    return tg_error_set(err, "unsupported JSON value");
+}
+
+static int record_from_cj(tg_arena *a, const cj *j, const char *what, const cv_record **out,
+                          tg_error *err)
+{
+    if (!j) {
+        *out = NULL;
+        return 0;
+    }
+    if (j->kind != CJ_OBJ) return tg_error_set(err, "\"%s\" must be an object", what);
+    /* An object here is always a record, never an escape. */
+    if (j->n == 1 && (cj_get(j, "__entity") || cj_get(j, "__extn")))
+        return tg_error_set(err, "\"%s\" must be a record, not an escape", what);
+    cedar_value v;
+    if (cedar_value_from_cj(a, j, &v, 1, err)) {
+        char tmp[sizeof err->msg];
+        snprintf(tmp, sizeof tmp, "in \"%s\": %.900s", what, err->msg);
+        return tg_error_set(err, "%s", tmp);
+    }
+    *out = v.u.rec;
+    return 0;
+}
+
+cedar_entity *cedar_entity_from_cj(tg_arena *a, const cj *j, tg_error *err)
+{
+    if (j->kind != CJ_OBJ) {
+        tg_error_set(err, "an entity must be an object with \"uid\", \"attrs\", \"parents\"");
+        return NULL;
+    }
+    for (uint32_t i = 0; i < j->n; i++) {
+        cstr k = j->keys[i];
+        bool known = false;
+        static const char *const fields[] = {"uid", "attrs", "parents", "tags"};
+        for (int f = 0; f < 4; f++) known |= strlen(fields[f]) == k.n && !memcmp(fields[f], k.p, k.n);
+        if (!known) {
+            tg_error_set(err, "unknown entity field \"%.*s\" (expected uid, attrs, parents, tags)",
+                         (int)(k.n > 40 ? 40 : k.n), k.p);
+            return NULL;
+        }
+    }
+    cedar_entity *e = tg_arena_calloc(a, 1, sizeof *e);
+    const cj *uid = cj_get(j, "uid");
+    if (!uid) {
+        tg_error_set(err, "entity without \"uid\"");
+        return NULL;
+    }
+    if (cedar_uid_from_cj(a, uid, &e->uid, err)) return NULL;
+    if (record_from_cj(a, cj_get(j, "attrs"), "attrs", &e->attrs, err) ||
+        record_from_cj(a, cj_get(j, "tags"), "tags", &e->tags, err))
+        return NULL;
+    const cj *parents = cj_get(j, "parents");
+    if (parents) {
+        if (parents->kind != CJ_ARR) {
+            tg_error_set(err, "\"parents\" must be an array of entity uids");
+            return NULL;
+        }
+        e->nparents = parents->n;
+        e->parents = tg_arena_alloc(a, (e->nparents ? e->nparents : 1) * sizeof *e->parents);
+        for (uint32_t i = 0; i < e->nparents; i++)
+            if (cedar_uid_from_cj(a, parents->items[i], &e->parents[i], err)) return NULL;
+    }
+    return e;
+}
+
+/* ---------------------------------------------------------------- store */
+
+/* Ancestors of e: everything reachable through parents. Each entity already closed
+ * contributes its whole closure at once; the visited set (the closure itself) makes
+ * cycles terminate. `lookup` finds an entity by uid in the relevant scope. */
+typedef const cedar_entity *(*lookup_fn)(const void *where, const cedar_uid *u);
+
+static void close_entity(tg_arena *a, cedar_entity *e, lookup_fn lookup, const void *where)
+{
+    uint32_t cap = 16, n = 0;
+    const cedar_uid **stack = malloc(cap * sizeof *stack);
+    if (!stack) abort();
+    for (uint32_t i = 0; i < e->nparents; i++) {
+        if (n == cap) {
+            cap *= 2;
+            stack = realloc(stack, cap * sizeof *stack);
+            if (!stack) abort();
+        }
+        stack[n++] = e->parents[i];
+    }
+    while (n) {
+        const cedar_uid *u = stack[--n];
+        if (uid_set_has(&e->ancestors, u)) continue;
+        uid_set_add(a, &e->ancestors, u);
+        const cedar_entity *pe = lookup(where, u);
+        if (!pe || pe == e) continue;
+        for (uint32_t i = 0; i < pe->nparents; i++) {
+            if (n == cap) {
+                cap *= 2;
+                stack = realloc(stack, cap * sizeof *stack);
+                if (!stack) abort();
+            }
+            stack[n++] = pe->parents[i];
+        }
+    }
+    free(stack);
+}
+
+static const cedar_entity *store_lookup(const void *where, const cedar_uid *u)
+{
+    return entity_map_get(where, u);
+}
+
+cedar_store *cedar_store_from_cj(const cj *entities, tg_error *err)
+{
+    if (entities->kind != CJ_ARR) {
+        tg_error_set(err, "entities must be a JSON array");
+        return NULL;
+    }
+    cedar_store *st = calloc(1, sizeof *st);
+    if (!st) abort();
+    st->arena = tg_arena_new(0);
+    size_t n = entities->n;
+    cedar_entity **all = tg_arena_alloc(st->arena, (n ? n : 1) * sizeof *all);
+    for (size_t i = 0; i < n; i++) {
+        tg_error e2;
+        cedar_entity *e = cedar_entity_from_cj(st->arena, entities->items[i], &e2);
+        if (!e) {
+            tg_error_set(err, "entity %zu: %s", i, e2.msg);
+            goto fail;
+        }
+        if (entity_map_get(&st->map, e->uid)) {
+            tg_error_set(err, "entity %zu: duplicate entity %.*s::\"%.*s\"", i, (int)e->uid->type.n,
+                         e->uid->type.p, (int)(e->uid->id.n > 60 ? 60 : e->uid->id.n), e->uid->id.p);
+            goto fail;
+        }
+        entity_map_put(st->arena, &st->map, e);
+        all[i] = e;
+    }
+    for (size_t i = 0; i < n; i++) close_entity(st->arena, all[i], store_lookup, &st->map);
+    return st;
+fail:
+    cedar_store_free(st);
+    return NULL;
+}
+
+cedar_store *cedar_store_load(const char *json, size_t len, tg_error *err)
+{
+    tg_arena *tmp = tg_arena_new(0);
+    const cj *j = cj_parse(tmp, json, len, err);
+    cedar_store *st = j ? cedar_store_from_cj(j, err) : NULL;
+    tg_arena_free(tmp);
+    return st;
+}
+
+void cedar_store_free(cedar_store *st)
+{
+    if (!st) return;
+    tg_arena_free(st->arena);
+    free(st);
+}
+
+size_t cedar_store_count(const cedar_store *st)
+{
+    return st ? st->map.n : 0;
+}
+
+/* ---------------------------------------------------------------- requests */
+
+cedar_request *cedar_request_new(tg_arena *arena, const cedar_store *store)
+{
+    cedar_request *rq = tg_arena_calloc(arena, 1, sizeof *rq);
+    rq->arena = arena;
+    rq->store = store;
+    rq->context.kind = CV_RECORD;
+    rq->context.u.rec = cv_record_make(arena, NULL, NULL, 0, NULL);
+    rq->closed = true;
+    return rq;
+}
+
+static int set_uid(cedar_request *rq, const cedar_uid **slot, const char *type, size_t tlen,
+                   const char *id, size_t ilen, tg_error *err)
+{
+    cstr t = {type, (uint32_t)tlen}, i = {id, (uint32_t)ilen};
+    if (check_type_name(t, err)) return -1;
+    *slot = cedar_uid_new(rq->arena, t, i);
+    return 0;
+}
+
+int cedar_request_set_principal(cedar_request *rq, const char *type, size_t tlen, const char *id,
+                                size_t ilen, tg_error *err)
+{
+    return set_uid(rq, &rq->principal, type, tlen, id, ilen, err);
+}
+
+int cedar_request_set_action(cedar_request *rq, const char *type, size_t tlen, const char *id,
+                             size_t ilen, tg_error *err)
+{
+    return set_uid(rq, &rq->action, type, tlen, id, ilen, err);
+}
+
+int cedar_request_set_resource(cedar_request *rq, const char *type, size_t tlen, const char *id,
+                               size_t ilen, tg_error *err)
+{
+    return set_uid(rq, &rq->resource, type, tlen, id, ilen, err);
+}
+
+int cedar_request_set_context_json(cedar_request *rq, const char *json, size_t len, tg_error *err)
+{
+    const cj *j = cj_parse(rq->arena, json, len, err);
+    const cv_record *r;
+    if (!j || record_from_cj(rq->arena, j, "context", &r, err)) return -1;
+    rq->context.kind = CV_RECORD;
+    rq->context.u.rec = r;
+    return 0;
+}
+
+const cedar_entity *cedar_request_entity(const cedar_request *rq, const cedar_uid *u)
+{
+    for (uint32_t i = 0; i < rq->nextra; i++)
+        if (cedar_uid_eq(rq->extra[i]->uid, u)) return rq->extra[i];
+    return rq->store ? entity_map_get(&rq->store->map, u) : NULL;
+}
+
+int cedar_request_add_entity_json(cedar_request *rq, const char *json, size_t len, tg_error *err)
+{
+    const cj *j = cj_parse(rq->arena, json, len, err);
+    cedar_entity *e = j ? cedar_entity_from_cj(rq->arena, j, err) : NULL;
+    if (!e) return -1;
+    if (cedar_request_entity(rq, e->uid))
+        return tg_error_set(err, "entity %.*s::\"%.*s\" already exists", (int)e->uid->type.n,
+                            e->uid->type.p, (int)(e->uid->id.n > 60 ? 60 : e->uid->id.n), e->uid->id.p);
+    if (rq->nextra == rq->extra_cap) {
+        rq->extra_cap = rq->extra_cap ? rq->extra_cap * 2 : 4;
+        cedar_entity **nx = tg_arena_alloc(rq->arena, rq->extra_cap * sizeof *nx);
+        if (rq->nextra) memcpy(nx, rq->extra, rq->nextra * sizeof *nx);
+        rq->extra = nx;
+    }
+    rq->extra[rq->nextra++] = e;
+    rq->closed = false;
+    return 0;
+}
+
+static const cedar_entity *request_lookup(const void *where, const cedar_uid *u)
+{
+    return cedar_request_entity(where, u);
+}
+
+void cedar_request_close(cedar_request *rq)
+{
+    if (rq->closed) return;
+    for (uint32_t i = 0; i < rq->nextra; i++) {
+        rq->extra[i]->ancestors = (uid_set){0, 0, NULL};
+        close_entity(rq->arena, rq->extra[i], request_lookup, rq);
+    }
+    rq->closed = true;
+}
+
+int cedar_request_from_cj(cedar_request *rq, const cj *req, tg_error *err)
+{
+    static const char *const names[] = {"principal", "action", "resource"};
+    const cedar_uid **slots[] = {&rq->principal, &rq->action, &rq->resource};
+    if (req->kind != CJ_OBJ) return tg_error_set(err, "request must be a JSON object");
+    for (int i = 0; i < 3; i++) {
+        const cj *u = cj_get(req, names[i]);
+        if (!u) return tg_error_set(err, "request has no \"%s\"", names[i]);
+        if (cedar_uid_from_cj(rq->arena, u, slots[i], err)) {
+            char tmp[sizeof err->msg];
+            snprintf(tmp, sizeof tmp, "request \"%s\": %.900s", names[i], err->msg);
+            return tg_error_set(err, "%s", tmp);
+        }
+    }
+    const cj *ctx = cj_get(req, "context");
+    if (!ctx) return 0;
+    const cv_record *r;
+    if (record_from_cj(rq->arena, ctx, "context", &r, err)) return -1;
+    rq->context.u.rec = r;
+    return 0;
+}
+
+int cedar_request_from_json(cedar_request *rq, const char *json, size_t len, tg_error *err)
+{
+    const cj *j = cj_parse(rq->arena, json, len, err);
+    return j ? cedar_request_from_cj(rq, j, err) : -1;
+}

@@ -1,0 +1,345 @@
+/*
+ * json.c — a strict JSON reader for Cedar data (entities, contexts, requests).
+ *
+ * Why not jansson / tg_json_parse: Cedar entity ids, attribute names and record keys may
+ * contain U+0000 (the integration corpus has them), and jansson cannot represent a NUL
+ * inside an object key. This reader builds an arena DOM with counted strings and is at
+ * least as strict as tg_json_parse: duplicate keys, nesting beyond CEDAR_JSON_MAX_DEPTH,
+ * integers outside int64, invalid UTF-8, lone surrogates, raw control characters and
+ * trailing garbage are all errors reported as "line L column C: reason".
+ */
+#include "cedar/cedar_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct jp {
+    const char *s, *p, *end;
+    tg_arena   *a;
+    tg_error   *err;
+    int         depth;
+} jp;
+
+static int jfail(jp *j, const char *what)
+{
+    uint32_t line = 1, col = 1;
+    for (const char *q = j->s; q < j->p && q < j->end; q++) {
+        if (*q == '\n') {
+            line++;
+            col = 1;
+        } else if (((unsigned char)*q & 0xC0) != 0x80) {
+            col++;
+        }
+    }
+    return tg_error_set(j->err, "line %u column %u: %s", line, col, what);
+}
+
+static void skip_ws(jp *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
+}
+
+static int hex4(jp *j, uint32_t *out)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = j->p < j->end ? *j->p : 0;
+        int h = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+              : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+        if (h < 0) return jfail(j, "invalid \\u escape");
+        v = v * 16 + (uint32_t)h;
+        j->p++;
+    }
+    *out = v;
+    return 0;
+}
+
+static void put_cp(tg_buf *b, uint32_t cp)
+{
+    char u[4];
+    size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    if (n == 1) u[0] = (char)cp;
+    else if (n == 2) {
+        u[0] = (char)(0xC0 | (cp >> 6));
+        u[1] = (char)(0x80 | (cp & 0x3F));
+    } else if (n == 3) {
+        u[0] = (char)(0xE0 | (cp >> 12));
+        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u[2] = (char)(0x80 | (cp & 0x3F));
+    } else {
+        u[0] = (char)(0xF0 | (cp >> 18));
+        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u[3] = (char)(0x80 | (cp & 0x3F));
+    }
+    tg_buf_append(b, u, n);
+}
+
+/* Parses a string at j->p (on the opening quote) into *out (arena copy). */
+static int jstring(jp *j, cstr *out)
+{
+    tg_buf b = TG_BUF_INIT;
+    j->p++;
+    int rc = -1;
+    for (;;) {
+        if (j->p >= j->end) {
+            jfail(j, "unterminated string");
+            goto out;
+        }
+        unsigned char c = (unsigned char)*j->p;
+        if (c == '"') {
+            j->p++;
+            break;
+        }
+        if (c < 0x20) {
+            jfail(j, "control character in string");
+            goto out;
+        }
+        if (c == '\\') {
+            j->p++;
+            char e = j->p < j->end ? *j->p++ : 0;
+            const char *simple = strchr("\"\\/bfnrt", e);
+            if (e && simple) {
+                static const char map[] = "\"\\/\b\f\n\r\t";
+                tg_buf_append(&b, &map[simple - "\"\\/bfnrt"], 1);
+                continue;
+            }
+            if (e != 'u') {
+                jfail(j, "invalid escape in string");
+                goto out;
+            }
+            uint32_t cp;
+            if (hex4(j, &cp)) goto out;
+            if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                jfail(j, "lone surrogate in string");
+                goto out;
+            }
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                uint32_t lo;
+                if (j->end - j->p < 2 || j->p[0] != '\\' || j->p[1] != 'u') {
+                    jfail(j, "lone surrogate in string");
+                    goto out;
+                }
+                j->p += 2;
+                if (hex4(j, &lo)) goto out;
+                if (lo < 0xDC00 || lo > 0xDFFF) {
+                    jfail(j, "lone surrogate in string");
+                    goto out;
+                }
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            }
+            put_cp(&b, cp);
+            continue;
+        }
+        /* raw UTF-8: validate the sequence */
+        int len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1Fu) : len == 3 ? (c & 0x0Fu) : (c & 0x07u);
+        bool ok = len > 0 && j->end - j->p >= len;
+        for (int i = 1; ok && i < len; i++) {
+            unsigned char d = (unsigned char)j->p[i];
+            if ((d & 0xC0) != 0x80) ok = false;
+            cp = (cp << 6) | (d & 0x3F);
+        }
+        if (ok && ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+                   (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF)))
+            ok = false;
+        if (!ok) {
+            jfail(j, "invalid UTF-8 in string");
+            goto out;
+        }
+        tg_buf_append(&b, j->p, (size_t)len);
+        j->p += len;
+    }
+    out->p = tg_arena_strndup(j->a, b.data ? b.data : "", b.len);
+    out->n = (uint32_t)b.len;
+    rc = 0;
+out:
+    tg_buf_free(&b);
+    return rc;
+}
+
+static int cmp_cstr(const void *a, const void *b)
+{
+    return cstr_cmp(*(const cstr *)a, *(const cstr *)b);
+}
+
+static cj *jvalue(jp *j);
+
+static cj *jcontainer(jp *j, cj *v, bool obj)
+{
+    if (++j->depth > CEDAR_JSON_MAX_DEPTH) {
+        jfail(j, "nesting too deep");
+        return NULL;
+    }
+    j->p++;
+    uint32_t cap = 0;
+    skip_ws(j);
+    if (j->p < j->end && *j->p == (obj ? '}' : ']')) {
+        j->p++;
+        j->depth--;
+        return v;
+    }
+    for (;;) {
+        cstr key = {NULL, 0};
+        skip_ws(j);
+        if (obj) {
+            if (j->p >= j->end || *j->p != '"') {
+                jfail(j, "expected a string key");
+                return NULL;
+            }
+            if (jstring(j, &key)) return NULL;
+            skip_ws(j);
+            if (j->p >= j->end || *j->p != ':') {
+                jfail(j, "expected ':'");
+                return NULL;
+            }
+            j->p++;
+        }
+        cj *item = jvalue(j);
+        if (!item) return NULL;
+        if (v->n == cap) {
+            cap = cap ? cap * 2 : 4;
+            cj **ni = tg_arena_alloc(j->a, cap * sizeof *ni);
+            cstr *nk = obj ? tg_arena_alloc(j->a, cap * sizeof *nk) : NULL;
+            if (v->n) {
+                memcpy(ni, v->items, v->n * sizeof *ni);
+                if (obj) memcpy(nk, v->keys, v->n * sizeof *nk);
+            }
+            v->items = ni;
+            v->keys = nk;
+        }
+        if (obj) v->keys[v->n] = key;
+        v->items[v->n++] = item;
+        skip_ws(j);
+        if (j->p < j->end && *j->p == ',') {
+            j->p++;
+            continue;
+        }
+        if (j->p < j->end && *j->p == (obj ? '}' : ']')) {
+            j->p++;
+            break;
+        }
+        jfail(j, obj ? "expected ',' or '}'" : "expected ',' or ']'");
+        return NULL;
+    }
+    if (obj && v->n > 1) {
+        cstr *sorted = malloc(v->n * sizeof *sorted);
+        if (!sorted) abort();
+        memcpy(sorted, v->keys, v->n * sizeof *sorted);
+        qsort(sorted, v->n, sizeof *sorted, cmp_cstr);
+        bool dup = false;
+        for (uint32_t i = 1; i < v->n && !dup; i++) dup = cstr_eq(sorted[i - 1], sorted[i]);
+        free(sorted);
+        if (dup) {
+            jfail(j, "duplicate key in object");
+            return NULL;
+        }
+    }
+    j->depth--;
+    return v;
+}
+
+static cj *jvalue(jp *j)
+{
+    skip_ws(j);
+    if (j->p >= j->end) {
+        jfail(j, "unexpected end of input");
+        return NULL;
+    }
+    cj *v = tg_arena_calloc(j->a, 1, sizeof *v);
+    char c = *j->p;
+    if (c == '{' || c == '[') {
+        v->kind = c == '{' ? CJ_OBJ : CJ_ARR;
+        return jcontainer(j, v, c == '{');
+    }
+    if (c == '"') {
+        v->kind = CJ_STR;
+        return jstring(j, &v->s) ? NULL : v;
+    }
+    static const struct { const char *w; int kind; } words[] = {
+        {"true", CJ_TRUE}, {"false", CJ_FALSE}, {"null", CJ_NULL}};
+    for (int i = 0; i < 3; i++) {
+        size_t n = strlen(words[i].w);
+        if ((size_t)(j->end - j->p) >= n && memcmp(j->p, words[i].w, n) == 0) {
+            j->p += n;
+            v->kind = (uint8_t)words[i].kind;
+            return v;
+        }
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        const char *start = j->p;
+        bool neg = c == '-';
+        if (neg) j->p++;
+        const char *digits = j->p;
+        uint64_t mag = 0;
+        bool big = false;
+        while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
+            unsigned d = (unsigned)(*j->p - '0');
+            if (mag > (UINT64_MAX - d) / 10) big = true;
+            else mag = mag * 10 + d;
+            j->p++;
+        }
+        if (j->p == digits || (*digits == '0' && j->p - digits > 1)) {
+            j->p = start;
+            jfail(j, "invalid number");
+            return NULL;
+        }
+        bool real = false;
+        if (j->p < j->end && *j->p == '.') {
+            real = true;
+            j->p++;
+            if (j->p >= j->end || *j->p < '0' || *j->p > '9') {
+                jfail(j, "invalid number");
+                return NULL;
+            }
+            while (j->p < j->end && *j->p >= '0' && *j->p <= '9') j->p++;
+        }
+        if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+            real = true;
+            j->p++;
+            if (j->p < j->end && (*j->p == '+' || *j->p == '-')) j->p++;
+            if (j->p >= j->end || *j->p < '0' || *j->p > '9') {
+                jfail(j, "invalid number");
+                return NULL;
+            }
+            while (j->p < j->end && *j->p >= '0' && *j->p <= '9') j->p++;
+        }
+        if (real) {
+            v->kind = CJ_REAL;
+            return v;
+        }
+        if (big || mag > (uint64_t)INT64_MAX + (neg ? 1 : 0)) {
+            j->p = start;
+            jfail(j, "integer outside the 64-bit range");
+            return NULL;
+        }
+        v->kind = CJ_INT;
+        v->i = neg ? (mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag) : (int64_t)mag;
+        return v;
+    }
+    jfail(j, "unexpected character");
+    return NULL;
+}
+
+cj *cj_parse(tg_arena *a, const char *buf, size_t len, tg_error *err)
+{
+    jp j = {.s = buf, .p = buf, .end = buf + len, .a = a, .err = err};
+    cj *v = jvalue(&j);
+    if (!v) return NULL;
+    skip_ws(&j);
+    if (j.p != j.end) {
+        jfail(&j, "trailing characters after the JSON value");
+        return NULL;
+    }
+    return v;
+}
+
+const cj *cj_get(const cj *obj, const char *key)
+{
+    if (!obj || obj->kind != CJ_OBJ) return NULL;
+    cstr k = {key, (uint32_t)strlen(key)};
+    for (uint32_t i = 0; i < obj->n; i++)
+        if (cstr_eq(obj->keys[i], k)) return obj->items[i];
+    return NULL;
+}
