@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# test_cli.sh — the `toolgate` command line as a user and scripts rely on it: --version,
+# --help and help texts, exit statuses (0 ok, 1 invalid configuration, 2 usage error),
+# `check` reporting FILE:LINE:COL, and `serve` starting, answering, surviving SIGHUP and
+# shutting down cleanly on SIGTERM. Needs TOOLGATE_BIN and DEMO_BIN (set by meson).
+# Prints "N passed, N failed".
+set -uo pipefail
+: "${TOOLGATE_BIN:?set TOOLGATE_BIN}" "${DEMO_BIN:?set DEMO_BIN}"
+
+work=$(mktemp -d)
+pid=
+cleanup() {
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+passed=0 failed=0
+ok()  { passed=$((passed + 1)); echo "ok - $1"; }
+bad() { failed=$((failed + 1)); echo "not ok - $1"; shift; for l in "$@"; do echo "    $l"; done; }
+
+# run NAME EXPECTED_STATUS ARGS...: runs toolgate, keeps stdout/stderr in $out/$err.
+run() {
+  local name=$1 want=$2; shift 2
+  "$TOOLGATE_BIN" "$@" >"$work/out" 2>"$work/err"
+  status=$?
+  out=$(cat "$work/out"); err=$(cat "$work/err")
+  if [ "$status" -eq "$want" ]; then return 0; fi
+  bad "$name: exit status $status, expected $want" "stdout: $out" "stderr: $err"
+  return 1
+}
+
+# expect NAME HAYSTACK NEEDLE: NEEDLE occurs literally in HAYSTACK.
+expect() {
+  if [[ "$2" == *"$3"* ]]; then ok "$1"; else bad "$1" "expected to find: $3" "in: $2"; fi
+}
+
+run "--version" 0 --version && expect "--version prints the version" "$out" "toolgate 0.1.0"
+run "-V" 0 -V && expect "-V prints the version" "$out" "toolgate 0.1.0"
+run "--help" 0 --help && expect "--help lists every command" "$out" "serve --config FILE [--listen HOST:PORT] [--port N]
+                      run the gateway
+  check --config FILE validate a configuration file and exit
+  cedar ...           Cedar policy tools (toolgate help cedar)
+  help [COMMAND]      show this help, or the help of COMMAND"
+run "help serve" 0 help serve && expect "help serve lists its options" "$out" "  --port N            listen on port N"
+run "serve --help" 0 serve --help && expect "serve --help is the same text" "$out" "SIGHUP"
+run "help check" 0 help check && expect "help check explains the output" "$out" 'FILE: ok (N upstreams)'
+run "no command" 2 && expect "no command: usage on stderr" "$err" "usage: toolgate <command>"
+run "unknown command" 2 frobnicate && expect "unknown command: named, usage on stderr" "$err" 'toolgate: unknown command "frobnicate"'
+[ -z "$out" ] && ok "unknown command: nothing on stdout" || bad "unknown command: nothing on stdout" "$out"
+run "help unknown" 2 help frobnicate && expect "help of an unknown command fails" "$err" 'no such command "frobnicate"'
+run "check without --config" 2 check && expect "check requires --config" "$err" "--config FILE is required"
+run "check bad option" 2 check --config x --bogus && expect "check rejects unknown options" "$err" 'unexpected argument "--bogus"'
+run "serve bad port" 2 serve --config x --port 70000 && expect "serve --port is range-checked" "$err" "--port: expected a number from 0 to 65535"
+
+cat >"$work/good.yaml" <<EOF
+listen: 127.0.0.1:8080
+upstreams:
+  - name: demo
+    transport: stdio
+    command: [$DEMO_BIN]
+    env: {JIRA_API_TOKEN: test-token}
+EOF
+run "check valid" 0 check --config "$work/good.yaml" && expect "check valid prints ok" "$out" "$work/good.yaml: ok (1 upstream)"
+run "check valid (--config=)" 0 check "--config=$work/good.yaml" && ok "check accepts --config=FILE"
+
+cat >"$work/bad.yaml" <<EOF
+listen: 127.0.0.1:8080
+upstreams:
+  - name: demo
+    transport: tcp
+EOF
+run "check invalid" 1 check --config "$work/bad.yaml" &&
+  expect "check invalid prints FILE:LINE:COL on stderr" "$err" "$work/bad.yaml:4:16: upstreams[0].transport: expected \"stdio\" or \"http\", found \"tcp\""
+run "check missing file" 1 check --config "$work/none.yaml" && expect "check missing file says so" "$err" "$work/none.yaml: cannot open: No such file or directory"
+
+# serve: port 0 picks a free port; the log line tells which.
+"$TOOLGATE_BIN" serve --config "$work/good.yaml" --port 0 2>"$work/serve.log" &
+pid=$!
+port=
+for _ in $(seq 1 100); do
+  port=$(sed -n -E 's/.*listening on http:\/\/127\.0\.0\.1:([0-9]+)\/mcp.*/\1/p' "$work/serve.log" | head -n1)
+  [ -n "$port" ] && break
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.1
+done
+if [ -n "$port" ] && [ "$port" != 0 ]; then
+  ok "serve logs where it listens"
+  expect "serve's log line names the public URL and upstreams" "$(cat "$work/serve.log")" "(public URL http://127.0.0.1:$port/mcp), upstreams: demo (stdio, shared)"
+  if command -v curl >/dev/null; then
+    resp=$(curl -s --max-time 10 "http://127.0.0.1:$port/mcp" \
+      -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+      -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"cli-test","version":"1"}}}')
+    expect "serve answers initialize through the demo upstream" "$resp" '"serverInfo"'
+  fi
+  kill -HUP "$pid"; sleep 0.3
+  kill -0 "$pid" 2>/dev/null && ok "serve keeps running after SIGHUP" || bad "serve keeps running after SIGHUP" "$(cat "$work/serve.log")"
+  expect "SIGHUP is logged" "$(cat "$work/serve.log")" "SIGHUP received"
+  kill -TERM "$pid"
+  status=
+  for _ in $(seq 1 100); do
+    if ! kill -0 "$pid" 2>/dev/null; then wait "$pid"; status=$?; break; fi
+    sleep 0.1
+  done
+  pid=
+  [ "$status" = 0 ] && ok "serve exits 0 after SIGTERM" || bad "serve exits 0 after SIGTERM" "status: ${status:-still running after 10 s}" "$(tail -n 20 "$work/serve.log")"
+else
+  bad "serve logs where it listens" "$(cat "$work/serve.log")"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
