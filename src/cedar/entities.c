@@ -167,8 +167,9 @@ int cedar_value_from_cj(tg_arena *a, const cj *j, cedar_value *out, int depth, t
         out->u.l = j->i;
         return 0;
     case CJ_STR:
+        /* copied: the JSON DOM may live in a shorter-lived arena than the value */
         out->kind = CV_STRING;
-        out->u.s = j->s;
+        out->u.s = (cstr){tg_arena_strndup(a, j->s.p, j->s.n), j->s.n};
         return 0;
     case CJ_ARR: {
         cedar_value *v = tg_arena_alloc(a, (j->n ? j->n : 1) * sizeof *v);
@@ -185,10 +186,13 @@ int cedar_value_from_cj(tg_arena *a, const cj *j, cedar_value *out, int depth, t
         }
         if (j->n == 1 && cj_get(j, "__extn")) return extn_from_cj(a, cj_get(j, "__extn"), out, depth, err);
         cedar_value *vals = tg_arena_alloc(a, (j->n ? j->n : 1) * sizeof *vals);
-        for (uint32_t i = 0; i < j->n; i++)
+        cstr *keys = tg_arena_alloc(a, (j->n ? j->n : 1) * sizeof *keys);
+        for (uint32_t i = 0; i < j->n; i++) {
+            keys[i] = (cstr){tg_arena_strndup(a, j->keys[i].p, j->keys[i].n), j->keys[i].n};
             if (cedar_value_from_cj(a, j->items[i], &vals[i], depth + 1, err)) return -1;
+        }
         out->kind = CV_RECORD;
-        out->u.rec = cv_record_make(a, j->keys, vals, j->n, NULL);  /* keys are unique */
+        out->u.rec = cv_record_make(a, keys, vals, j->n, NULL);  /* keys are unique */
         return 0;
     }
     case CJ_REAL: return tg_error_set(err, "numbers with a fraction or exponent are not Cedar values");
