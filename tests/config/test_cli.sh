@@ -53,6 +53,11 @@ run "check without --config" 2 check && expect "check requires --config" "$err" 
 run "check bad option" 2 check --config x --bogus && expect "check rejects unknown options" "$err" 'unexpected argument "--bogus"'
 run "serve bad port" 2 serve --config x --port 70000 && expect "serve --port is range-checked" "$err" "--port: expected a number from 0 to 65535"
 
+echo 'permit(principal, action, resource);' >"$work/p.cedar"
+run "cedar check" 0 cedar check "$work/p.cedar" && ok "toolgate cedar reaches the Cedar tools"
+echo 'permit(principal, action' >"$work/bad.cedar"
+run "cedar check invalid" 1 cedar check "$work/bad.cedar" && expect "toolgate cedar passes on its errors" "$err" "$work/bad.cedar:1:"
+
 cat >"$work/good.yaml" <<EOF
 listen: 127.0.0.1:8080
 upstreams:
