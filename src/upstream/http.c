@@ -29,6 +29,7 @@
 #define HTTP_DELETE_TIMEOUT_MS 2000
 #define HTTP_STREAM_MIN_MS     500                 /* GET stream reconnect backoff */
 #define HTTP_STREAM_MAX_MS     30000
+#define HTTP_STREAM_MIN_RETRY_MS 100               /* floor for the server's retry: */
 #define HTTP_POOL              8                   /* idle easy handles kept */
 
 typedef enum { XF_POST, XF_GET, XF_DELETE } xf_kind;
@@ -309,6 +310,9 @@ static void http_get_done(http_xfer *xf, CURLcode rc)
     uint32_t delay;
     if (xf->status >= 200 && xf->status < 300 && xf->sse_inited) {
         delay = xf->sse.retry_ms >= 0 ? (uint32_t)xf->sse.retry_ms : HTTP_STREAM_MIN_MS;
+        /* a server that keeps ending the stream must not make us spin */
+        if (delay < HTTP_STREAM_MIN_RETRY_MS) delay = HTTP_STREAM_MIN_RETRY_MS;
+        if (delay > HTTP_STREAM_MAX_MS) delay = HTTP_STREAM_MAX_MS;
         hc->stream_backoff_ms = HTTP_STREAM_MIN_MS;
     } else {
         delay = hc->stream_backoff_ms;

@@ -85,10 +85,17 @@ static void srv_respond(srv_conn *sc, int status, const char *extra_headers, con
     tg_buf_free(&b);
 }
 
-/* Sends the body as HTTP chunks of 7 bytes, one per millisecond. */
+/* Sends the body as HTTP chunks of 7 bytes, one per millisecond; a PAUSE byte in the
+ * body is not sent but holds the stream for 150 ms. */
+#define PAUSE "\x01"
 static void srv_drip_tick(uv_timer_t *t)
 {
     srv_conn *sc = t->data;
+    if (sc->drip_off < sc->drip_len && sc->drip[sc->drip_off] == PAUSE[0]) {
+        sc->drip_off++;
+        uv_timer_start(t, srv_drip_tick, 150, 1);
+        return;
+    }
     if (sc->drip_off >= sc->drip_len) {
         uv_timer_stop(t);
         srv_send(sc, "0\r\n\r\n", 5);
@@ -96,7 +103,8 @@ static void srv_drip_tick(uv_timer_t *t)
         sc->drip = NULL;
         return;
     }
-    size_t n = sc->drip_len - sc->drip_off < 7 ? sc->drip_len - sc->drip_off : 7;
+    size_t n = 0;
+    while (n < 7 && sc->drip_off + n < sc->drip_len && sc->drip[sc->drip_off + n] != PAUSE[0]) n++;
     char chunk[32];
     int hl = snprintf(chunk, sizeof chunk, "%zx\r\n", n);
     memcpy(chunk + hl, sc->drip + sc->drip_off, n);
@@ -156,7 +164,7 @@ static void srv_handle(srv_conn *sc, srv_req *r)
                  ": priming comment\r\n"
                  "id: e1\r\ndata:\r\n\r\n"
                  "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\","
-                 "\"params\":{\"progressToken\":1,\"progress\":1}}\n\n"
+                 "\"params\":{\"progressToken\":1,\"progress\":1}}\n\n" PAUSE
                  "data: {\"jsonrpc\":\"2.0\",\r\ndata: \"id\":%s,\r\ndata: \"result\":{}}\r\n\r\n",
                  ids);
         srv_respond_sse(sc, ev);
@@ -409,6 +417,9 @@ static void test_sse_response_in_small_chunks(void **state)
     fixture f;
     start(&f);
     send_req(&f, 5, "sse");
+    /* each event is delivered as it arrives, not when the stream ends */
+    wait_msgs(&f, 1);
+    assert_int_equal(f.rec.nmsgs, 1);
     wait_msgs(&f, 2);
     run_for(&loop, 20);
     assert_int_equal(f.rec.nmsgs, 2);  /* the priming event and the comment are not messages */
@@ -498,8 +509,8 @@ static void test_get_stream(void **state)
     assert_string_equal(json_string_value(json_object_get(f.rec.msgs[1], "method")),
                         "notifications/tools/list_changed");
     assert_null(f.rec.stream_of[1]);
-    /* the stream ends; the transport reconnects (retry: 10) resuming after g1, gets 405
-     * and stays quiet */
+    /* the stream ends; the transport reconnects (retry: 10, raised to 100 ms) resuming
+     * after g1, gets 405 and stays quiet */
     want_n = 3;
     assert_true(run_until(&loop, cond_reqs, NULL, 5000));
     run_for(&loop, 100);

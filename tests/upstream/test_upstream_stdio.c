@@ -111,6 +111,26 @@ static void test_round_trip(void **state)
     close_and_wait(&f);
 }
 
+/* Larger than a pipe buffer both ways: the write is queued, the read spans chunks. */
+static void test_large_message(void **state)
+{
+    size_t n = 3u << 20;
+    char *big = malloc(n + 1);
+    memset(big, 'z', n);
+    big[n] = '\0';
+    fixture f;
+    start(&f, NULL, NULL, NULL);
+    send_req(&f, 1, "echo", json_pack("{s:s}", "big", big));
+    send_req(&f, 2, "echo", NULL);
+    wait_msgs(&f, 2);
+    assert_int_equal(msg_id(&f, 0), 1);
+    assert_int_equal(msg_id(&f, 1), 2);
+    json_t *echo = json_object_get(json_object_get(f.rec.msgs[0], "result"), "echo");
+    assert_string_equal(json_string_value(json_object_get(echo, "big")), big);
+    free(big);
+    close_and_wait(&f);
+}
+
 static void test_out_of_order(void **state)
 {
     fixture f;
@@ -356,6 +376,7 @@ int main(int argc, char **argv)
     fake_path = argv[1];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_large_message),
         cmocka_unit_test(test_out_of_order),
         cmocka_unit_test(test_invalid_lines_dropped),
         cmocka_unit_test(test_env_is_exactly_configured),
