@@ -53,6 +53,7 @@ typedef struct front_scan {
     size_t nheaders;  /* header lines seen */
     int ver_idx;      /* position inside "HTTP/1.x" */
     int minor;
+    bool timer_armed; /* header deadline running for this request */
 } front_scan;
 
 typedef struct front_conn front_conn;

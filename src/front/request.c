@@ -428,7 +428,6 @@ static void dispatch(front_conn *c)
     c->head_only = fr->pub.method == TG_HTTP_HEAD;
     c->phase = CONN_HANDLER;
     fr->dispatched = true;
-    front_conn_arm_timer(c);
     c->in_dispatch = true;
     srv->handler(&fr->pub, srv->ctx);
     c->in_dispatch = false;
@@ -443,7 +442,6 @@ size_t front_consume(front_conn *c, const char *p, size_t n)
         case CONN_IDLE:
             memset(&c->scan, 0, sizeof c->scan);
             c->phase = CONN_HEAD;
-            front_conn_arm_timer(c); /* once per request: trickling bytes do not extend it */
             /* fall through */
         case CONN_HEAD: {
             int status = 0;
@@ -453,7 +451,14 @@ size_t front_consume(front_conn *c, const char *p, size_t n)
                 front_reject(c, status, reason);
                 return n;
             }
-            if (r == 0) return off; /* partial block stays buffered from its first byte */
+            if (r == 0) {
+                /* The header deadline starts with the first byte of a block that does not
+                 * arrive whole, once per request, so trickling bytes cannot extend it. On
+                 * a new connection it already runs from accept. */
+                if (!c->first && !c->scan.timer_armed) front_conn_arm_timer(c);
+                c->scan.timer_armed = true;
+                return off; /* the partial block stays buffered from its first byte */
+            }
             size_t hlen = c->scan.off;
             if (start_request(c, p + off, hlen) != 0) return n;
             off += hlen;

@@ -290,9 +290,11 @@ static void on_timer(uv_timer_t *t)
     case CONN_BODY:
         front_reject(c, 408, "request body not received in time");
         break;
-    default:
-        front_conn_close(c); /* CLOSING: linger time is over */
+    case CONN_CLOSING:
+        front_conn_close(c); /* linger time is over */
         break;
+    default:
+        break; /* a deadline of an earlier phase: the handler owns the pace now */
     }
 }
 
@@ -309,7 +311,8 @@ void front_conn_arm_timer(front_conn *c)
     case CONN_BODY: ms = l->body_timeout_ms; break;
     case CONN_CLOSING: ms = FRONT_LINGER_MS; break;
     default:
-        uv_timer_stop(&c->timer); /* the handler owns the pace now */
+        /* No deadline while the handler owns the request. The timer is not stopped:
+         * that would cost a heap operation per request, and on_timer ignores it. */
         return;
     }
     uv_timer_start(&c->timer, on_timer, ms, 0);
@@ -442,8 +445,7 @@ static void on_connection(uv_stream_t *server, int status)
         /* Accept and close at once: leaving it in the backlog would only make the
          * client wait for a timeout. */
         uv_tcp_t *t = malloc(sizeof *t);
-        if (!t) abort();
-        uv_tcp_init(srv->loop, t);
+        if (!t || uv_tcp_init(srv->loop, t) != 0) abort(); /* init fails only on misuse */
         if (uv_accept(server, (uv_stream_t *)t) == 0) log_overload(srv);
         uv_close((uv_handle_t *)t, on_reject_closed);
         return;
@@ -451,8 +453,8 @@ static void on_connection(uv_stream_t *server, int status)
     front_conn *c = calloc(1, sizeof *c);
     if (!c) abort();
     c->srv = srv;
-    uv_tcp_init(srv->loop, &c->tcp);
-    uv_timer_init(srv->loop, &c->timer);
+    if (uv_tcp_init(srv->loop, &c->tcp) != 0 || uv_timer_init(srv->loop, &c->timer) != 0)
+        abort(); /* these fail only on misuse */
     c->tcp.data = c;
     c->timer.data = c;
     c->handles_open = 2;

@@ -474,6 +474,30 @@ static void test_expect_continue(void **state)
     close(fd);
 }
 
+static void test_byte_by_byte(void **state)
+{
+    (void)state;
+    /* Every split point of a pipelined stream (CL body, chunked body, leading empty
+     * line, HTTP/1.0 keep-alive) gives the same answers as one big write. */
+    static const char stream[] =
+        "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
+        "\r\nPOST /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        "GET /c?q HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    int fd = cl_connect();
+    rbuf r = {0};
+    for (size_t i = 0; i < sizeof stream - 1; i++) {
+        cl_send(fd, stream + i, 1);
+        pump(0);
+    }
+    int three = 3;
+    cl_read(fd, &r, 2000, has_n_responses, &three);
+    const char *a = strstr(r.data, "POST /a hello"), *b = strstr(r.data, "POST /b abc"),
+               *c = strstr(r.data, "GET /c?q ");
+    assert_true(a && b && c && a < b && b < c);
+    assert_int_equal(H.calls, 3);
+    close(fd);
+}
+
 /* ---------------------------------------------------------------- SSE */
 
 static void test_sse_exact(void **state)
@@ -946,6 +970,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pipelined_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelined_waits_for_response, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expect_continue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_byte_by_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sse_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sse_client_disconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_framing_attacks, setup, teardown),
