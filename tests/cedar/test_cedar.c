@@ -1,0 +1,367 @@
+/*
+ * test_cedar.c — unit tests for the hard parts of the Cedar engine: string escapes, Long
+ * overflow, `like`, the entity hierarchy (cycles, missing entities, request overlay),
+ * nesting limits, parse errors with positions, and the authorizer's reasons/errors.
+ * The integration corpus (corpus.sh) covers breadth; these pin down edge cases.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cedar/cedar_int.h"
+
+/* One authorization: policies text, entities JSON (or NULL), request JSON. Returns the
+ * decision; *nerr receives the number of erroring policies, reasons/errors are written
+ * as "policyN,..." strings. */
+typedef struct outcome {
+    int  decision;
+    char reasons[256];
+    char errors[256];
+} outcome;
+
+static void ids(char *out, size_t cap, const cedar_policy_set *ps, const size_t *v, size_t n)
+{
+    out[0] = 0;
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + strlen(out), cap - strlen(out), "%s%s", i ? "," : "", cedar_policy_id(ps, v[i]));
+}
+
+static outcome run(const char *policies, const char *entities, const char *context)
+{
+    tg_error err;
+    cedar_policy_set *ps = cedar_policy_set_parse(policies, strlen(policies), &err);
+    if (!ps) fail_msg("parse: %s", err.msg);
+    cedar_store *st = NULL;
+    if (entities) {
+        st = cedar_store_load(entities, strlen(entities), &err);
+        if (!st) fail_msg("entities: %s", err.msg);
+    }
+    tg_arena *a = tg_arena_new(0);
+    cedar_request *rq = cedar_request_new(a, st);
+    assert_int_equal(cedar_request_set_principal(rq, "User", 4, "alice", 5, &err), 0);
+    assert_int_equal(cedar_request_set_action(rq, "Action", 6, "read", 4, &err), 0);
+    assert_int_equal(cedar_request_set_resource(rq, "Doc", 3, "d1", 2, &err), 0);
+    if (context && cedar_request_set_context_json(rq, context, strlen(context), &err))
+        fail_msg("context: %s", err.msg);
+    cedar_response res;
+    assert_int_equal(cedar_authorize(ps, rq, &res, &err), 0);
+    outcome o = {.decision = res.decision};
+    ids(o.reasons, sizeof o.reasons, ps, res.reasons, res.nreasons);
+    ids(o.errors, sizeof o.errors, ps, res.errors, res.nerrors);
+    tg_arena_free(a);
+    cedar_store_free(st);
+    cedar_policy_set_free(ps);
+    return o;
+}
+
+/* Evaluates one `when` condition: 1 true, 0 false, -1 error. */
+static int check(const char *expr, const char *entities, const char *context)
+{
+    char text[8192];
+    snprintf(text, sizeof text, "permit(principal, action, resource) when { %s };", expr);
+    outcome o = run(text, entities, context);
+    if (o.errors[0]) return -1;
+    return o.decision == CEDAR_ALLOW;
+}
+
+static char *parse_error(const char *text, char *buf)
+{
+    tg_error err;
+    cedar_policy_set *ps = cedar_policy_set_parse(text, strlen(text), &err);
+    if (ps) {
+        cedar_policy_set_free(ps);
+        return NULL;
+    }
+    strcpy(buf, err.msg);
+    return buf;
+}
+
+static void test_string_escapes(void **state)
+{
+    (void)state;
+    /* JSON "\u0000" and Cedar "\0" are the same one-byte string */
+    assert_int_equal(check("context.s == \"a\\0b\"", NULL, "{\"s\":\"a\\u0000b\"}"), 1);
+    assert_int_equal(check("\"\\u{1F600}\" == \"\xF0\x9F\x98\x80\"", NULL, NULL), 1);
+    assert_int_equal(check("\"\\u{1_F600}\" == \"\xF0\x9F\x98\x80\"", NULL, NULL), 1);
+    assert_int_equal(check("\"\\x41\\n\\t\\r\\'\\\"\\\\\" == context.s", NULL,
+                          "{\"s\":\"A\\n\\t\\r'\\\"\\\\\"}"), 1);
+    char buf[1100];
+    assert_non_null(parse_error("permit(principal,action,resource) when { \"\\x80\" };", buf));
+    assert_non_null(strstr(buf, "1:43"));
+    assert_non_null(parse_error("permit(principal,action,resource) when { \"\\u{D800}\" };", buf));
+    assert_non_null(strstr(buf, "scalar"));
+    assert_non_null(parse_error("permit(principal,action,resource) when { \"\\u{1234567}\" };", buf));
+    assert_non_null(parse_error("permit(principal,action,resource) when { \"\\q\" };", buf));
+    assert_non_null(parse_error("permit(principal,action,resource) when { \"a\\*\" == \"a\" };", buf));
+    assert_non_null(strstr(buf, "like"));
+}
+
+static void test_long_overflow(void **state)
+{
+    (void)state;
+    assert_int_equal(check("9223372036854775807 + 1 == 0", NULL, NULL), -1);
+    assert_int_equal(check("-9223372036854775808 - 1 == 0", NULL, NULL), -1);
+    assert_int_equal(check("4294967296 * 4294967296 == 0", NULL, NULL), -1);
+    assert_int_equal(check("-9223372036854775808 < 0", NULL, NULL), 1);
+    /* `--x` negates twice: the inner literal is i64 min, negating it overflows */
+    assert_int_equal(check("--9223372036854775808 == 0", NULL, NULL), -1);
+    assert_int_equal(check("context.n + 0 == 9223372036854775807", NULL, "{\"n\":9223372036854775807}"), 1);
+    char buf[1100];
+    assert_non_null(parse_error("permit(principal,action,resource) when { 9223372036854775808 == 1 };", buf));
+    assert_non_null(strstr(buf, "too large"));
+    assert_non_null(parse_error("permit(principal,action,resource) when { -9223372036854775809 == 1 };", buf));
+    /* `==` never errors across types */
+    assert_int_equal(check("1 != \"1\"", NULL, NULL), 1);
+    assert_int_equal(check("1 < \"1\"", NULL, NULL), -1);
+}
+
+static void test_like(void **state)
+{
+    (void)state;
+    assert_int_equal(check("\"abc\" like \"a*c\"", NULL, NULL), 1);
+    assert_int_equal(check("\"ac\" like \"a*b*c\"", NULL, NULL), 0);
+    assert_int_equal(check("\"\" like \"*\"", NULL, NULL), 1);
+    assert_int_equal(check("\"a*b\" like \"a\\*b\"", NULL, NULL), 1);
+    assert_int_equal(check("\"axb\" like \"a\\*b\"", NULL, NULL), 0);
+    assert_int_equal(check("\"aXbXc\" like \"*X*X*\"", NULL, NULL), 1);
+    assert_int_equal(check("\"\xC3\xA9t\xC3\xA9\" like \"*t*\"", NULL, NULL), 1);
+    assert_int_equal(check("1 like \"*\"", NULL, NULL), -1);
+    /* the classic exponential case for backtracking matchers must be instant */
+    char expr[4096], pat[1024];
+    size_t n = 0;
+    for (int i = 0; i < 100; i++) n += (size_t)snprintf(pat + n, sizeof pat - n, "*a");
+    snprintf(pat + n, sizeof pat - n, "*b");
+    snprintf(expr, sizeof expr, "context.s like \"%s\"", pat);
+    char ctx[3000] = "{\"s\":\"";
+    for (int i = 0; i < 2000; i++) strcat(ctx, "a");
+    strcat(ctx, "\"}");
+    uint64_t t0 = tg_now_ms();
+    assert_int_equal(check(expr, NULL, ctx), 0);
+    assert_true(tg_now_ms() - t0 < 1000);
+}
+
+static const char *hier =
+    "[{\"uid\":{\"type\":\"User\",\"id\":\"alice\"},\"attrs\":{\"age\":30},"
+    "  \"parents\":[{\"type\":\"Group\",\"id\":\"a\"}]},"
+    " {\"uid\":{\"type\":\"Group\",\"id\":\"a\"},\"attrs\":{},\"parents\":[{\"type\":\"Group\",\"id\":\"b\"}]},"
+    " {\"uid\":{\"type\":\"Group\",\"id\":\"b\"},\"attrs\":{},\"parents\":[{\"type\":\"Group\",\"id\":\"a\"},"
+    "                                                        {\"type\":\"Group\",\"id\":\"ghost\"}]}]";
+
+static void test_hierarchy(void **state)
+{
+    (void)state;
+    assert_int_equal(check("principal in Group::\"b\"", hier, NULL), 1);          /* transitive */
+    assert_int_equal(check("Group::\"b\" in Group::\"a\"", hier, NULL), 1);       /* cycle */
+    assert_int_equal(check("principal in Group::\"ghost\"", hier, NULL), 1);      /* missing parent */
+    assert_int_equal(check("principal in principal", hier, NULL), 1);             /* reflexive */
+    assert_int_equal(check("User::\"nobody\" in Group::\"a\"", hier, NULL), 0);   /* missing: no ancestors */
+    assert_int_equal(check("principal in [Group::\"x\", Group::\"a\"]", hier, NULL), 1);
+    assert_int_equal(check("principal in [Group::\"x\", 1]", hier, NULL), -1);
+    assert_int_equal(check("User::\"nobody\" has age", hier, NULL), 0);
+    assert_int_equal(check("User::\"nobody\".age == 1", hier, NULL), -1);
+    assert_int_equal(check("principal.age == 30 && principal has age", hier, NULL), 1);
+    assert_int_equal(check("principal.height == 1", hier, NULL), -1);
+    /* duplicate entities are rejected at load */
+    tg_error err;
+    const char *dup = "[{\"uid\":{\"type\":\"A\",\"id\":\"x\"}},{\"uid\":{\"type\":\"A\",\"id\":\"x\"}}]";
+    assert_null(cedar_store_load(dup, strlen(dup), &err));
+    assert_non_null(strstr(err.msg, "duplicate"));
+}
+
+static void test_request_overlay(void **state)
+{
+    (void)state;
+    tg_error err;
+    cedar_store *st = cedar_store_load(hier, strlen(hier), &err);
+    assert_non_null(st);
+    const char *pol = "permit(principal in Group::\"b\", action, resource) when { principal.level > 2 };";
+    cedar_policy_set *ps = cedar_policy_set_parse(pol, strlen(pol), &err);
+    assert_non_null(ps);
+    tg_arena *a = tg_arena_new(0);
+    for (int round = 0; round < 3; round++) {
+        tg_arena_reset(a);
+        cedar_request *rq = cedar_request_new(a, st);
+        char ent[256];
+        snprintf(ent, sizeof ent,
+                 "{\"uid\":{\"type\":\"Agent\",\"id\":\"bot%d\"},\"attrs\":{\"level\":%d},"
+                 "\"parents\":[{\"type\":\"Group\",\"id\":\"a\"}]}", round, round + 1);
+        assert_int_equal(cedar_request_add_entity_json(rq, ent, strlen(ent), &err), 0);
+        /* a second entity with the same uid, or one that shadows the store, is refused */
+        assert_int_equal(cedar_request_add_entity_json(rq, ent, strlen(ent), &err), -1);
+        const char *alice = "{\"uid\":{\"type\":\"User\",\"id\":\"alice\"}}";
+        assert_int_equal(cedar_request_add_entity_json(rq, alice, strlen(alice), &err), -1);
+        char id[16];
+        snprintf(id, sizeof id, "bot%d", round);
+        assert_int_equal(cedar_request_set_principal(rq, "Agent", 5, id, strlen(id), &err), 0);
+        assert_int_equal(cedar_request_set_action(rq, "Action", 6, "x", 1, &err), 0);
+        assert_int_equal(cedar_request_set_resource(rq, "Doc", 3, "x", 1, &err), 0);
+        cedar_response res;
+        assert_int_equal(cedar_authorize(ps, rq, &res, &err), 0);
+        assert_int_equal(res.decision, round + 1 > 2 ? CEDAR_ALLOW : CEDAR_DENY);
+    }
+    assert_int_equal(cedar_store_count(st), 3);  /* the store never grew */
+    tg_arena_free(a);
+    cedar_policy_set_free(ps);
+    cedar_store_free(st);
+}
+
+static void test_nesting_limits(void **state)
+{
+    (void)state;
+    char *text = malloc(20000), buf[1100];
+    strcpy(text, "permit(principal,action,resource) when { ");
+    for (int i = 0; i < 300; i++) strcat(text, "(");
+    strcat(text, "true");
+    for (int i = 0; i < 300; i++) strcat(text, ")");
+    strcat(text, " };");
+    assert_non_null(parse_error(text, buf));
+    assert_non_null(strstr(buf, "nests deeper"));
+    strcpy(text, "permit(principal,action,resource) when { true");
+    for (int i = 0; i < 600; i++) strcat(text, " || true");
+    strcat(text, " };");
+    assert_non_null(parse_error(text, buf));
+    assert_non_null(strstr(buf, "nests deeper"));
+    free(text);
+    assert_non_null(parse_error("permit(principal,action,resource) when { !!!!!true };", buf));
+    assert_non_null(strstr(buf, "at most 4"));
+    assert_int_equal(check("!!!!true", NULL, NULL), 1);
+    assert_int_equal(check("----1 == 1", NULL, NULL), 1);
+    assert_non_null(parse_error("permit(principal,action,resource) when { !-1 };", buf));
+    /* a JSON context nested beyond the limit is refused, not recursed into */
+    char ctx[1200] = "{\"a\":";
+    for (int i = 0; i < 200; i++) strcat(ctx, "[");
+    for (int i = 0; i < 200; i++) strcat(ctx, "]");
+    strcat(ctx, "}");
+    tg_arena *a = tg_arena_new(0);
+    cedar_request *rq = cedar_request_new(a, NULL);
+    tg_error err;
+    assert_int_equal(cedar_request_set_context_json(rq, ctx, strlen(ctx), &err), -1);
+    assert_non_null(strstr(err.msg, "too deep"));
+    tg_arena_free(a);
+}
+
+static void test_parse_errors(void **state)
+{
+    (void)state;
+    char buf[1100];
+    assert_non_null(parse_error("permit(principal, action, resource) when { 1 = 2 };", buf));
+    assert_string_equal(buf, "1:46: expected `==`, found `=`");
+    assert_non_null(parse_error("permit(principal, action, resource)", buf));
+    assert_string_equal(buf, "1:36: expected `when`, `unless` or `;`, found end of input");
+    assert_non_null(parse_error("permit(\n  principal == User,\n  action, resource);", buf));
+    assert_non_null(strstr(buf, "2:"));
+    assert_non_null(parse_error("permit(principal, action, resource) when { 1 < 2 < 3 };", buf));
+    assert_non_null(strstr(buf, "chain"));
+    assert_non_null(parse_error("permit(principal, action, resource) when { principal == in::\"x\" };", buf));
+    assert_non_null(strstr(buf, "reserved"));
+    assert_non_null(parse_error("@a(\"1\") @a(\"2\") permit(principal, action, resource);", buf));
+    assert_non_null(strstr(buf, "duplicate annotation"));
+    assert_non_null(parse_error("permit(principal, action, resource) when { {a: 1, a: 2} == {} };", buf));
+    assert_non_null(strstr(buf, "duplicate key"));
+    assert_non_null(parse_error("permit(principal, action, resource) when { foo(1) };", buf));
+    assert_non_null(strstr(buf, "not a function"));
+    assert_non_null(parse_error("permit(principal, action, resource) when { [].contains() };", buf));
+    assert_non_null(parse_error("permit(principal, action is A, resource);", buf));
+    assert_null(parse_error("permit(principal is A::B in A::G::\"x\", action in [Action::\"a\", Action::\"b\"],"
+                            " resource == ?resource) when { context has a.b } unless { false } when { true };", buf));
+}
+
+static void test_authorizer(void **state)
+{
+    (void)state;
+    const char *ps =
+        "permit(principal, action == Action::\"read\", resource);\n"          /* policy0 */
+        "@id(\"no-bob\") forbid(principal == User::\"bob\", action, resource);\n"  /* policy1 */
+        "permit(principal, action, resource) when { context.missing };\n"     /* policy2: error */
+        "forbid(principal, action, resource) when { context.f };\n"           /* policy3 */
+        "permit(principal, action == Action::\"write\", resource);\n";        /* policy4 */
+    outcome o = run(ps, NULL, "{\"f\":false}");
+    assert_int_equal(o.decision, CEDAR_ALLOW);
+    assert_string_equal(o.reasons, "policy0");
+    assert_string_equal(o.errors, "policy2");
+    o = run(ps, NULL, "{\"f\":true}");
+    assert_int_equal(o.decision, CEDAR_DENY);
+    assert_string_equal(o.reasons, "policy3");
+    assert_string_equal(o.errors, "policy2");
+    /* an erroring forbid is skipped (Cedar semantics; toolgate's layer fails closed) */
+    o = run("permit(principal, action, resource); forbid(principal, action, resource) when { 1 + true };",
+            NULL, NULL);
+    assert_int_equal(o.decision, CEDAR_ALLOW);
+    assert_string_equal(o.errors, "policy1");
+    o = run("forbid(principal, action, resource) unless { false };", NULL, NULL);
+    assert_int_equal(o.decision, CEDAR_DENY);
+    assert_string_equal(o.reasons, "policy0");
+    o = run("", NULL, NULL);
+    assert_int_equal(o.decision, CEDAR_DENY);
+    assert_string_equal(o.reasons, "");
+    /* ids and annotations readable by callers */
+    tg_error err;
+    cedar_policy_set *set = cedar_policy_set_parse(ps, strlen(ps), &err);
+    assert_string_equal(cedar_policy_id(set, 1), "no-bob");
+    assert_string_equal(cedar_policy_id(set, 2), "policy2");
+    assert_string_equal(cedar_policy_annotation(set, 1, "id"), "no-bob");
+    assert_null(cedar_policy_annotation(set, 0, "id"));
+    assert_int_equal(cedar_policy_effect(set, 1), CEDAR_FORBID);
+    cedar_policy_set_free(set);
+}
+
+static void test_index_scaling(void **state)
+{
+    (void)state;
+    /* 3000 policies on unrelated actions/principals must not change the answer */
+    tg_buf b = TG_BUF_INIT;
+    for (int i = 0; i < 1000; i++) {
+        tg_buf_printf(&b, "permit(principal, action == Action::\"a%d\", resource);\n", i);
+        tg_buf_printf(&b, "permit(principal == User::\"u%d\", action, resource);\n", i);
+        tg_buf_printf(&b, "forbid(principal is Bot%d, action, resource);\n", i);
+    }
+    tg_buf_appends(&b, "permit(principal is User, action in [Action::\"x\", Action::\"read\"], resource is Doc);\n");
+    outcome o = run(b.data, NULL, NULL);
+    assert_int_equal(o.decision, CEDAR_ALLOW);
+    assert_string_equal(o.reasons, "policy3000");
+    tg_buf_free(&b);
+}
+
+static void test_est(void **state)
+{
+    (void)state;
+    const char *text = "@b(\"2\") @a permit(principal is User in Group::\"g\", action in [Action::\"r\"], resource)"
+                       " when { context.s like \"a*\" && ip(\"1.2.3.4\").isLoopback() && {z: 1, a: -2}.a == -2 };";
+    tg_error err;
+    cedar_policy_set *ps = cedar_policy_set_parse(text, strlen(text), &err);
+    assert_non_null(ps);
+    tg_buf out = TG_BUF_INIT;
+    cedar_policy_set_est(ps, &out);
+    assert_string_equal(out.data,
+        "[{\"effect\":\"permit\",\"principal\":{\"op\":\"is\",\"entity_type\":\"User\",\"in\":{\"entity\":"
+        "{\"type\":\"Group\",\"id\":\"g\"}}},\"action\":{\"op\":\"in\",\"entities\":[{\"type\":\"Action\",\"id\":\"r\"}]},"
+        "\"resource\":{\"op\":\"All\"},\"conditions\":[{\"kind\":\"when\",\"body\":{\"&&\":{\"left\":{\"&&\":{\"left\":"
+        "{\"like\":{\"left\":{\".\":{\"left\":{\"Var\":\"context\"},\"attr\":\"s\"}},\"pattern\":[{\"Literal\":\"a\"},\"Wildcard\"]}},"
+        "\"right\":{\"isLoopback\":[{\"ip\":[{\"Value\":\"1.2.3.4\"}]}]}}},\"right\":{\"==\":{\"left\":{\".\":{\"left\":"
+        "{\"Record\":{\"a\":{\"Value\":-2},\"z\":{\"Value\":1}}},\"attr\":\"a\"}},\"right\":{\"Value\":-2}}}}}}],"
+        "\"annotations\":{\"a\":\"\",\"b\":\"2\"}}]");
+    tg_buf_free(&out);
+    cedar_policy_set_free(ps);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_string_escapes),
+        cmocka_unit_test(test_long_overflow),
+        cmocka_unit_test(test_like),
+        cmocka_unit_test(test_hierarchy),
+        cmocka_unit_test(test_request_overlay),
+        cmocka_unit_test(test_nesting_limits),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_authorizer),
+        cmocka_unit_test(test_index_scaling),
+        cmocka_unit_test(test_est),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
