@@ -555,10 +555,10 @@ static int read_sessions(loader *L, const at *w, void *obj)
         return -1;
     if (strcmp(s, "shared") == 0)
         b->u.sessions = TG_UP_SESSIONS_SHARED;
-    else if (strcmp(s, "per_client") == 0)
+    else if (strcmp(s, "per-client") == 0)
         b->u.sessions = TG_UP_SESSIONS_PER_CLIENT;
     else
-        return fail(L, w, "expected \"shared\" or \"per_client\", found \"%s\"", raw_text(L, w));
+        return fail(L, w, "expected \"shared\" or \"per-client\", found \"%s\"", raw_text(L, w));
     return 0;
 }
 

@@ -97,7 +97,7 @@ static void test_full_config(void **state)
         "upstreams:\n"
         "  - name: atlassian\n"
         "    transport: stdio\n"
-        "    sessions: per_client\n"
+        "    sessions: per-client\n"
         "    prefix: jira_\n"
         "    call_timeout: 30s\n"
         "    init_timeout: 5s\n"
@@ -301,7 +301,7 @@ static void test_bad_enums(void **state)
                  "found \"tcp\"");
     expect_error(UPSTREAMS "    sessions: pooled\n",
                  "toolgate.yaml:5:15: upstreams[0].sessions: expected \"shared\" or "
-                 "\"per_client\", found \"pooled\"");
+                 "\"per-client\", found \"pooled\"");
     expect_error("log_level: verbose\n" UPSTREAMS,
                  "toolgate.yaml:1:12: log_level: expected one of debug, info, warn, error, "
                  "found \"verbose\"");
