@@ -614,12 +614,17 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof chunk;
 }
 
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
 static void shutdown_server(demo_server *s)
 {
     while (s->calls) call_drop(s->calls);
     if (s->in) {
         uv_read_stop(s->in);
-        uv_close((uv_handle_t *)s->in, (uv_close_cb)free);
+        uv_close((uv_handle_t *)s->in, free_handle);
         s->in = NULL;
     }
 }
@@ -655,7 +660,6 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         s->discarding = 0;
         tg_buf_reset(&s->inbuf);
         p = nl + 1;
-        if (!s->in) return; /* shut down while handling */
     }
 }
 
