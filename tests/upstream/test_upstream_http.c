@@ -581,6 +581,24 @@ static void test_close_inside_callback(void **state)
     recorder_reset(&f.rec);
 }
 
+/* Closing with a response stream in flight cancels it: CLOSED, nothing after. */
+static void test_close_cancels_stream(void **state)
+{
+    fixture f;
+    start(&f);
+    send_req(&f, 1, "initialize");
+    wait_msgs(&f, 1);
+    send_req(&f, 6, "sse");
+    wait_msgs(&f, 2);  /* the progress notification; the stream now pauses */
+    tg_upconn_close(f.c);
+    assert_true(run_until(&loop, cond_closed, &f.rec, 5000));
+    run_for(&loop, 250);
+    assert_int_equal(f.rec.nmsgs, 2);
+    assert_int_equal(f.rec.nfailed, 0);
+    assert_string_equal(srv.reqs[srv.nreqs - 1].method, "DELETE");
+    recorder_reset(&f.rec);
+}
+
 static void test_bad_config(void **state)
 {
     tg_kv bad[] = {{"X-Evil", "a\r\nAuthorization: x"}};
@@ -632,6 +650,7 @@ int main(void)
         cmocka_unit_test(test_get_stream),
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test(test_close_inside_callback),
+        cmocka_unit_test(test_close_cancels_stream),
         cmocka_unit_test(test_bad_config),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
