@@ -132,7 +132,8 @@ static char *absorb(mcp_session *s, const list_kind *k, size_t idx, const json_t
     mcp_map *map = kind_map(s, k);
     if (map) {
         uintptr_t owner = (uintptr_t)mcp_map_get(map, visible, strlen(visible));
-        if (owner && owner != idx + 1) {
+        /* The first configured upstream wins, whatever order the answers came in. */
+        if (owner && owner < idx + 1) {
             tg_log_warn(COMPONENT, "'%s' from upstream '%s' hidden: upstream '%s' has it",
                         visible, s->m->cfg->upstreams[idx].name,
                         s->m->cfg->upstreams[owner - 1].name);
