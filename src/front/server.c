@@ -290,6 +290,11 @@ static void on_timer(uv_timer_t *t)
     case CONN_BODY:
         front_reject(c, 408, "request body not received in time");
         break;
+    case CONN_FLUSH:
+        tg_log_info(COMP, "client %s: response not read within %u ms; closing", c->client_ip,
+                    (unsigned)c->srv->limits.idle_timeout_ms);
+        front_conn_close(c);
+        break;
     case CONN_CLOSING:
         front_conn_close(c); /* linger time is over */
         break;
@@ -308,6 +313,7 @@ void front_conn_arm_timer(front_conn *c)
         else ms = c->first ? l->header_timeout_ms : l->idle_timeout_ms;
         break;
     case CONN_HEAD: ms = l->header_timeout_ms; break;
+    case CONN_FLUSH: ms = l->idle_timeout_ms; break; /* a client that stops reading */
     case CONN_BODY: ms = l->body_timeout_ms; break;
     case CONN_CLOSING: ms = FRONT_LINGER_MS; break;
     default:
@@ -330,6 +336,7 @@ void front_conn_next(front_conn *c)
     }
     if (c->writes_pending > 0) {
         c->phase = CONN_FLUSH; /* the write callback calls us again */
+        front_conn_arm_timer(c);
         return;
     }
     c->phase = CONN_IDLE;

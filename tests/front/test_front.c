@@ -31,6 +31,8 @@ typedef enum {
     MODE_HOLD,      /* keep the request; the test answers it later */
     MODE_SSE,       /* start an SSE stream and keep the request */
     MODE_SSE_SCRIPT,/* start, send a fixed script of events, end */
+    MODE_BAD_HEADER,/* respond with a header value carrying CRLF */
+    MODE_BIG,       /* respond with a 4 MB body */
 } handler_mode;
 
 static struct {
@@ -94,6 +96,18 @@ static void handler(tg_http_req *req, void *ctx)
         tg_http_req_on_abort(req, on_abort, NULL);
         tg_http_sse_start(req, NULL, 0);
         break;
+    case MODE_BAD_HEADER: {
+        tg_http_header bad = {"X-Injected", 10, "a\r\nSet-Cookie: x=1", 19};
+        tg_http_respond(req, 200, &bad, 1, "ok", 2);
+        break;
+    }
+    case MODE_BIG: {
+        size_t n = 4u << 20;
+        char *big = tg_arena_alloc(req->arena, n); /* freed with the request */
+        memset(big, 'b', n);
+        tg_http_respond(req, 200, NULL, 0, big, n);
+        break;
+    }
     case MODE_SSE_SCRIPT: {
         tg_http_header x = {"Mcp-Session-Id", 14, "abc", 3};
         tg_http_sse_start(req, &x, 1);
@@ -547,6 +561,75 @@ static void test_sse_client_disconnect(void **state)
     assert_int_equal(tg_http_server_connections(H.srv), 0);
 }
 
+static void test_response_header_injection(void **state)
+{
+    (void)state;
+    H.mode = MODE_BAD_HEADER;
+    int fd = cl_connect();
+    rbuf r;
+    roundtrip(fd, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", &r);
+    assert_int_equal(status_of(r.data), 500);
+    assert_null(strstr(r.data, "Set-Cookie"));
+    close(fd);
+}
+
+static void test_sse_http10(void **state)
+{
+    (void)state;
+    /* No chunked encoding for HTTP/1.0: raw events, and the end closes the connection. */
+    H.mode = MODE_SSE_SCRIPT;
+    int fd = cl_connect();
+    rbuf r = {0};
+    cl_sends(fd, "GET /mcp HTTP/1.0\r\n\r\n");
+    cl_read(fd, &r, 2000, NULL, NULL);
+    assert_true(r.eof);
+    assert_null(strstr(r.data, "Transfer-Encoding"));
+    assert_non_null(strstr(r.data, "Connection: close\r\n"));
+    assert_string_equal(body_of(r.data), "id: 1\nevent: message\ndata: a\ndata: b\n\n"
+                                         ": ka\n\ndata: x\ndata: y\ndata: z\n\nid: 2\ndata: \n\n");
+    close(fd);
+}
+
+static void test_large_response_partial_write(void **state)
+{
+    (void)state;
+    /* 4 MB does not fit the socket buffer: the rest is queued, and the connection stays
+     * usable for the next request once it has been written. */
+    H.mode = MODE_BIG;
+    int fd = cl_connect();
+    cl_sends(fd, "GET /big HTTP/1.1\r\nHost: h\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n");
+    size_t total = 0, want = 0, tail_len = 0;
+    char buf[65536], tail[4096] = "";
+    uint64_t end = tg_now_ms() + 5000;
+    H.mode = MODE_ECHO; /* the pipelined second request is echoed */
+    while (tg_now_ms() < end) {
+        pump(0);
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n > 0) {
+            if (total == 0) {
+                assert_int_equal(status_of(buf), 200);
+                want = (size_t)(strstr(buf, "\r\n\r\n") - buf) + 4 + (4u << 20);
+            }
+            /* Keep what follows the big response, to find the second answer in it. */
+            size_t skip = total >= want ? 0 : want - total < (size_t)n ? want - total : (size_t)n;
+            size_t keep = (size_t)n - skip;
+            if (keep > sizeof tail - 1 - tail_len) keep = sizeof tail - 1 - tail_len;
+            memcpy(tail + tail_len, buf + skip, keep);
+            tail_len += keep;
+            tail[tail_len] = '\0';
+            total += (size_t)n;
+            if (strstr(tail, "GET /next ")) break;
+        } else {
+            usleep(200);
+        }
+    }
+    assert_true(want > 0 && total > want);
+    assert_int_equal(status_of(tail), 200);
+    assert_non_null(strstr(tail, "GET /next "));
+    assert_int_equal(H.calls, 2);
+    close(fd);
+}
+
 /* ---------------------------------------------------------------- framing attacks */
 
 /* Sends raw bytes on a fresh connection and reads until the server closes. */
@@ -973,6 +1056,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_byte_by_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sse_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sse_client_disconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_response_header_injection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sse_http10, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_response_partial_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_framing_attacks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_with_body_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_too_large_before_read, setup_small, teardown),
