@@ -131,7 +131,7 @@ static int setup(void **state)
                   "    shutdown_grace: 500ms\n"
                   "  - name: two\n"
                   "    transport: stdio\n"
-                  "    sessions: per_client\n"
+                  "    sessions: per-client\n"
                   "    prefix: b_\n"
                   "    command: @FAKE@\n"
                   "    env: {FAKE_LOG: @LOG@.2}\n"
