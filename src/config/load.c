@@ -380,14 +380,14 @@ typedef struct field {
     unsigned scope;   /* upstream keys: bit set of transports that accept it; 0 = any */
 } field;
 
-#define FIELDS_MAX 64
+#define KEY_MAX 64  /* longest key distance() compares */
 
 /* Edit distance capped at 3, for "did you mean" on unknown keys. */
 static int distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
-    int row[FIELDS_MAX + 1];
-    if (la > FIELDS_MAX || lb > FIELDS_MAX)
+    int row[KEY_MAX + 1];
+    if (la > KEY_MAX || lb > KEY_MAX)
         return 3;
     for (size_t j = 0; j <= lb; j++)
         row[j] = (int)j;
@@ -468,13 +468,12 @@ static int read_field(loader *L, const field *f, const at *vw, void *obj)
 }
 
 /* Walks a mapping against a key table. `scope` is the transport of the upstream being
- * read (0 outside upstreams). *seen gets a bit per key present. */
+ * read (0 outside upstreams). Keys that are absent keep the defaults already in obj. */
 static int walk_map(loader *L, const at *w, const field *fields, size_t n, void *obj,
-                    unsigned scope, uint64_t *seen)
+                    unsigned scope)
 {
     void *it = NULL;
     struct fy_node_pair *p;
-    *seen = 0;
     if (!w->node || !fy_node_is_mapping(w->node))
         return fail(L, w, "expected a mapping (key: value lines), found %s", what(w->node));
     while ((p = fy_node_mapping_iterate(w->node, &it))) {
@@ -497,7 +496,6 @@ static int walk_map(loader *L, const at *w, const field *fields, size_t n, void 
         }
         if (read_field(L, &fields[i], &vw, obj) < 0)
             return -1;
-        *seen |= UINT64_C(1) << i;
     }
     return 0;
 }
@@ -771,7 +769,6 @@ static int build_argv(loader *L, up_build *b, const at *uw)
 
 static int read_upstream(loader *L, const at *uw, up_build *b)
 {
-    uint64_t seen;
     tg_upstream_conf *u = &b->u;
     if (!uw->node || !fy_node_is_mapping(uw->node))
         return fail(L, uw, "expected a mapping describing an upstream, found %s", what(uw->node));
@@ -787,7 +784,7 @@ static int read_upstream(loader *L, const at *uw, up_build *b)
     u->restart_max_ms = 30000;
     u->shutdown_grace_ms = 2000;
     u->connect_timeout_ms = 5000;
-    if (walk_map(L, uw, upstream_fields, NUPSTREAM_FIELDS, b, u->transport, &seen) < 0)
+    if (walk_map(L, uw, upstream_fields, NUPSTREAM_FIELDS, b, u->transport) < 0)
         return -1;
     if (!b->name.where)
         return missing(L, uw, "name", "");
@@ -938,9 +935,8 @@ static const field limits_fields[] = {
 static int read_limits(loader *L, const at *w, void *obj)
 {
     tg_config *cfg = obj;
-    uint64_t seen;
     return walk_map(L, w, limits_fields, sizeof limits_fields / sizeof limits_fields[0],
-                    &cfg->limits, 0, &seen);
+                    &cfg->limits, 0);
 }
 
 static const field top_fields[] = {
@@ -1087,13 +1083,11 @@ tg_config *tg_config_load(const char *path, tg_error *err)
     set_defaults(cfg);
 
     at root = {fy_document_root(doc), NULL, ""};
-    uint64_t seen = 0;
     int rc;
     if (!root.node)
         rc = fail(&L, &root, EMPTY_FILE);
     else
-        rc = walk_map(&L, &root, top_fields, sizeof top_fields / sizeof top_fields[0], cfg, 0,
-                      &seen);
+        rc = walk_map(&L, &root, top_fields, sizeof top_fields / sizeof top_fields[0], cfg, 0);
     if (rc == 0 && cfg->nupstreams == 0)
         rc = missing(&L, &root, "upstreams", " (at least one MCP server to put behind toolgate)");
     s->explicit_public_url = cfg->public_url != NULL;
