@@ -113,7 +113,6 @@ struct tg_http_server {
     front_conn *conns;    /* every connection not yet freed */
     size_t nconns;
     uint16_t port;
-    bool listening;
     bool closing;
     bool listener_closed;
     bool done_called;

@@ -121,7 +121,6 @@ int tg_http_server_listen(tg_http_server *srv, const char *host, uint16_t port, 
     if (r != 0) return tg_error_set(err, "getsockname on %s: %s", host, uv_strerror(r));
     srv->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                   : ((struct sockaddr_in *)&bound)->sin_port);
-    srv->listening = true;
     tg_log_info(COMP, "listening on %s port %u", host, (unsigned)srv->port);
     return 0;
 }

@@ -717,6 +717,74 @@ static void test_framing_attacks(void **state)
     close(fd);
 }
 
+static const tg_limits quick_limits = {
+    .header_timeout_ms = 100,
+    .body_timeout_ms = 100,
+    .max_body_bytes = 64,
+};
+
+static int setup_quick(void **state)
+{
+    (void)state;
+    return server_up(&quick_limits);
+}
+
+static void test_mutated_requests(void **state)
+{
+    (void)state;
+    /* Deterministic byte mutations of valid requests: every answer is a well-formed
+     * status the front documents, and only 200s reach the handler. (Run under ASan this
+     * is a small fuzz of the framing code.) */
+    static const char *seeds[] = {
+        "POST /mcp?a=b HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nX-A: v\r\n\r\nabcd",
+        "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n",
+        "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    };
+    static const char alphabet[] = "\r\n :\t\0\x7f\x80/0-9aZ,;?";
+    uint32_t rng = 12345;
+    int ok = 0;
+    for (int it = 0; it < 240; it++) {
+        char req[256];
+        const char *seed = seeds[it % 3];
+        size_t len = strlen(seed);
+        memcpy(req, seed, len);
+        for (int m = 0; m < 1 + it % 3; m++) {
+            rng = rng * 1103515245u + 12345u;
+            size_t pos = (rng >> 8) % len;
+            rng = rng * 1103515245u + 12345u;
+            int op = (int)((rng >> 8) % 3);
+            char ch = alphabet[(rng >> 16) % (sizeof alphabet - 1)];
+            if (op == 0) {
+                req[pos] = ch; /* replace */
+            } else if (op == 1 && len + 1 < sizeof req) {
+                memmove(req + pos + 1, req + pos, len - pos); /* insert */
+                req[pos] = ch;
+                len++;
+            } else if (len > 1) {
+                memmove(req + pos, req + pos + 1, len - pos - 1); /* delete */
+                len--;
+            }
+        }
+        int calls = H.calls;
+        int fd = cl_connect();
+        cl_send(fd, req, len);
+        rbuf r = {0};
+        int one = 1;
+        cl_read(fd, &r, 1000, has_n_responses, &one);
+        int st = status_of(r.data);
+        if (st != 200 && st != 400 && st != 408 && st != 413 && st != 431 && !(st == -1 && r.eof)) {
+            print_error("iteration %d: status %d for %.*s\n", it, st, (int)len, req);
+            fail();
+        }
+        assert_int_equal(H.calls - calls, st == 200 ? 1 : 0);
+        ok += st == 200;
+        close(fd);
+    }
+    assert_true(ok > 0);
+    for (int i = 0; i < 1000 && tg_http_server_connections(H.srv) > 0; i++) pump(1);
+    assert_int_equal(tg_http_server_connections(H.srv), 0);
+}
+
 static void test_get_with_body_allowed(void **state)
 {
     (void)state;
@@ -1061,6 +1129,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_large_response_partial_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_framing_attacks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_with_body_allowed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mutated_requests, setup_quick, teardown),
         cmocka_unit_test_setup_teardown(test_body_too_large_before_read, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_too_large, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_too_many_headers, setup_small, teardown),
