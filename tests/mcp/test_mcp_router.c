@@ -691,6 +691,9 @@ static void test_client_cancel(void **state)
     if (memmem(c.body.data ? c.body.data : "", c.body.len, "\"id\":77", 7))
         fail_msg("cancelled request answered: %.*s", (int)c.body.len, c.body.data);
     conn_close(&c);
+    char path[512];
+    snprintf(path, sizeof path, "%s/single.log", tmpdir);
+    assert_true(log_eventually_has(path, "cancelled by the client"));
 }
 
 static void test_crash_and_recover(void **state)
@@ -753,6 +756,108 @@ static void test_get_stream_and_delete(void **state)
     expect_http_error(&c, 404, -32001);
     request(&d, single.port, "DELETE", "/mcp", h, NULL);
     expect_http_error(&d, 404, -32001);
+}
+
+
+/* Starts the sampling tool on a POST, reads the priming event and the sampling request
+ * from its stream, then drops the connection. Returns the request's id in rid and the
+ * last event id seen in last. */
+static void sample_then_drop(const char *sid, const char *call_id, char rid[64], char last[64])
+{
+    conn c;
+    char body[256];
+    snprintf(body, sizeof body, CALL("%s", "sample", "{}"), call_id);
+    post(&c, single.port, sid, body);
+    event ev;
+    assert_int_equal(next_event(&c, &ev), 0);
+    free(ev.data);
+    assert_int_equal(next_event(&c, &ev), 0);
+    json_t *req = json_loads(ev.data, 0, NULL);
+    snprintf(rid, 64, "%s", json_string_value(json_object_get(req, "id")));
+    snprintf(last, 64, "%s", ev.id);
+    json_decref(req);
+    free(ev.data);
+    conn_close(&c); /* not a cancellation */
+}
+
+static void answer_sampling(const char *sid, const char *rid)
+{
+    char answer[512];
+    snprintf(answer, sizeof answer,
+             "{\"jsonrpc\":\"2.0\",\"id\":\"%s\",\"result\":{\"role\":\"assistant\",\"content\":"
+             "{\"type\":\"text\",\"text\":\"late\"},\"model\":\"m\"}}", rid);
+    conn r;
+    post(&r, single.port, sid, answer);
+    assert_int_equal(r.status, 202);
+    conn_close(&r);
+}
+
+/* Next event on a GET stream that carries a JSON-RPC message with this id. */
+static json_t *await_id(conn *g, const char *id_json)
+{
+    event ev;
+    while (next_event(g, &ev) == 0) {
+        json_t *v = json_loads(ev.data, 0, NULL);
+        free(ev.data);
+        char *idj = v && json_object_get(v, "id") ? json_dumps(json_object_get(v, "id"), JSON_ENCODE_ANY) : NULL;
+        bool match = idj && strcmp(idj, id_json) == 0;
+        free(idj);
+        if (match) return v;
+        json_decref(v);
+    }
+    return NULL;
+}
+
+static void test_dropped_stream_resume(void **state)
+{
+    char sid[65], rid[64], last[64], h[512];
+    open_session(single.port, "{\"sampling\":{}}", "c1", "2025-11-25", sid, NULL);
+
+    /* no GET stream: the answer waits in the replay ring; Last-Event-ID resumes it */
+    sample_then_drop(sid, "\"r-1\"", rid, last);
+    answer_sampling(sid, rid);
+    usleep(200 * 1000);
+    snprintf(h, sizeof h, "Accept: text/event-stream\r\nMCP-Session-Id: %s\r\nLast-Event-ID: %s\r\n",
+             sid, last);
+    conn g;
+    request(&g, single.port, "GET", "/mcp", h, NULL);
+    assert_int_equal(g.status, 200);
+    json_t *v = await_id(&g, "\"r-1\"");
+    assert_non_null(v);
+    assert_string_equal(text_of(v), "sampled:late");
+    json_decref(v);
+
+    /* GET stream open: the answer for a dropped POST goes there */
+    sample_then_drop(sid, "\"r-2\"", rid, last);
+    answer_sampling(sid, rid);
+    v = await_id(&g, "\"r-2\"");
+    assert_non_null(v);
+    assert_string_equal(text_of(v), "sampled:late");
+    json_decref(v);
+    conn_close(&g);
+}
+
+static void test_session_limit(void **state)
+{
+    /* max_sessions is 40; earlier tests left some open */
+    int got503 = 0;
+    for (int i = 0; i < 41 && !got503; i++) {
+        conn c;
+        post(&c, single.port, NULL,
+             "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{"
+             "\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},"
+             "\"clientInfo\":{\"name\":\"x\",\"version\":\"1\"}}}");
+        if (c.status == 503) {
+            got503 = 1;
+            expect_http_error(&c, 503, -32000);
+        } else {
+            assert_int_equal(c.status, 200);
+            read_all(&c);
+            conn_close(&c);
+        }
+    }
+    assert_true(got503);
+    assert_int_equal(tg_mcp_session_count(single.mcp), 40);
 }
 
 /* ---------------------------------------------------------------- federation */
@@ -856,7 +961,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_crash_and_recover),
         cmocka_unit_test(test_batch_2025_03_26),
         cmocka_unit_test(test_get_stream_and_delete),
+        cmocka_unit_test(test_dropped_stream_resume),
         cmocka_unit_test(test_federation),
+        cmocka_unit_test(test_session_limit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
