@@ -5,9 +5,10 @@
  * cedar_authorize asks the index for the policies whose scope can match the request and
  * evaluates only those (eval.c), then applies Cedar's decision rule.
  *
- * The index files every policy under exactly one scope key, chosen most selective first:
- * `principal ==`, `resource ==`, `action ==`, `action in` (one key per listed action),
- * `principal in`, `resource in`, `principal is`, `resource is`, else "always". A request
+ * The index files every policy under one scope key: `principal ==`, `resource ==`,
+ * `action ==`, `action in` (one key per listed action), `principal in`, `resource in`,
+ * `principal is`, `resource is`, or "always" when its scope has none; among the keys a
+ * policy has, the one shared by the fewest policies wins. A request
  * probes the == tables with its uids, the `in` tables with its uids and each of their
  * ancestors, and the `is` tables with its types. So cost grows with the policies that
  * could apply, not with unrelated ones. Index hits are only candidates: the evaluator
@@ -90,27 +91,77 @@ static const cedar_uid *type_key(tg_arena *a, cstr type)
     return cedar_uid_new(a, type, (cstr){"", 0});
 }
 
+/* The scope keys policy p could be filed under: dimension d[i] with key k[i]; an
+ * `action in [..]` list contributes one entry per listed action (same dimension). */
+typedef struct keys {
+    int              n;
+    int              d[8];
+    const cedar_uid *k[8];
+    uint32_t         nlist;        /* action in [...] */
+    const cedar_uid *const *list;
+} keys;
+
+static void policy_keys(tg_arena *a, const cedar_policy *p, keys *ks)
+{
+    const scope *P = &p->principal, *A = &p->action, *R = &p->resource;
+    ks->n = 0;
+    ks->nlist = 0;
+#define KEY(dim, uid) do { ks->d[ks->n] = (dim); ks->k[ks->n++] = (uid); } while (0)
+    if (P->op == SC_EQ) KEY(IX_P_EQ, P->uid);
+    if (R->op == SC_EQ) KEY(IX_R_EQ, R->uid);
+    if (A->op == SC_EQ) KEY(IX_A_EQ, A->uid);
+    if (A->op == SC_IN) KEY(IX_A_IN, A->uid);
+    if (P->op == SC_IN || P->op == SC_IS_IN) KEY(IX_P_IN, P->uid);
+    if (R->op == SC_IN || R->op == SC_IS_IN) KEY(IX_R_IN, R->uid);
+    if (P->op == SC_IS || P->op == SC_IS_IN) KEY(IX_P_IS, type_key(a, P->type));
+    if (R->op == SC_IS || R->op == SC_IS_IN) KEY(IX_R_IS, type_key(a, R->type));
+#undef KEY
+    if (A->op == SC_IN_SET) {
+        ks->nlist = A->nuids;
+        ks->list = A->uids;
+    }
+}
+
+/* Files each policy under the key whose bucket (counted over all policies in a first
+ * pass) is smallest, so a request probing that key meets as few policies as possible. */
 policy_index *cedar_index_build(cedar_policy_set *ps)
 {
-    tg_arena *a = ps->arena;
+    tg_arena *a = ps->arena, *tmp = tg_arena_new(0);
     policy_index *ix = tg_arena_calloc(a, 1, sizeof *ix);
+    idx_map count[IX_COUNT] = {{0, 0, NULL}};
     ix->always = tg_arena_alloc(a, (ps->n ? ps->n : 1) * sizeof *ix->always);
+    keys ks;
+    for (uint32_t i = 0; i < ps->n; i++) {
+        if (ps->policies[i].principal.slot || ps->policies[i].resource.slot) continue;
+        policy_keys(a, &ps->policies[i], &ks);
+        for (int j = 0; j < ks.n; j++) map_add(tmp, &count[ks.d[j]], ks.k[j], i);
+        for (uint32_t j = 0; j < ks.nlist; j++) map_add(tmp, &count[IX_A_IN], ks.list[j], i);
+    }
     for (uint32_t i = 0; i < ps->n; i++) {
         const cedar_policy *p = &ps->policies[i];
-        const scope *P = &p->principal, *A = &p->action, *R = &p->resource;
-        if (P->slot || R->slot) continue;  /* unlinked templates never apply */
-        if (P->op == SC_EQ) map_add(a, &ix->maps[IX_P_EQ], P->uid, i);
-        else if (R->op == SC_EQ) map_add(a, &ix->maps[IX_R_EQ], R->uid, i);
-        else if (A->op == SC_EQ) map_add(a, &ix->maps[IX_A_EQ], A->uid, i);
-        else if (A->op == SC_IN) map_add(a, &ix->maps[IX_A_IN], A->uid, i);
-        else if (A->op == SC_IN_SET) {
-            for (uint32_t j = 0; j < A->nuids; j++) map_add(a, &ix->maps[IX_A_IN], A->uids[j], i);
-        } else if (P->op == SC_IN || P->op == SC_IS_IN) map_add(a, &ix->maps[IX_P_IN], P->uid, i);
-        else if (R->op == SC_IN || R->op == SC_IS_IN) map_add(a, &ix->maps[IX_R_IN], R->uid, i);
-        else if (P->op == SC_IS) map_add(a, &ix->maps[IX_P_IS], type_key(a, P->type), i);
-        else if (R->op == SC_IS) map_add(a, &ix->maps[IX_R_IS], type_key(a, R->type), i);
-        else ix->always[ix->nalways++] = i;
+        if (p->principal.slot || p->resource.slot) continue;  /* unlinked templates never apply */
+        policy_keys(a, p, &ks);
+        uint32_t best = UINT32_MAX;
+        int pick = -1;  /* index into ks, or ks.n for the action list */
+        for (int j = 0; j < ks.n; j++) {
+            uint32_t c = map_find(&count[ks.d[j]], ks.k[j])->n;
+            if (c < best) {
+                best = c;
+                pick = j;
+            }
+        }
+        if (ks.nlist) {
+            uint32_t c = 0;
+            for (uint32_t j = 0; j < ks.nlist; j++) c += map_find(&count[IX_A_IN], ks.list[j])->n;
+            if (c < best) pick = ks.n;
+        }
+        if (pick < 0 && p->action.op == SC_IN_SET) continue;  /* `action in []` never applies */
+        if (pick < 0) ix->always[ix->nalways++] = i;
+        else if (pick == ks.n)
+            for (uint32_t j = 0; j < ks.nlist; j++) map_add(a, &ix->maps[IX_A_IN], ks.list[j], i);
+        else map_add(a, &ix->maps[ks.d[pick]], ks.k[pick], i);
     }
+    tg_arena_free(tmp);
     return ix;
 }
 
