@@ -11,7 +11,7 @@ const V = { 'mcp-protocol-version': '2025-11-25' };
 
 before(async () => {
   tg = await startToolgate({
-    limits: { max_body: '64KiB', header_timeout: '1s', max_headers: 32 },
+    limits: { max_body_size: '64KiB', header_timeout: '1s', max_headers: 32 },
     upstreams: [
       demoUpstream(),
       { name: 'flaky', transport: 'stdio', command: [process.execPath, path.join(here, 'fixtures/flaky-stdio.mjs')],
