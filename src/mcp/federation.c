@@ -310,8 +310,10 @@ static json_t *params_with(const mcp_call *c, const char *field, const char *val
     return p;
 }
 
-/* The one place a tools/call is forwarded upstream. */
-static void route_tools_call(mcp_call *c)
+/* Resolves params.name among the names of kind k and forwards the call under the
+ * upstream's own name. */
+static void forward_named(mcp_call *c, const list_kind *k, const char *what,
+                          void (*resume)(mcp_call *))
 {
     if (mcp_transparent(c->m)) {
         forward(c, 0, mcp_call_params(c));
@@ -324,33 +326,23 @@ static void route_tools_call(mcp_call *c)
     }
     size_t idx;
     const char *orig;
-    int r = resolve_name(c, &kinds[K_TOOLS], name, &idx, &orig, route_tools_call);
-    if (r < 0) mcp_call_error(c, TG_RPC_INVALID_PARAMS, NULL, "Unknown tool: %s", name);
+    int r = resolve_name(c, k, name, &idx, &orig, resume);
+    if (r < 0) mcp_call_error(c, TG_RPC_INVALID_PARAMS, NULL, "Unknown %s: %s", what, name);
     if (r <= 0) return;
     json_t *p = params_with(c, "name", orig);
     forward(c, idx, p);
     json_decref(p);
 }
 
+/* The one place a tools/call is forwarded upstream. */
+static void route_tools_call(mcp_call *c)
+{
+    forward_named(c, &kinds[K_TOOLS], "tool", route_tools_call);
+}
+
 static void route_prompts_get(mcp_call *c)
 {
-    if (mcp_transparent(c->m)) {
-        forward(c, 0, mcp_call_params(c));
-        return;
-    }
-    const char *name = json_string_value(json_object_get(mcp_call_params(c), "name"));
-    if (!name) {
-        mcp_call_error(c, TG_RPC_INVALID_PARAMS, NULL, "Invalid params: \"name\" must be a string");
-        return;
-    }
-    size_t idx;
-    const char *orig;
-    int r = resolve_name(c, &kinds[K_PROMPTS], name, &idx, &orig, route_prompts_get);
-    if (r < 0) mcp_call_error(c, TG_RPC_INVALID_PARAMS, NULL, "Unknown prompt: %s", name);
-    if (r <= 0) return;
-    json_t *p = params_with(c, "name", orig);
-    forward(c, idx, p);
-    json_decref(p);
+    forward_named(c, &kinds[K_PROMPTS], "prompt", route_prompts_get);
 }
 
 /* Upstream for a resource URI: listed URI, else the template with the longest literal

@@ -147,16 +147,23 @@ void mcp_pending_fail(mcp_pending *p, int code, const char *fmt, ...)
     json_decref(r);
 }
 
-void mcp_pending_cancel(mcp_pending *p, const char *reason)
+/* Tells the upstream to stop working on a sent request (never initialize, which cannot
+ * be cancelled; never a request of an earlier process). */
+static void send_cancelled(mcp_pending *p, const char *reason)
 {
     mcp_link *l = p->link;
-    if (p->sent && !is_initialize(p) && l->state == MCP_LINK_READY && p->link_gen == l->gen) {
-        json_t *n = json_pack("{s:s,s:s,s:{s:I,s:s}}", "jsonrpc", "2.0", "method",
-                              "notifications/cancelled", "params", "requestId",
-                              (json_int_t)p->gw_id, "reason", reason);
-        mcp_link_send_raw(l, n);
-        json_decref(n);
-    }
+    if (!p->sent || is_initialize(p) || l->state != MCP_LINK_READY || p->link_gen != l->gen)
+        return;
+    json_t *n = json_pack("{s:s,s:s,s:{s:I,s:s}}", "jsonrpc", "2.0", "method",
+                          "notifications/cancelled", "params", "requestId", (json_int_t)p->gw_id,
+                          "reason", reason);
+    mcp_link_send_raw(l, n);
+    json_decref(n);
+}
+
+void mcp_pending_cancel(mcp_pending *p, const char *reason)
+{
+    send_cancelled(p, reason);
     pending_unlink(p);
     pending_free(p);
 }
@@ -198,6 +205,11 @@ static bool sent_on(const mcp_pending *p, const void *l)
 static bool on_link(const mcp_pending *p, const void *l)
 {
     return p->link == l;
+}
+
+static bool of_call(const mcp_pending *p, const void *c)
+{
+    return p->call == c;
 }
 
 void mcp_pending_link_ready(mcp_link *l)
@@ -245,13 +257,7 @@ void mcp_pending_tick(uv_timer_t *t)
         mcp_link *l = p->link;
         if (p->sent) {
             uint32_t ms = is_initialize(p) ? l->conf->init_timeout_ms : l->conf->call_timeout_ms;
-            if (!is_initialize(p)) {
-                json_t *n2 = json_pack("{s:s,s:s,s:{s:I,s:s}}", "jsonrpc", "2.0", "method",
-                                       "notifications/cancelled", "params", "requestId",
-                                       (json_int_t)p->gw_id, "reason", "timeout");
-                mcp_link_send_raw(l, n2);
-                json_decref(n2);
-            }
+            send_cancelled(p, "timeout");
             mcp_pending_fail(p, TG_RPC_INTERNAL_ERROR, "upstream '%s' did not answer within %u ms",
                              l->conf->name, ms);
         } else {
@@ -395,17 +401,7 @@ static void call_release(mcp_call *c, const char *reason)
     mcp_session *s = c->s;
     if (c->npending) {
         int64_t *ids;
-        size_t n = 0, cap = 0;
-        ids = NULL;
-        for (mcp_pending *p = m->pendings; p; p = p->next) {
-            if (p->call != c) continue;
-            if (n == cap) {
-                cap = cap ? cap * 2 : 8;
-                ids = realloc(ids, cap * sizeof *ids);
-                if (!ids) abort();
-            }
-            ids[n++] = p->gw_id;
-        }
+        size_t n = collect(m, &ids, of_call, c);
         for (size_t i = 0; i < n; i++) {
             mcp_pending *p = find_int(m, ids[i]);
             if (p) mcp_pending_cancel(p, reason);
