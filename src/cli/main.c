@@ -146,9 +146,8 @@ static int parse_port(const char *s, int *port)
     return 0;
 }
 
-/* Parses the options of serve/check (argv[0] is the command name). `serve` enables
- * --listen and --port. Returns 0, or the exit status of a usage error (printed). */
-static int parse_opts(int argc, char **argv, int serve, const char *usage, cli_opts *o)
+/* The option loop of parse_opts: 0, or 2 after reporting a usage error. */
+static int try_opts(int argc, char **argv, int serve, const char *usage, cli_opts *o)
 {
     *o = (cli_opts){NULL, NULL, -1, 0};
     for (int i = 1; i < argc; i++) {
@@ -181,15 +180,24 @@ static int parse_opts(int argc, char **argv, int serve, const char *usage, cli_o
     return 0;
 }
 
+/* Parses the options of serve/check (argv[0] is the command name); `serve` enables
+ * --listen and --port. Returns 0 to go on, or the command is finished: -h/--help printed
+ * the usage (returns -1, *status 0) or a usage error was reported (-1, *status 2). */
+static int parse_opts(int argc, char **argv, int serve, const char *usage, cli_opts *o,
+                      int *status)
+{
+    *status = try_opts(argc, argv, serve, usage, o);
+    if (*status == 0 && o->help)
+        fputs(usage, stdout);
+    return *status || o->help ? -1 : 0;
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     cli_opts o;
-    int rc = parse_opts(argc, argv, 1, serve_usage, &o);
-    if (rc || o.help) {
-        if (o.help)
-            fputs(serve_usage, stdout);
-        return rc;
-    }
+    int status;
+    if (parse_opts(argc, argv, 1, serve_usage, &o, &status) < 0)
+        return status;
     return tg_cli_serve(o.config, o.listen, o.port);
 }
 
@@ -197,12 +205,9 @@ static int cmd_check(int argc, char **argv)
 {
     cli_opts o;
     tg_error err;
-    int rc = parse_opts(argc, argv, 0, check_usage, &o);
-    if (rc || o.help) {
-        if (o.help)
-            fputs(check_usage, stdout);
-        return rc;
-    }
+    int status;
+    if (parse_opts(argc, argv, 0, check_usage, &o, &status) < 0)
+        return status;
     tg_config *cfg = tg_config_load(o.config, &err);
     if (!cfg) {
         fprintf(stderr, "%s\n", err.msg);

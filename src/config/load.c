@@ -531,32 +531,38 @@ typedef struct up_build {
     at name, prefix, command, args, env, inherit_env;
 } up_build;
 
-static int read_transport(loader *L, const at *w, tg_up_transport *out)
+/* A string that must be one of two words: *out gets va or vb. */
+static int two_words(loader *L, const at *w, const char *a, int va, const char *b, int vb, int *out)
 {
     const char *s;
     if (string_value(L, w, &s) < 0)
         return -1;
-    if (strcmp(s, "stdio") == 0)
-        *out = TG_UP_STDIO;
-    else if (strcmp(s, "http") == 0)
-        *out = TG_UP_HTTP;
+    if (strcmp(s, a) == 0)
+        *out = va;
+    else if (strcmp(s, b) == 0)
+        *out = vb;
     else
-        return fail(L, w, "expected \"stdio\" or \"http\", found \"%s\"", raw_text(L, w));
+        return fail(L, w, "expected \"%s\" or \"%s\", found \"%s\"", a, b, raw_text(L, w));
+    return 0;
+}
+
+static int read_transport(loader *L, const at *w, tg_up_transport *out)
+{
+    int v;
+    if (two_words(L, w, "stdio", TG_UP_STDIO, "http", TG_UP_HTTP, &v) < 0)
+        return -1;
+    *out = (tg_up_transport)v;
     return 0;
 }
 
 static int read_sessions(loader *L, const at *w, void *obj)
 {
     up_build *b = obj;
-    const char *s;
-    if (string_value(L, w, &s) < 0)
+    int v;
+    if (two_words(L, w, "shared", TG_UP_SESSIONS_SHARED, "per-client", TG_UP_SESSIONS_PER_CLIENT,
+                  &v) < 0)
         return -1;
-    if (strcmp(s, "shared") == 0)
-        b->u.sessions = TG_UP_SESSIONS_SHARED;
-    else if (strcmp(s, "per-client") == 0)
-        b->u.sessions = TG_UP_SESSIONS_PER_CLIENT;
-    else
-        return fail(L, w, "expected \"shared\" or \"per-client\", found \"%s\"", raw_text(L, w));
+    b->u.sessions = (tg_up_sessions)v;
     return 0;
 }
 
