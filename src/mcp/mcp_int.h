@@ -130,7 +130,9 @@ struct mcp_link {
     tg_mcp *m;
     size_t idx;                  /* index in cfg->upstreams */
     const tg_upstream_conf *conf;
-    tg_upconn *conn;             /* NULL after CLOSED */
+    tg_upconn *conn;             /* the current connection, or NULL */
+    size_t nconns;               /* connections not yet CLOSED (a replaced HTTP one may
+                                    still be closing); the link is freed at 0 once CLOSING */
     mcp_session *owner;          /* PER_CLIENT: the session; SHARED: NULL */
     mcp_link_state state;
     uint64_t gen;

@@ -98,36 +98,42 @@ static void init_reply(mcp_pending *p, json_t *reply)
     mcp_pending_link_ready(l);
 }
 
+static void link_connect(mcp_link *l, tg_error *err);
+
 static void on_state(tg_upconn *c, tg_upconn_state st, const char *why, void *user)
 {
     mcp_link *l = user;
+    if (st == TG_UPCONN_CLOSED) {
+        tg_mcp *m = l->m;
+        if (c == l->conn) l->conn = NULL;
+        l->nconns--;
+        m->closing--;
+        if (l->state == MCP_LINK_CLOSING && l->nconns == 0) link_free(l);
+        mcp_maybe_done(m);
+        return;
+    }
     if (!l->conn) l->conn = c; /* a transport may report before tg_upconn_new returns */
-    switch (st) {
-    case TG_UPCONN_UP:
-        if (l->state == MCP_LINK_CLOSING) break;
+    if (c != l->conn || l->state == MCP_LINK_CLOSING) return; /* a replaced connection */
+    if (st == TG_UPCONN_UP) {
         l->gen++;
         l->why[0] = '\0';
         l->state = MCP_LINK_INITIALIZING;
         mcp_pending_start(l, "initialize", l->init_params, NULL, 0, init_reply);
-        break;
-    case TG_UPCONN_DOWN: {
-        if (l->state == MCP_LINK_CLOSING) break;
+    } else if (st == TG_UPCONN_DOWN) {
         l->state = MCP_LINK_DOWN;
         snprintf(l->why, sizeof l->why, "%s", why ? why : "connection lost");
         tg_log_warn(COMPONENT, "upstream '%s' down: %s", l->conf->name, l->why);
+        bool stdio = l->conf->transport == TG_UP_STDIO;
         mcp_pending_link_failed(l, true, "upstream '%s' %s: %s", l->conf->name,
-                                l->conf->transport == TG_UP_STDIO ? "crashed" : "failed", l->why);
-        break;
-    }
-    case TG_UPCONN_CLOSED: {
-        tg_mcp *m = l->m;
-        link_free(l);
-        m->closing--;
-        mcp_maybe_done(m);
-        break;
-    }
-    default:
-        break;
+                                stdio ? "crashed" : "failed", l->why);
+        if (!stdio && l->state == MCP_LINK_DOWN) {
+            /* stdio restarts by itself; an HTTP upstream that lost its session needs a
+             * new connection (and session). Queued requests wait for it. */
+            l->conn = NULL;
+            l->m->closing++;
+            tg_upconn_close(c);
+            link_connect(l, NULL);
+        }
     }
 }
 
@@ -146,10 +152,30 @@ static void on_send_failed(tg_upconn *c, const json_t *id, int http_status, cons
 
 static void on_message(tg_upconn *c, json_t *msg, const json_t *stream_of, void *user);
 
+/* Opens a transport connection for the link; on failure the link is FAILED. */
+static void link_connect(mcp_link *l, tg_error *err)
+{
+    static const tg_upconn_cbs cbs = {on_message, on_state, on_send_failed};
+    tg_error e2;
+    l->state = MCP_LINK_STARTING;
+    l->nconns++; /* before: callbacks may run inside tg_upconn_new */
+    tg_upconn *conn = tg_upconn_new(l->m->loop, l->conf, &cbs, l, err ? err : &e2);
+    if (!conn) {
+        /* Kept as a FAILED link: requests routed to it get a clear error, and the rest
+         * of the federation keeps working. */
+        l->nconns--;
+        l->state = MCP_LINK_FAILED;
+        snprintf(l->why, sizeof l->why, "could not start: %.200s", (err ? err : &e2)->msg);
+        tg_log_error(COMPONENT, "upstream '%s' %s", l->conf->name, l->why);
+        mcp_pending_link_failed(l, false, "upstream '%s' is unavailable: %s", l->conf->name, l->why);
+        return;
+    }
+    if (!l->conn) l->conn = conn;
+}
+
 mcp_link *mcp_link_new(tg_mcp *m, size_t idx, mcp_session *owner, json_t *init_params,
                        tg_error *err)
 {
-    static const tg_upconn_cbs cbs = {on_message, on_state, on_send_failed};
     mcp_link *l = calloc(1, sizeof *l);
     if (!l) abort();
     l->m = m;
@@ -161,17 +187,7 @@ mcp_link *mcp_link_new(tg_mcp *m, size_t idx, mcp_session *owner, json_t *init_p
                     TG_MCP_LATEST_VERSION, "capabilities", "roots", "listChanged", 1,
                     "sampling", "elicitation", "clientInfo", "name", "toolgate", "version",
                     TG_VERSION);
-    tg_error e2;
-    tg_upconn *conn = tg_upconn_new(m->loop, l->conf, &cbs, l, err ? err : &e2);
-    if (!conn) {
-        /* Kept as a FAILED link: requests routed to it get a clear error, and the rest
-         * of the federation keeps working. */
-        l->state = MCP_LINK_FAILED;
-        snprintf(l->why, sizeof l->why, "could not start: %.200s", (err ? err : &e2)->msg);
-        tg_log_error(COMPONENT, "upstream '%s' %s", l->conf->name, l->why);
-        return l;
-    }
-    if (!l->conn) l->conn = conn;
+    link_connect(l, err);
     return l;
 }
 
@@ -181,12 +197,12 @@ void mcp_link_close(mcp_link *l)
     l->state = MCP_LINK_CLOSING;
     snprintf(l->why, sizeof l->why, "closing");
     mcp_pending_link_failed(l, false, "upstream '%s' is closing", l->conf->name);
-    if (!l->conn) {
+    if (l->conn) {
+        l->m->closing++;
+        tg_upconn_close(l->conn); /* the last on_state(CLOSED) frees the link */
+    } else if (l->nconns == 0) {
         link_free(l);
-        return;
     }
-    l->m->closing++;
-    tg_upconn_close(l->conn); /* on_state(CLOSED) frees the link */
 }
 
 /* ---------------------------------------------------------------- routing */
@@ -330,6 +346,10 @@ static void on_message(tg_upconn *c, json_t *msg, const json_t *stream_of, void 
 {
     mcp_link *l = user;
     if (!l->conn) l->conn = c;
+    if (c != l->conn) {
+        json_decref(msg);
+        return;
+    }
     switch (tg_rpc_classify(msg, NULL)) {
     case TG_RPC_KIND_RESPONSE: {
         mcp_pending *p = mcp_pending_find(l->m, json_object_get(msg, "id"));
