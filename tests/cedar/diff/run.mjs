@@ -1,0 +1,264 @@
+// run.mjs — differential test of toolgate's C Cedar engine against cedar-wasm (the reference).
+//
+//   TOOLGATE_BIN=build/toolgate node tests/cedar/diff/run.mjs [SEED]
+//
+// 1. Generates random cases (gen.mjs) from SEED, asks cedar-wasm for the expected answer of
+//    every request and writes the cases in the integration-corpus format into a work dir;
+//    `toolgate cedar corpus` must reproduce every decision, reason set and error set.
+// 2. Parse equivalence: `toolgate cedar est FILE` must equal cedar-wasm's policyToJson for
+//    every policy of every generated policy set and of every (distinct) policy set of the
+//    shared Cedar corpus, ignoring key order.
+// 3. Mismatches are confirmed with `toolgate cedar authorize`, minimized (shrink.mjs) and
+//    printed as a reproducer (policy text, entities, request, expected vs actual), with
+//    files to re-run by hand.
+// The last line is "N passed, N failed" (requests + parse checks); exit 1 on any failure.
+//
+// Environment: TOOLGATE_BIN (required), CEDAR_DIFF_SEED, CEDAR_DIFF_REQUESTS (default
+// 20000), CEDAR_DIFF_WORK (default: a fresh temp dir), CEDAR_DIFF_CORPUS (the corpus
+// tarball; default ../shared/cedar-corpus/ beside the repository), CEDAR_DIFF_CORPUS_EST
+// (how many distinct corpus policy sets to parse-check; default all).
+
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync, readdirSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { genCase, caseSeed, renderPolicy, renderPolicySet } from './gen.mjs';
+import * as ref from './reference.mjs';
+import * as tg from './toolgate.mjs';
+import { minimize } from './shrink.mjs';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const PER_CASE = 20;
+const MAX_MINIMIZED = 3;    // minimizing is slow (one toolgate run per step); show a few
+const MAX_LISTED = 20;
+
+const seed = Number(process.argv[2] ?? process.env.CEDAR_DIFF_SEED ?? 20240601) >>> 0;
+const nRequests = Number(process.env.CEDAR_DIFF_REQUESTS ?? 20000);
+const nCases = Math.ceil(nRequests / PER_CASE);
+const corpusTar = process.env.CEDAR_DIFF_CORPUS
+  ?? resolve(HERE, '../../../../shared/cedar-corpus/corpus-tests.tar.gz');
+const corpusEstLimit = Number(process.env.CEDAR_DIFF_CORPUS_EST ?? Infinity);
+
+let work;
+if (process.env.CEDAR_DIFF_WORK) {
+  work = resolve(process.env.CEDAR_DIFF_WORK);
+  rmSync(join(work, 'gen'), { recursive: true, force: true });
+  rmSync(join(work, 'repro'), { recursive: true, force: true });
+} else {
+  work = mkdtempSync(join(tmpdir(), 'cedar-diff-'));
+}
+const genDir = join(work, 'gen');
+const caseDir = join(genDir, 'corpus-tests');
+const reproDir = join(work, 'repro');
+mkdirSync(caseDir, { recursive: true });
+mkdirSync(reproDir, { recursive: true });
+
+const t0 = Date.now();
+const secs = () => ((Date.now() - t0) / 1000).toFixed(1);
+console.log(`cedar-diff: seed ${seed} (reproduce: CEDAR_DIFF_SEED=${seed}), ${nCases} cases x ${PER_CASE} requests, cedar-wasm ${ref.version()}, work dir ${work}`);
+
+let passed = 0;
+let failed = 0;
+const sameAnswer = (a, b) => !a.failure && !b.failure && a.decision === b.decision
+  && a.reason.join('\n') === b.reason.join('\n') && a.errors.join('\n') === b.errors.join('\n');
+const show = (a) => (a.failure ? `FAILURE ${a.failure}`
+  : `${a.decision} reason=[${a.reason}] errors=[${a.errors}]`);
+
+// ---------------------------------------------------------------- 1. generate + expected
+
+const caseName = (i) => `dc${String(i).padStart(6, '0')}`;
+const cases = [];
+let refRejected = 0;
+for (let i = 0; i < nCases; i++) {
+  const cs = genCase(caseSeed(seed, i), PER_CASE);
+  const text = renderPolicySet(cs.policies);
+  const perr = ref.preparse('diff', text);
+  if (perr) { // a generator bug: we meant to produce valid policies
+    console.log(`generator: case ${i} (seed ${cs.seed}) does not parse in cedar-wasm: ${perr}\n${text}`);
+    refRejected += PER_CASE;
+    continue;
+  }
+  const requests = [];
+  cs.requests.forEach((rq, j) => {
+    const exp = ref.authorizePreparsed('diff', cs.entities, rq);
+    if (exp.failure) { refRejected++; return; }
+    requests.push({ description: `rq${j}`, ...rq, validateRequest: false,
+      decision: exp.decision, reason: exp.reason, errors: exp.errors, j, expected: exp });
+  });
+  const name = caseName(i);
+  writeFileSync(join(caseDir, `${name}.cedar`), text);
+  writeFileSync(join(caseDir, `${name}.entities.json`), JSON.stringify(cs.entities, null, 1));
+  writeFileSync(join(caseDir, `${name}.cedarschema`), '');
+  writeFileSync(join(caseDir, `${name}.json`), JSON.stringify({
+    policies: `corpus-tests/${name}.cedar`, entities: `corpus-tests/${name}.entities.json`,
+    schema: `corpus-tests/${name}.cedarschema`, shouldValidate: false,
+    requests: requests.map(({ j, expected, ...r }) => r),
+  }, null, 1));
+  cases.push({ i, name, cs, text, requests });
+}
+const nWritten = cases.reduce((n, c) => n + c.requests.length, 0);
+console.log(`generated ${nWritten} requests in ${cases.length} cases (${secs()} s)` +
+  (refRejected ? `; ${refRejected} requests rejected as a whole by cedar-wasm (generator bug, not counted)` : ''));
+
+// ---------------------------------------------------------------- 2. toolgate cedar corpus
+
+const mismatches = []; // {c, rq, actual}
+{
+  const r = tg.corpus(genDir);
+  const suspects = new Map(); // case index -> Set of request indexes (empty = all)
+  for (const line of r.output.split('\n')) {
+    const m = line.match(/dc(\d{6})/);
+    if (!m) continue;
+    const ci = Number(m[1]);
+    if (!suspects.has(ci)) suspects.set(ci, new Set());
+    const q = line.match(/\brq(\d+)\b/);
+    if (q) suspects.get(ci).add(Number(q[1]));
+  }
+  const byIndex = new Map(cases.map((c) => [c.i, c]));
+  for (const [ci, rqs] of suspects) {
+    const c = byIndex.get(ci);
+    if (!c) continue;
+    for (const rq of c.requests) {
+      if (rqs.size && !rqs.has(rq.j)) continue;
+      const actual = tg.authorize(reproDir, c.text, c.cs.entities, rq);
+      if (!sameAnswer(rq.expected, actual)) mismatches.push({ c, rq, actual });
+    }
+  }
+  let corpusFailed = r.failed;
+  if (r.failed < 0 || r.passed + r.failed !== nWritten) {
+    console.log(`toolgate cedar corpus: counted ${r.passed} passed, ${r.failed} failed for ${nWritten} requests (${r.exit})`);
+    corpusFailed = nWritten - Math.min(r.passed, nWritten);
+  }
+  if (corpusFailed > 0 && mismatches.length === 0) {
+    console.log(`toolgate cedar corpus reports failures that could not be attributed to requests:\n${r.output.slice(-3000)}`);
+  }
+  corpusFailed = Math.max(corpusFailed, mismatches.length);
+  passed += nWritten - corpusFailed;
+  failed += corpusFailed;
+  console.log(`requests: ${nWritten - corpusFailed} passed, ${corpusFailed} failed (${secs()} s)`);
+}
+
+// ---------------------------------------------------------------- 3. parse equivalence
+
+// Canonical JSON: object keys sorted, so key order is irrelevant.
+const canon = (v) => (Array.isArray(v) ? v.map(canon)
+  : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon(v[k])])) : v);
+const canonStr = (v) => JSON.stringify(canon(v));
+
+// First path where two JSON values differ, for the report.
+function firstDiff(a, b, path = '$') {
+  if (canonStr(a) === canonStr(b)) return null;
+  if (a && b && typeof a === 'object' && typeof b === 'object' && Array.isArray(a) === Array.isArray(b)) {
+    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      const d = firstDiff(a[k], b[k], `${path}.${k}`);
+      if (d) return d;
+    }
+  }
+  return `${path}: expected ${JSON.stringify(a)?.slice(0, 300)}, got ${JSON.stringify(b)?.slice(0, 300)}`;
+}
+
+// Compares toolgate's EST of `file` with the reference ESTs of `texts` (one per policy);
+// returns null or a description of the first difference.
+function estDiff(file, texts) {
+  const got = tg.est(file);
+  if (got.failure) return `toolgate cedar est failed: ${got.failure}`;
+  if (got.policies.length !== texts.length) return `toolgate reports ${got.policies.length} policies, the reference ${texts.length}`;
+  for (let k = 0; k < texts.length; k++) {
+    const want = ref.est(texts[k]);
+    if (want.failure) return `reference cannot parse policy${k}: ${want.failure}`;
+    const d = firstDiff(want.json, got.policies[k]);
+    if (d) return `policy${k} ${d}\n  policy text: ${texts[k]}`;
+  }
+  return null;
+}
+
+const estMismatches = [];
+for (const c of cases) {
+  const d = estDiff(join(caseDir, `${c.name}.cedar`), c.cs.policies.map(renderPolicy));
+  if (d) { failed++; estMismatches.push({ c, d }); } else passed++;
+}
+console.log(`parse equivalence, generated: ${cases.length - estMismatches.length} passed, ${estMismatches.length} failed (${secs()} s)`);
+
+const corpusEstFailures = [];
+if (existsSync(corpusTar)) {
+  const cdir = join(work, 'corpus');
+  if (!existsSync(join(cdir, 'corpus-tests'))) {
+    mkdirSync(cdir, { recursive: true });
+    execFileSync('tar', ['xzf', corpusTar, '-C', cdir]);
+  }
+  const seen = new Set();
+  let n = 0;
+  let ok = 0;
+  const files = readdirSync(join(cdir, 'corpus-tests')).filter((f) => f.endsWith('.cedar')).sort();
+  for (const f of files) {
+    if (n >= corpusEstLimit) break;
+    const path = join(cdir, 'corpus-tests', f);
+    const text = readFileSync(path, 'utf8');
+    if (seen.has(text)) continue;
+    seen.add(text);
+    n++;
+    const parts = ref.split(text);
+    if (parts.failure) { failed++; corpusEstFailures.push(`${f}: reference cannot split it: ${parts.failure}`); continue; }
+    const d = estDiff(path, parts.policies);
+    if (d) { failed++; corpusEstFailures.push(`${f}: ${d}`); } else { passed++; ok++; }
+  }
+  console.log(`parse equivalence, corpus: ${ok} passed, ${n - ok} failed of ${n} distinct policy sets (${secs()} s)`);
+} else {
+  console.log(`parse equivalence, corpus: skipped, no corpus at ${corpusTar}`);
+}
+
+// ---------------------------------------------------------------- 4. reproducers
+
+function writeRepro(k, text, entities, request) {
+  const d = join(reproDir, String(k));
+  mkdirSync(d, { recursive: true });
+  writeFileSync(join(d, 'policies.cedar'), text + '\n');
+  writeFileSync(join(d, 'entities.json'), JSON.stringify(entities, null, 1));
+  writeFileSync(join(d, 'request.json'), JSON.stringify(request, null, 1));
+  return `${tg.bin()} cedar authorize --policies ${d}/policies.cedar --entities ${d}/entities.json --request ${d}/request.json`;
+}
+
+// Minimize the first mismatch of each of the first few cases (one bug tends to fail many
+// requests of a case); list the rest briefly.
+const minimizedCases = new Set();
+mismatches.forEach(({ c, rq, actual }, k) => {
+  const request = { principal: rq.principal, action: rq.action, resource: rq.resource, context: rq.context };
+  if (k >= MAX_LISTED) return;
+  console.log(`\nMISMATCH ${k + 1}: case ${c.i} (case seed ${c.cs.seed}) request ${rq.j}\n  expected ${show(rq.expected)}\n  actual   ${show(actual)}`);
+  if (minimizedCases.size >= MAX_MINIMIZED || minimizedCases.has(c.i)) return;
+  minimizedCases.add(c.i);
+  const start = { policies: c.cs.policies, entities: c.cs.entities, request };
+  const { result, steps, calls } = minimize(start, (cand) => {
+    const text = renderPolicySet(cand.policies);
+    const e = ref.authorize(text, cand.entities, cand.request);
+    return !e.failure && !sameAnswer(e, tg.authorize(reproDir, text, cand.entities, cand.request));
+  });
+  const text = renderPolicySet(result.policies);
+  const e = ref.authorize(text, result.entities, result.request);
+  const a = tg.authorize(reproDir, text, result.entities, result.request);
+  console.log(`  minimized (${steps} steps, ${calls} tries):\n--- policies\n${text}\n--- entities\n${JSON.stringify(result.entities)}` +
+    `\n--- request\n${JSON.stringify(result.request)}\n--- expected ${show(e)}\n--- actual   ${show(a)}` +
+    `\n--- re-run: ${writeRepro(k, text, result.entities, result.request)}`);
+});
+
+estMismatches.forEach(({ c, d }, k) => {
+  if (k >= MAX_LISTED) return;
+  console.log(`\nPARSE MISMATCH ${k + 1}: case ${c.i} (case seed ${c.cs.seed}): ${d}`);
+  if (k >= MAX_MINIMIZED) return;
+  const file = join(reproDir, `est${k}.cedar`);
+  const { result } = minimize({ policies: c.cs.policies, entities: [], request: { context: {} } }, (cand) => {
+    if (!cand.policies.length) return false;
+    writeFileSync(file, renderPolicySet(cand.policies));
+    return estDiff(file, cand.policies.map(renderPolicy)) !== null;
+  });
+  writeFileSync(file, renderPolicySet(result.policies) + '\n');
+  console.log(`  minimized: ${renderPolicySet(result.policies)}\n  ${estDiff(file, result.policies.map(renderPolicy))}\n  re-run: ${tg.bin()} cedar est ${file}`);
+});
+
+corpusEstFailures.slice(0, MAX_LISTED).forEach((s, k) => console.log(`\nCORPUS PARSE MISMATCH ${k + 1}: ${s}`));
+
+if (failed === 0 && !process.env.CEDAR_DIFF_WORK) rmSync(work, { recursive: true, force: true });
+console.log(`\ncedar-diff done in ${secs()} s`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
