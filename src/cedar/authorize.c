@@ -173,7 +173,7 @@ typedef struct cand {
 
 static void cand_add_bucket(cand *c, const bucket *b)
 {
-    if (!b) return;
+    if (!b || !b->n) return;
     if (c->n + b->n > c->cap) {
         uint32_t ncap = c->cap * 2 > c->n + b->n ? c->cap * 2 : c->n + b->n + 16;
         uint32_t *ni = tg_arena_alloc(c->a, ncap * sizeof *ni);
