@@ -28,6 +28,7 @@ static inline bool cstr_eq(cstr a, cstr b)
 }
 int      cstr_cmp(cstr a, cstr b);
 uint64_t cedar_hash_bytes(const void *p, size_t n, uint64_t seed);
+void     cedar_utf8_put(tg_buf *b, uint32_t cp);  /* appends a scalar value as UTF-8 */
 
 /* An entity uid. Invariant: hash == cedar_uid_hash(type, id); uids are compared with
  * cedar_uid_eq (hash first), never by pointer. */

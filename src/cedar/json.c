@@ -55,27 +55,6 @@ static int hex4(jp *j, uint32_t *out)
     return 0;
 }
 
-static void put_cp(tg_buf *b, uint32_t cp)
-{
-    char u[4];
-    size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-    if (n == 1) u[0] = (char)cp;
-    else if (n == 2) {
-        u[0] = (char)(0xC0 | (cp >> 6));
-        u[1] = (char)(0x80 | (cp & 0x3F));
-    } else if (n == 3) {
-        u[0] = (char)(0xE0 | (cp >> 12));
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
-    } else {
-        u[0] = (char)(0xF0 | (cp >> 18));
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[3] = (char)(0x80 | (cp & 0x3F));
-    }
-    tg_buf_append(b, u, n);
-}
-
 /* Parses a string at j->p (on the opening quote) into *out (arena copy). */
 static int jstring(jp *j, cstr *out)
 {
@@ -129,7 +108,7 @@ static int jstring(jp *j, cstr *out)
                 }
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             }
-            put_cp(&b, cp);
+            cedar_utf8_put(&b, cp);
             continue;
         }
         /* raw UTF-8: validate the sequence */

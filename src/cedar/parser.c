@@ -237,32 +237,6 @@ static int hexval(char c)
     return -1;
 }
 
-static void put_utf8(tg_buf *b, uint32_t cp)
-{
-    char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xC0 | (cp >> 6));
-        u[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | (cp >> 12));
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        u[0] = (char)(0xF0 | (cp >> 18));
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    tg_buf_append(b, u, n);
-}
-
 /* Unescapes the string token t with Rust's rules (\n \r \t \\ \0 \' \", \xHH up to 7F,
  * \u{1-6 hex digits, '_' allowed after the first} naming a scalar value). When pat is
  * non-NULL the text is a `like` pattern: an unescaped '*' splits chunks and `\*` is a
@@ -370,7 +344,7 @@ static int unescape(parser *p, const tok *t, cstr *out, like_pat *pat)
                 rc = fail_at(p, t->line, ecol, "invalid escape: \\u{%X} is not a Unicode scalar value", cp);
                 goto out;
             }
-            put_utf8(&b, cp);
+            cedar_utf8_put(&b, cp);
             break;
         }
         default:

@@ -167,6 +167,28 @@ const cedar_value *cv_record_get(const cv_record *r, cstr key)
     return NULL;
 }
 
+/* Appends code point cp (a Unicode scalar value) as UTF-8. */
+void cedar_utf8_put(tg_buf *b, uint32_t cp)
+{
+    char u[4];
+    size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    if (n == 1) u[0] = (char)cp;
+    else if (n == 2) {
+        u[0] = (char)(0xC0 | (cp >> 6));
+        u[1] = (char)(0x80 | (cp & 0x3F));
+    } else if (n == 3) {
+        u[0] = (char)(0xE0 | (cp >> 12));
+        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u[2] = (char)(0x80 | (cp & 0x3F));
+    } else {
+        u[0] = (char)(0xF0 | (cp >> 18));
+        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u[3] = (char)(0x80 | (cp & 0x3F));
+    }
+    tg_buf_append(b, u, n);
+}
+
 const char *cv_kind_name(int kind)
 {
     switch (kind) {
