@@ -412,6 +412,14 @@ int tg_store_audit_scan(tg_store *s, const tg_store_audit_filter *f,
     tg_buf keep = TG_BUF_INIT;
     tg_buf_appends(&w.sql, "SELECT " AUDIT_COLS " FROM audit_records WHERE 1 = 1");
     where_eq(&w, "instance", f->instance);
+    if (f->seq_from) {
+        tg_buf_appends(&w.sql, " AND seq >= ?");
+        w.p[w.n++] = pint(f->seq_from);
+    }
+    if (f->seq_to) {
+        tg_buf_appends(&w.sql, " AND seq <= ?");
+        w.p[w.n++] = pint(f->seq_to);
+    }
     if (f->since_ms) {
         tg_buf_appends(&w.sql, " AND ts_ms >= ?");
         w.p[w.n++] = pint(f->since_ms);

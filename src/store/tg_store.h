@@ -121,6 +121,7 @@ int tg_store_head(tg_store *s, const char *instance, int64_t *seq, char hash[65]
 /* Filters for tg_store_audit_scan; NULL / 0 fields do not filter. */
 typedef struct tg_store_audit_filter {
     const char *instance;
+    int64_t seq_from, seq_to;     /* seq_from <= seq <= seq_to; 0 = unbounded */
     int64_t since_ms, until_ms;   /* since <= ts < until; 0 = unbounded */
     const char *delegator, *agent, *tool, *decision, *ticket, *approval_id;
     const char *resource;         /* the resource itself or any of its parents */

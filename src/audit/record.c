@@ -1,0 +1,451 @@
+/*
+ * record.c — the audit record as bytes: canonical serialisation and its inverse, the
+ * arguments digest and redaction, the chain hash, and the columns the store indexes.
+ *
+ * The canonical form is what the chain hashes and what verify re-derives, so it must be
+ * a pure function of the record: a fixed key order, every key always present (null when
+ * absent), no whitespace, arguments dumped with sorted keys. Parsing a stored body and
+ * serialising it again must give back the same bytes; verify checks exactly that.
+ */
+#include "audit/audit_int.h"
+
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const event_names[] = {"decision", "outcome", "auth_failure", "approval"};
+static const char *const decision_names[] = {NULL, "allow", "deny", "approval_required"};
+static const char *const mode_names[] = {"enforce", "shadow"};
+static const char *const outcome_names[] = {NULL, "ok", "tool_error", "jsonrpc_error",
+    "upstream_timeout", "upstream_crash", "not_forwarded"};
+#define COUNT(a) (sizeof (a) / sizeof *(a))
+
+const char *tg_audit_event_name(tg_audit_event e)
+{
+    return (unsigned)e < COUNT(event_names) ? event_names[e] : NULL;
+}
+
+const char *tg_audit_decision_name(tg_audit_decision d)
+{
+    return (unsigned)d < COUNT(decision_names) ? decision_names[d] : NULL;
+}
+
+const char *tg_audit_outcome_name(tg_audit_outcome o)
+{
+    return (unsigned)o < COUNT(outcome_names) ? outcome_names[o] : NULL;
+}
+
+/* Index of name in names (NULL entries match a JSON null), -1 when unknown. */
+static int name_index(const char *const *names, size_t n, const json_t *v)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!names[i] ? json_is_null(v)
+                      : json_is_string(v) && strcmp(json_string_value(v), names[i]) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------ arguments */
+
+static char *args_canonical(const json_t *args)
+{
+    if (!args) return strdup("null");
+    return json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+}
+
+void tg_audit_args_digest(const json_t *args, char out[65])
+{
+    char *c = args_canonical(args);
+    if (!c) abort();
+    tg_sha256_hex(c, strlen(c), out);
+    free(c);
+}
+
+const char *const tg_audit_default_redact[] = {
+    "*token*", "*password*", "*passwd*", "*secret*", "authorization", "cookie",
+    "*api_key*", "*apikey*", "*private_key*", "*credential*", NULL,
+};
+
+static int key_redacted(const char *key, const char *const *pat, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fnmatch(pat[i], key, FNM_CASEFOLD) == 0) return 1;
+    return 0;
+}
+
+static json_t *redact_rec(const json_t *v, const char *const *pat, size_t n)
+{
+    if (json_is_object(v)) {
+        json_t *o = json_object();
+        const char *k;
+        json_t *m;
+        json_object_foreach((json_t *)v, k, m) {
+            json_object_set_new(o, k, key_redacted(k, pat, n) ? json_string("[REDACTED]")
+                                                              : redact_rec(m, pat, n));
+        }
+        return o;
+    }
+    if (json_is_array(v)) {
+        json_t *a = json_array();
+        size_t i;
+        json_t *m;
+        json_array_foreach(v, i, m) json_array_append_new(a, redact_rec(m, pat, n));
+        return a;
+    }
+    return json_deep_copy(v);
+}
+
+json_t *tg_audit_redact(const json_t *v, const char *const *patterns, size_t n_patterns)
+{
+    if (!patterns) {
+        patterns = tg_audit_default_redact;
+        for (n_patterns = 0; patterns[n_patterns]; n_patterns++) {}
+    }
+    return v ? redact_rec(v, patterns, n_patterns) : NULL;
+}
+
+/* ------------------------------------------------------------------ canonical form */
+
+/* Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF): a string that
+ * jansson would refuse to parse back must never enter the chain. */
+static int utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p, need, cp;
+        if (c < 0x80) { p++; continue; }
+        if (c >= 0xc2 && c <= 0xdf) { need = 1; cp = c & 0x1f; }
+        else if (c >= 0xe0 && c <= 0xef) { need = 2; cp = c & 0x0f; }
+        else if (c >= 0xf0 && c <= 0xf4) { need = 3; cp = c & 0x07; }
+        else return 0;
+        for (unsigned i = 1; i <= need; i++) {
+            if ((p[i] & 0xc0) != 0x80) return 0;
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+        if ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (need == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return 0;
+        p += need + 1;
+    }
+    return 1;
+}
+
+typedef struct canon {
+    tg_buf *b;
+    int first;
+    const char *bad;   /* the first field that is not valid UTF-8 */
+} canon;
+
+static void key(canon *c, const char *k)
+{
+    tg_buf_appends(c->b, c->first ? "\"" : ",\"");
+    tg_buf_appends(c->b, k);
+    tg_buf_appends(c->b, "\":");
+    c->first = 0;
+}
+
+static void str_val(canon *c, const char *field, const char *s)
+{
+    if (!s) {
+        tg_buf_appends(c->b, "null");
+        return;
+    }
+    if (!c->bad && !utf8_valid(s)) c->bad = field;
+    tg_buf_json_string(c->b, s, strlen(s));
+}
+
+static void put_str(canon *c, const char *k, const char *s)
+{
+    key(c, k);
+    str_val(c, k, s);
+}
+
+static void put_strv(canon *c, const char *k, const char *const *v, size_t n)
+{
+    key(c, k);
+    tg_buf_appends(c->b, "[");
+    for (size_t i = 0; i < n; i++) {
+        if (i) tg_buf_appends(c->b, ",");
+        str_val(c, k, v[i] ? v[i] : "");
+    }
+    tg_buf_appends(c->b, "]");
+}
+
+static void put_int(canon *c, const char *k, int64_t v, int null_if_negative)
+{
+    key(c, k);
+    if (null_if_negative && v < 0) tg_buf_appends(c->b, "null");
+    else tg_buf_printf(c->b, "%" PRId64, v);
+}
+
+static void put_raw(canon *c, const char *k, const char *json)
+{
+    key(c, k);
+    tg_buf_appends(c->b, json ? json : "null");
+}
+
+int tg_audit_record_canonical(const tg_audit_record *r, tg_buf *out, tg_error *err)
+{
+    const char *ev = tg_audit_event_name(r->event);
+    if (!ev) return tg_error_set(err, "audit: unknown event %d", (int)r->event);
+    if ((unsigned)r->decision >= COUNT(decision_names) || (unsigned)r->mode >= COUNT(mode_names) ||
+        (unsigned)r->outcome >= COUNT(outcome_names))
+        return tg_error_set(err, "audit: decision, mode or outcome out of range");
+    if (!r->args_sha256 || strlen(r->args_sha256) != 64)
+        return tg_error_set(err, "audit: args_sha256 missing");
+    /* The id is re-emitted from its parsed value so that equal ids give equal bytes. */
+    char *rpc_id = NULL;
+    if (r->rpc_id) {
+        json_t *id = json_loads(r->rpc_id, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+        if (!id || !(json_is_string(id) || json_is_integer(id))) {
+            json_decref(id);
+            return tg_error_set(err, "audit: rpc_id must be the JSON text of a string or an "
+                                     "integer, got %.40s", r->rpc_id);
+        }
+        rpc_id = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_decref(id);
+    }
+    char *args = r->args ? args_canonical(r->args) : NULL;
+    char when[32];
+    tg_format_time(r->time_ms, when);
+
+    size_t start = out->len;
+    canon c = {out, 1, NULL};
+    tg_buf_appends(out, "{");
+    put_int(&c, "v", 1, 0);
+    put_str(&c, "event", ev);
+    put_str(&c, "time", when);
+    put_int(&c, "time_ms", r->time_ms, 0);
+    put_str(&c, "instance", r->instance);
+    put_str(&c, "session", r->session_id);
+    put_raw(&c, "rpc_id", rpc_id);
+    put_str(&c, "traceparent", r->traceparent);
+    put_str(&c, "delegator", r->delegator);
+    put_str(&c, "agent", r->agent);
+    put_strv(&c, "act", r->act_chain, r->n_act_chain);
+    put_str(&c, "auth_method", r->auth_method);
+    put_str(&c, "credential_id", r->credential_id);
+    put_str(&c, "client_ip", r->client_ip);
+    put_str(&c, "upstream", r->upstream);
+    put_str(&c, "method", r->method);
+    put_str(&c, "tool", r->tool);
+    key(&c, "resource");
+    if (r->resource_type || r->resource_id) {
+        canon rc = {out, 1, NULL};
+        tg_buf_appends(out, "{");
+        put_str(&rc, "type", r->resource_type);
+        put_str(&rc, "id", r->resource_id);
+        put_strv(&rc, "parents", r->resource_parents, r->n_resource_parents);
+        tg_buf_appends(out, "}");
+        if (!c.bad) c.bad = rc.bad;
+    } else {
+        tg_buf_appends(out, "null");
+    }
+    put_str(&c, "args_sha256", r->args_sha256);
+    put_raw(&c, "args", args);
+    put_str(&c, "intent", r->intent);
+    put_str(&c, "workflow", r->workflow);
+    put_str(&c, "ticket", r->ticket);
+    put_str(&c, "decision", tg_audit_decision_name(r->decision));
+    put_str(&c, "mode", mode_names[r->mode]);
+    put_strv(&c, "reasons", r->reasons, r->n_reasons);
+    put_strv(&c, "policies", r->policies, r->n_policies);
+    put_str(&c, "policy_version", r->policy_version);
+    put_str(&c, "approval_id", r->approval_id);
+    put_str(&c, "approver", r->approver);
+    put_str(&c, "outcome", tg_audit_outcome_name(r->outcome));
+    put_int(&c, "upstream_latency_us", r->upstream_latency_us, 1);
+    put_int(&c, "total_latency_us", r->total_latency_us, 1);
+    put_str(&c, "detail", r->detail);
+    tg_buf_appends(out, "}");
+    free(rpc_id);
+    free(args);
+    if (c.bad) {
+        out->len = start;
+        return tg_error_set(err, "audit: field \"%s\" is not valid UTF-8", c.bad);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ parsing back */
+
+static int get_str(const json_t *o, const char *k, const char **out, tg_error *err)
+{
+    json_t *v = json_object_get(o, k);
+    if (json_is_null(v)) {
+        *out = NULL;
+        return 0;
+    }
+    if (!json_is_string(v)) return tg_error_set(err, "audit record: \"%s\" is not a string", k);
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int get_strv(const json_t *o, const char *k, tg_arena *a, const char *const **out,
+                    size_t *n, tg_error *err)
+{
+    json_t *v = json_object_get(o, k);
+    if (!json_is_array(v)) return tg_error_set(err, "audit record: \"%s\" is not an array", k);
+    const char **arr = tg_arena_calloc(a, json_array_size(v) + 1, sizeof *arr);
+    size_t i;
+    json_t *m;
+    json_array_foreach(v, i, m) {
+        if (!json_is_string(m))
+            return tg_error_set(err, "audit record: \"%s\" holds a non-string", k);
+        arr[i] = json_string_value(m);
+    }
+    *out = arr;
+    *n = json_array_size(v);
+    return 0;
+}
+
+static int get_int(const json_t *o, const char *k, int64_t *out, int nullable, tg_error *err)
+{
+    json_t *v = json_object_get(o, k);
+    if (nullable && json_is_null(v)) {
+        *out = TG_AUDIT_NO_LATENCY;
+        return 0;
+    }
+    if (!json_is_integer(v)) return tg_error_set(err, "audit record: \"%s\" is not an integer", k);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+static int get_enum(const json_t *o, const char *k, const char *const *names, size_t n,
+                    int *out, tg_error *err)
+{
+    int i = name_index(names, n, json_object_get(o, k));
+    if (i < 0) return tg_error_set(err, "audit record: unknown \"%s\" value", k);
+    *out = i;
+    return 0;
+}
+
+int tg_audit_record_parse(const char *body, size_t len, tg_arena *a, tg_audit_record *r,
+                          json_t **holder, tg_error *err)
+{
+    memset(r, 0, sizeof *r);
+    *holder = NULL;
+    json_t *o = tg_json_parse(body, len, TG_JSON_MAX_DEPTH, err);
+    if (!o) return -1;
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return tg_error_set(err, "audit record: not a JSON object");
+    }
+    *holder = o;
+    int ev, dec, mode, outc;
+    json_t *v = json_object_get(o, "v");
+    if (!json_is_integer(v) || json_integer_value(v) != 1)
+        return tg_error_set(err, "audit record: unsupported version");
+    if (get_enum(o, "event", event_names, COUNT(event_names), &ev, err) ||
+        get_enum(o, "decision", decision_names, COUNT(decision_names), &dec, err) ||
+        get_enum(o, "mode", mode_names, COUNT(mode_names), &mode, err) ||
+        get_enum(o, "outcome", outcome_names, COUNT(outcome_names), &outc, err) ||
+        get_int(o, "time_ms", &r->time_ms, 0, err) ||
+        get_str(o, "instance", &r->instance, err) ||
+        get_str(o, "session", &r->session_id, err) ||
+        get_str(o, "traceparent", &r->traceparent, err) ||
+        get_str(o, "delegator", &r->delegator, err) ||
+        get_str(o, "agent", &r->agent, err) ||
+        get_strv(o, "act", a, &r->act_chain, &r->n_act_chain, err) ||
+        get_str(o, "auth_method", &r->auth_method, err) ||
+        get_str(o, "credential_id", &r->credential_id, err) ||
+        get_str(o, "client_ip", &r->client_ip, err) ||
+        get_str(o, "upstream", &r->upstream, err) ||
+        get_str(o, "method", &r->method, err) ||
+        get_str(o, "tool", &r->tool, err) ||
+        get_str(o, "args_sha256", &r->args_sha256, err) ||
+        get_str(o, "intent", &r->intent, err) ||
+        get_str(o, "workflow", &r->workflow, err) ||
+        get_str(o, "ticket", &r->ticket, err) ||
+        get_strv(o, "reasons", a, &r->reasons, &r->n_reasons, err) ||
+        get_strv(o, "policies", a, &r->policies, &r->n_policies, err) ||
+        get_str(o, "policy_version", &r->policy_version, err) ||
+        get_str(o, "approval_id", &r->approval_id, err) ||
+        get_str(o, "approver", &r->approver, err) ||
+        get_int(o, "upstream_latency_us", &r->upstream_latency_us, 1, err) ||
+        get_int(o, "total_latency_us", &r->total_latency_us, 1, err) ||
+        get_str(o, "detail", &r->detail, err))
+        return -1;
+    r->event = (tg_audit_event)ev;
+    r->decision = (tg_audit_decision)dec;
+    r->mode = (tg_audit_policy_mode)mode;
+    r->outcome = (tg_audit_outcome)outc;
+    json_t *id = json_object_get(o, "rpc_id");
+    if (id && !json_is_null(id)) {
+        char *t = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
+        r->rpc_id = tg_arena_strdup(a, t);
+        free(t);
+    }
+    json_t *res = json_object_get(o, "resource");
+    if (json_is_object(res)) {
+        if (get_str(res, "type", &r->resource_type, err) || get_str(res, "id", &r->resource_id, err) ||
+            get_strv(res, "parents", a, &r->resource_parents, &r->n_resource_parents, err))
+            return -1;
+    } else if (!json_is_null(res)) {
+        return tg_error_set(err, "audit record: \"resource\" is neither an object nor null");
+    }
+    json_t *args = json_object_get(o, "args");
+    r->args = json_is_null(args) ? NULL : args;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ chain, columns */
+
+void tg_audit_chain_hash(const char *prev_hash, int64_t seq, const char *body, size_t len,
+                         char out[65])
+{
+    tg_buf b = TG_BUF_INIT;
+    tg_buf_printf(&b, "%s\n%" PRId64 "\n", prev_hash, seq);
+    tg_buf_append(&b, body, len);
+    tg_sha256_hex(b.data, b.len, out);
+    tg_buf_free(&b);
+}
+
+char *audit_resource_uid(tg_arena *a, const char *type, const char *id)
+{
+    if (!type && !id) return NULL;
+    tg_buf b = TG_BUF_INIT;
+    tg_buf_printf(&b, "%s::", type ? type : "");
+    tg_buf_json_string(&b, id ? id : "", id ? strlen(id) : 0);
+    char *s = tg_arena_strndup(a, b.data, b.len);
+    tg_buf_free(&b);
+    return s;
+}
+
+static char *joined(tg_arena *a, const char *first, const char *const *v, size_t n)
+{
+    if (!first && n == 0) return NULL;
+    tg_buf b = TG_BUF_INIT;
+    tg_buf_appends(&b, "\n");
+    if (first) tg_buf_printf(&b, "%s\n", first);
+    for (size_t i = 0; i < n; i++) tg_buf_printf(&b, "%s\n", v[i]);
+    char *s = tg_arena_strndup(a, b.data, b.len);
+    tg_buf_free(&b);
+    return s;
+}
+
+void audit_row_columns(const tg_audit_record *r, tg_arena *a, tg_store_audit_row *row)
+{
+    row->ts_ms = r->time_ms;
+    row->delegator = r->delegator;
+    row->agent = r->agent;
+    row->tool = r->tool;
+    row->decision = tg_audit_decision_name(r->decision);
+    row->ticket = r->ticket;
+    row->approval_id = r->approval_id;
+    row->resource = audit_resource_uid(a, r->resource_type, r->resource_id);
+    row->resource_path = joined(a, row->resource, r->resource_parents, r->n_resource_parents);
+    row->reasons = joined(a, NULL, r->reasons, r->n_reasons);
+}
+
+void audit_jsonl_line(const tg_store_audit_row *row, tg_buf *out)
+{
+    tg_buf_appends(out, "{\"instance\":");
+    tg_buf_json_string(out, row->instance, strlen(row->instance));
+    tg_buf_printf(out, ",\"seq\":%" PRId64 ",\"prev_hash\":\"%s\",\"hash\":\"%s\",\"record\":",
+                  row->seq, row->prev_hash, row->hash);
+    tg_buf_appends(out, row->body);
+    tg_buf_appends(out, "}\n");
+}
