@@ -73,6 +73,9 @@ bool mcp_host_allowed(const tg_config *cfg, const char *host, size_t len);
 bool mcp_origin_allowed(const tg_config *cfg, const char *origin, size_t len);
 /* Does an Accept header list this media type (type/subtype, parameters ignored)? */
 bool mcp_accepts(const char *accept, size_t len, const char *type);
+/* Does the client prefer text/event-stream to application/json (higher q, or equal q
+ * and listed first)? Then every answer to its POST is streamed. */
+bool mcp_prefers_sse(const char *accept, size_t len);
 /* Is the Content-Type's media type application/json (parameters allowed)? */
 bool mcp_content_type_json(const char *ct, size_t len);
 
@@ -189,6 +192,7 @@ struct mcp_exchange {
     bool sse;                    /* switched to text/event-stream */
     bool batch;                  /* JSON answer is an array */
     bool announce_session;       /* initialize: set MCP-Session-Id on the answer */
+    bool sse_preferred;          /* the client's Accept prefers text/event-stream */
     json_t *collected;           /* batch answers not yet written (JSON mode) */
     size_t open;                 /* calls not yet answered */
     uint64_t serial;             /* stream key in the replay ring (never 0) */

@@ -289,6 +289,9 @@ mcp_exchange *mcp_exchange_new(mcp_session *s, tg_http_req *req)
     x->m = s->m;
     x->s = s;
     x->req = req;
+    size_t len;
+    const char *accept = tg_http_req_header(req, "Accept", &len);
+    x->sse_preferred = accept && mcp_prefers_sse(accept, len);
     x->serial = ++s->m->next_serial;
     x->open = 1; /* the dispatcher's guard, dropped by mcp_exchange_settle */
     tg_http_req_on_abort(req, exchange_aborted, x);
@@ -459,6 +462,7 @@ void mcp_call_answer(mcp_call *c, json_t *resp)
     mcp_exchange *x = c->x;
     size_t len;
     char *data = tg_json_dump(resp, &len);
+    if (x && x->req && !x->sse && x->sse_preferred) exchange_start_sse(x);
     if (x && x->req && !x->sse && !x->batch) {
         tg_http_header h;
         size_t nh = session_header(x, &h);

@@ -84,19 +84,58 @@ static bool is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
-bool mcp_accepts(const char *accept, size_t len, const char *type)
+/* Finds type in an Accept list: its position (0-based) and q-value (0..1000, default
+ * 1000). Returns false when it is not listed. */
+static bool accept_entry(const char *accept, size_t len, const char *type, size_t *pos, int *q)
 {
-    size_t i = 0;
+    size_t i = 0, n = 0;
     while (i < len) {
         while (i < len && (is_ows(accept[i]) || accept[i] == ',')) i++;
         size_t start = i;
         while (i < len && accept[i] != ',' && accept[i] != ';') i++;
         size_t end = i;
         while (end > start && is_ows(accept[end - 1])) end--;
-        if (end > start && tg_strcaseeq(accept + start, end - start, type)) return true;
-        while (i < len && accept[i] != ',') i++; /* skip parameters */
+        bool match = end > start && tg_strcaseeq(accept + start, end - start, type);
+        int qv = 1000;
+        while (i < len && accept[i] == ';') { /* parameters: only q matters */
+            i++;
+            while (i < len && is_ows(accept[i])) i++;
+            if (i + 2 < len && (accept[i] == 'q' || accept[i] == 'Q') && accept[i + 1] == '=') {
+                i += 2;
+                int whole = 0, frac = 0, scale = 100; /* three decimals at most (RFC 9110) */
+                if (i < len && accept[i] >= '0' && accept[i] <= '1') whole = accept[i++] - '0';
+                if (i < len && accept[i] == '.') {
+                    for (i++; i < len && accept[i] >= '0' && accept[i] <= '9'; i++, scale /= 10)
+                        frac += (accept[i] - '0') * scale;
+                }
+                qv = whole ? 1000 : frac; /* thousandths */
+            }
+            while (i < len && accept[i] != ',' && accept[i] != ';') i++;
+        }
+        if (match && qv > 0) {
+            *pos = n;
+            *q = qv;
+            return true;
+        }
+        n++;
     }
     return false;
+}
+
+bool mcp_accepts(const char *accept, size_t len, const char *type)
+{
+    size_t pos;
+    int q;
+    return accept_entry(accept, len, type, &pos, &q);
+}
+
+bool mcp_prefers_sse(const char *accept, size_t len)
+{
+    size_t ps, pj;
+    int qs, qj;
+    if (!accept_entry(accept, len, "text/event-stream", &ps, &qs)) return false;
+    if (!accept_entry(accept, len, "application/json", &pj, &qj)) return true;
+    return qs > qj || (qs == qj && ps < pj);
 }
 
 bool mcp_content_type_json(const char *ct, size_t len)

@@ -6,10 +6,12 @@
  *  - HTTP: the path must be cfg->mcp_path (else 404). Host must be an allowed host, an
  *    Origin (if sent) an allowed origin (403, DNS-rebinding protection). Singleton headers
  *    (MCP-Session-Id, MCP-Protocol-Version) appear at most once (400). A protocol version
- *    header must name a supported revision (400) and, on a session, the negotiated one
- *    (400); absent, the session's negotiated revision applies (2025-03-26 before one
- *    exists). POST needs Accept: application/json + text/event-stream (406) and
- *    Content-Type: application/json (415); the body passes tg_json_parse (400/-32700)
+ *    header must name a supported revision (400); absent, the session's negotiated one
+ *    applies. A supported revision other than the negotiated one is accepted, as the
+ *    official SDK server does: the conformance suite (server-sse-multiple-streams) sends
+ *    2025-03-26 on a 2025-11-25 session and expects 200; the spec requires 400 only for
+ *    unsupported revisions. POST needs Accept: application/json + text/event-stream (406)
+ *    and Content-Type: application/json (415); the body passes tg_json_parse (400/-32700)
  *    and tg_rpc_classify (400/-32600). Batches (JSON arrays) only on 2025-03-26 sessions.
  *    initialize without MCP-Session-Id creates a session (random 32-byte hex id, sent in
  *    MCP-Session-Id); with one → 400. Anything else without it → 400, unknown/ended id or
@@ -87,13 +89,6 @@ static mcp_session *session_of(tg_mcp *m, tg_http_req *req, const char *principa
     /* Another principal presenting a session id learns nothing: same answer as unknown. */
     if (!s || strcmp(s->principal, principal) != 0) {
         http_error(req, 404, TG_RPC_SESSION_NOT_FOUND, NULL, 0, "Session not found");
-        return NULL;
-    }
-    const char *ver = tg_http_req_header(req, "MCP-Protocol-Version", &len);
-    if (ver && !tg_strcaseeq(ver, len, s->version)) {
-        http_error(req, 400, TG_RPC_SERVER_ERROR, NULL, 0,
-                   "Bad Request: MCP-Protocol-Version %.*s does not match the negotiated %s",
-                   (int)(len > 32 ? 32 : len), ver, s->version);
         return NULL;
     }
     s->last_active_ms = tg_now_ms();

@@ -82,6 +82,15 @@ static void accept_and_content_type(void **state)
     assert_false(mcp_accepts(S("application/jsonx"), "application/json"));
     assert_false(mcp_accepts(S("*/*"), "text/event-stream"));
     assert_false(mcp_accepts(S("text/html; x=application/json"), "application/json"));
+    assert_false(mcp_accepts(S("application/json;q=0, text/event-stream"), "application/json"));
+    assert_true(mcp_accepts(S("application/json;q=0.5"), "application/json"));
+    /* preference: q first, then order */
+    assert_false(mcp_prefers_sse(S(a)));
+    assert_true(mcp_prefers_sse(S("text/event-stream, application/json")));
+    assert_true(mcp_prefers_sse(S("application/json;q=0.9, text/event-stream")));
+    assert_false(mcp_prefers_sse(S("text/event-stream;q=0.5, application/json;q=0.55")));
+    assert_true(mcp_prefers_sse(S("text/event-stream;q=1.0, application/json;q=1")));
+    assert_false(mcp_prefers_sse(S("application/json")));
     assert_true(mcp_content_type_json(S("application/json")));
     assert_true(mcp_content_type_json(S("application/json; charset=utf-8")));
     assert_false(mcp_content_type_json(S("text/plain")));
