@@ -65,7 +65,7 @@ typedef struct pending_cp {
 
 static void maybe_finish_close(tg_audit *a);
 
-static void request_resync(tg_audit *a);
+static int request_resync(tg_audit *a, tg_error *err);
 
 static void op_done(tg_audit *a, int status, const char *errmsg, const char *what, int64_t seq)
 {
@@ -75,7 +75,8 @@ static void op_done(tg_audit *a, int status, const char *errmsg, const char *wha
         a->needs_resync = 1;
         tg_log_error("audit", "%s seq %" PRId64 " of instance %s was not stored: %s", what, seq,
                      a->instance, errmsg);
-        request_resync(a);
+        tg_error ignored;   /* retried by the next append if the store refuses it now */
+        request_resync(a, &ignored);
     }
 }
 
@@ -96,14 +97,14 @@ static void on_head(void *ud, int status, int64_t seq, const char *hash, const c
     maybe_finish_close(a);
 }
 
-static void request_resync(tg_audit *a)
+/* Asks the store for the durable chain head (after every earlier append completed). */
+static int request_resync(tg_audit *a, tg_error *err)
 {
-    if (a->head_pending || a->closing) return;
-    tg_error err;
-    if (tg_store_head_async(a->store, a->instance, on_head, a, &err) == 0) {
-        a->head_pending = 1;
-        a->pending++;
-    }
+    if (a->head_pending || a->closing) return 0;
+    if (tg_store_head_async(a->store, a->instance, on_head, a, err)) return -1;
+    a->head_pending = 1;
+    a->pending++;
+    return 0;
 }
 
 static void on_cp_stored(void *ud, int status, const char *errmsg)
@@ -228,7 +229,9 @@ int tg_audit_append(tg_audit *a, const tg_audit_record *r, tg_audit_done_cb cb, 
 {
     if (a->closing) return tg_error_set(err, "audit: closing");
     if (a->needs_resync) {
-        request_resync(a);
+        tg_error serr = {""};
+        if (!a->head_pending && request_resync(a, &serr))
+            return tg_error_set(err, "audit: store unavailable, failing closed: %s", serr.msg);
         return tg_error_set(err, "audit: an earlier audit write failed; re-reading the chain "
                                  "head before accepting records (failing closed)");
     }

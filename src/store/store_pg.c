@@ -96,10 +96,13 @@ static void pg_values(const store_param *p, size_t n, const char **vals, char (*
     }
 }
 
+/* libpq messages span lines ("…\n\tThis probably means…"): one line for our logs. */
 static void chomp(char *s)
 {
+    for (char *p = s; *p; p++)
+        if (*p == '\n' || *p == '\t') *p = ' ';
     size_t l = strlen(s);
-    while (l && (s[l - 1] == '\n' || s[l - 1] == ' ')) s[--l] = '\0';
+    while (l && s[l - 1] == ' ') s[--l] = '\0';
 }
 
 static int pg_error(tg_error *err, PGconn *c, const char *what)
@@ -123,6 +126,18 @@ static int sync_conn(pg_impl *pg, tg_error *err)
     return 0;
 }
 
+/* The blocking connection only learns that the server went away (a restart) when a
+ * statement fails. If that statement was not inside a transaction, reconnect once and
+ * let the caller run it again; inside a transaction the failure must stand. */
+static int retry_after_reset(pg_impl *pg, int was_idle, PGresult **r)
+{
+    if (!was_idle || PQstatus(pg->sync) != CONNECTION_BAD) return 0;
+    PQclear(*r);
+    *r = NULL;
+    PQreset(pg->sync);
+    return PQstatus(pg->sync) == CONNECTION_OK;
+}
+
 static int pg_exec(tg_store *s, const char *sql, const store_param *p, size_t n,
                    store_row_fn cb, void *ud, int64_t *changes, tg_error *err)
 {
@@ -133,7 +148,9 @@ static int pg_exec(tg_store *s, const char *sql, const store_param *p, size_t n,
     if (n > 40) return tg_error_set(err, "postgres: too many parameters");
     pg_values(p, n, vals, ibuf);
     char *q = pg_sql(sql);
+    int idle = PQtransactionStatus(pg->sync) == PQTRANS_IDLE;
     PGresult *r = PQexecParams(pg->sync, q, (int)n, NULL, vals, NULL, NULL, 0);
+    if (retry_after_reset(pg, idle, &r)) r = PQexecParams(pg->sync, q, (int)n, NULL, vals, NULL, NULL, 0);
     free(q);
     ExecStatusType st = PQresultStatus(r);
     int rc = 0;
@@ -161,7 +178,9 @@ static int pg_exec_script(tg_store *s, const char *sql, tg_error *err)
 {
     pg_impl *pg = s->impl;
     if (sync_conn(pg, err)) return -1;
+    int idle = PQtransactionStatus(pg->sync) == PQTRANS_IDLE;
     PGresult *r = PQexec(pg->sync, sql);
+    if (retry_after_reset(pg, idle, &r)) r = PQexec(pg->sync, sql);
     int rc = 0;
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
         char msg[512];
