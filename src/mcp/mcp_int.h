@@ -206,6 +206,8 @@ typedef struct mcp_s2c {
 } mcp_s2c;
 
 #define MCP_RING 64
+#define MCP_RING_BYTES (1u << 20)
+#define MCP_MAX_S2C 256              /* server-to-client requests awaiting one session */
 
 typedef struct mcp_event {
     uint64_t id;                 /* 0 = empty slot */
@@ -237,6 +239,7 @@ struct mcp_session {
     json_t *templates;           /* [[idx, "uriTemplate"], ...] (owned) */
     mcp_map subs;                /* "<idx> <uri>" → (void*)1 */
     mcp_event ring[MCP_RING];
+    size_t ring_bytes;           /* sum of the ring's data lengths */
     uint64_t next_event;
 };
 

@@ -10,7 +10,7 @@
  * recorded with its stream key. An event whose stream is gone waits undelivered; the
  * next GET delivers it. A GET with Last-Event-ID replays the later events of the stream
  * that id belongs to — never events of another stream, as the spec requires — plus
- * undelivered ones. Only the last MCP_RING events are kept.
+ * undelivered ones. Only the last MCP_RING events, MCP_RING_BYTES at most, are kept.
  */
 #include "mcp/mcp_int.h"
 
@@ -117,14 +117,32 @@ static bool send_event(tg_http_req *req, const mcp_event *ev)
                             strlen(ev->data)) == 0;
 }
 
+/* Frees the oldest events' data until the ring holds at most MCP_RING_BYTES, so a
+ * session streaming large results cannot pin unbounded memory. */
+static void ring_trim(mcp_session *s)
+{
+    uint64_t first = s->next_event > MCP_RING ? s->next_event - MCP_RING + 1 : 1;
+    for (uint64_t id = first; id < s->next_event && s->ring_bytes > MCP_RING_BYTES; id++) {
+        mcp_event *ev = ring_slot(s, id);
+        if (ev->id != id) continue;
+        if (!ev->delivered && !ev->priming)
+            tg_log_warn(COMPONENT, "session %.8s…: undelivered event %" PRIu64 " dropped", s->id,
+                        ev->id);
+        s->ring_bytes -= strlen(ev->data);
+        free(ev->data);
+        memset(ev, 0, sizeof *ev);
+    }
+}
+
 void mcp_session_emit(mcp_session *s, uint64_t stream, tg_http_req *req, const char *data,
                       size_t len, bool priming)
 {
     uint64_t id = ++s->next_event;
     mcp_event *ev = ring_slot(s, id);
     if (ev->id && !ev->delivered && !ev->priming)
-        tg_log_warn(COMPONENT, "session %.8s…: event %" PRIu64 " dropped from the replay ring",
-                    s->id, ev->id);
+        tg_log_warn(COMPONENT, "session %.8s…: undelivered event %" PRIu64 " dropped", s->id,
+                    ev->id);
+    if (ev->data) s->ring_bytes -= strlen(ev->data);
     free(ev->data);
     ev->id = id;
     ev->stream = stream;
@@ -133,7 +151,9 @@ void mcp_session_emit(mcp_session *s, uint64_t stream, tg_http_req *req, const c
     if (!ev->data) abort();
     memcpy(ev->data, data, len);
     ev->data[len] = '\0';
+    s->ring_bytes += len;
     ev->delivered = req && send_event(req, ev);
+    ring_trim(s);
 }
 
 void mcp_session_deliver(mcp_session *s, const json_t *msg)

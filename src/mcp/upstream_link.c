@@ -255,6 +255,10 @@ static void upstream_request(mcp_link *l, json_t *msg, const json_t *stream_of)
         reply_error(l, id, TG_RPC_METHOD_NOT_FOUND, why);
         return;
     }
+    if (s->s2c.n >= MCP_MAX_S2C) {
+        reply_error(l, id, TG_RPC_INTERNAL_ERROR, "too many requests awaiting the client");
+        return;
+    }
     char key[32];
     int klen = snprintf(key, sizeof key, "tg-%" PRIu64, ++s->next_s2c);
     mcp_s2c *q = malloc(sizeof *q);

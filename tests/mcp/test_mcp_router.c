@@ -44,7 +44,7 @@ typedef struct gateway {
 static uv_loop_t loop;
 static uv_async_t stop_async;
 static pthread_t loop_thread;
-static gateway single, fed;
+static gateway single, fed, idle;
 static char tmpdir[256];
 static const char *fake_path;
 
@@ -60,15 +60,16 @@ static void closed_cb(void *arg)
 
 static void stop_cb(uv_async_t *a)
 {
-    gateway *gws[] = {&single, &fed};
-    for (int i = 0; i < 2; i++) {
+    gateway *gws[] = {&single, &fed, &idle};
+    for (int i = 0; i < 3; i++) {
         tg_http_server_close(gws[i]->srv, closed_cb, NULL);
         tg_mcp_shutdown(gws[i]->mcp, closed_cb, NULL);
     }
     uv_close((uv_handle_t *)a, NULL);
 }
 
-static void gateway_start(gateway *g, const char *name, const char *yaml_upstreams)
+static void gateway_start(gateway *g, const char *name, const char *limits,
+                          const char *yaml_upstreams)
 {
     char path[512], log[512];
     snprintf(path, sizeof path, "%s/%s.yaml", tmpdir, name);
@@ -79,8 +80,8 @@ static void gateway_start(gateway *g, const char *name, const char *yaml_upstrea
             "listen: 127.0.0.1:8080\n"
             "server_name: fedgw\n"
             "limits:\n"
-            "  max_sessions: 40\n"
-            "upstreams:\n");
+            "%s"
+            "upstreams:\n", limits);
     /* @FAKE@ → the fake upstream binary, @LOG@ → this gateway's upstream log file */
     for (const char *y = yaml_upstreams; *y; y++) {
         if (strncmp(y, "@FAKE@", 6) == 0) {
@@ -112,7 +113,7 @@ static int setup(void **state)
     tg_error err;
     assert_int_equal(tg_upstream_global_init(&loop, &err), 0);
     uv_async_init(&loop, &stop_async, stop_cb);
-    gateway_start(&single, "single",
+    gateway_start(&single, "single", "  max_sessions: 40\n",
                   "  - name: fake\n"
                   "    transport: stdio\n"
                   "    command: @FAKE@\n"
@@ -122,7 +123,12 @@ static int setup(void **state)
                   "    restart_min: 100ms\n"
                   "    restart_max: 200ms\n"
                   "    shutdown_grace: 500ms\n");
-    gateway_start(&fed, "fed",
+    gateway_start(&idle, "idle", "  session_idle_timeout: 300ms\n  sse_keepalive: 100ms\n",
+                  "  - name: fake\n"
+                  "    transport: stdio\n"
+                  "    command: @FAKE@\n"
+                  "    shutdown_grace: 500ms\n");
+    gateway_start(&fed, "fed", "  max_sessions: 40\n",
                   "  - name: one\n"
                   "    transport: stdio\n"
                   "    prefix: a_\n"
@@ -144,12 +150,12 @@ static int teardown(void **state)
 {
     uv_async_send(&stop_async);
     pthread_join(loop_thread, NULL);
-    tg_mcp_free(single.mcp);
-    tg_mcp_free(fed.mcp);
-    tg_http_server_free(single.srv);
-    tg_http_server_free(fed.srv);
-    tg_config_unref(single.cfg);
-    tg_config_unref(fed.cfg);
+    gateway *gws[] = {&single, &fed, &idle};
+    for (int i = 0; i < 3; i++) {
+        tg_mcp_free(gws[i]->mcp);
+        tg_http_server_free(gws[i]->srv);
+        tg_config_unref(gws[i]->cfg);
+    }
     tg_upstream_global_cleanup();
     uv_loop_close(&loop);
     char cmd[512];
@@ -852,6 +858,29 @@ static void test_dropped_stream_resume(void **state)
     conn_close(&g);
 }
 
+static void test_idle_sessions_expire(void **state)
+{
+    char sid[65], h[512];
+    open_session(idle.port, "{}", "c1", "2025-11-25", sid, NULL);
+    /* an open GET stream keeps a quiet session alive (and gets keep-alive comments) */
+    char sid2[65];
+    open_session(idle.port, "{}", "c2", "2025-11-25", sid2, NULL);
+    snprintf(h, sizeof h, "Accept: text/event-stream\r\nMCP-Session-Id: %s\r\n", sid2);
+    conn g;
+    request(&g, idle.port, "GET", "/mcp", h, NULL);
+    assert_int_equal(g.status, 200);
+    usleep(800 * 1000);
+    conn c;
+    post(&c, idle.port, sid, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}");
+    expect_http_error(&c, 404, -32001);
+    json_t *v = rpc(idle.port, sid2, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}");
+    json_decref(v);
+    read_some(&g);
+    decode(&g);
+    assert_non_null(memmem(g.body.data, g.body.len, ": keep-alive", 12));
+    conn_close(&g);
+}
+
 static void test_session_limit(void **state)
 {
     /* max_sessions is 40; earlier tests left some open */
@@ -978,6 +1007,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_get_stream_and_delete),
         cmocka_unit_test(test_dropped_stream_resume),
         cmocka_unit_test(test_federation),
+        cmocka_unit_test(test_idle_sessions_expire),
         cmocka_unit_test(test_session_limit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
