@@ -45,7 +45,7 @@ typedef struct pg_impl {
     uv_timer_t retry;           /* reconnect backoff */
     uv_timer_t kick;            /* sends queued appends at the next loop iteration */
     uint64_t backoff_ms;
-    char last_error[256];
+    char last_error[320];
     /* queue: accepted, not yet sent. inflight: sent in the current pipeline, awaiting
      * its Sync. Both in submission order. */
     store_op *queue_head, *queue_tail;

@@ -1,0 +1,243 @@
+/*
+ * test_audit.c — the audit record without a store: canonical form (deterministic, parse
+ * round trip), argument digest and redaction, the chain hash, Ed25519 keys and the signed
+ * checkpoint bodies.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "audit/audit_int.h"
+
+static char tmpdir[64];
+
+static const char *parents[] = {"Jira::Project::\"OPS\""};
+static const char *reasons[] = {"WRITE_OK"};
+
+static tg_audit_record base(const json_t *args, const char *digest)
+{
+    return (tg_audit_record){
+        .event = TG_AUDIT_EV_OUTCOME, .time_ms = 1767225600123, .instance = "gw",
+        .rpc_id = "\"req-1\"", .delegator = "alice", .agent = "claude", .tool = "jira_edit",
+        .resource_type = "Jira::Issue", .resource_id = "OPS-\"1\"", .resource_parents = parents,
+        .n_resource_parents = 1, .args = args, .args_sha256 = digest,
+        .decision = TG_AUDIT_DECISION_ALLOW, .mode = TG_AUDIT_SHADOW, .reasons = reasons,
+        .n_reasons = 1, .outcome = TG_AUDIT_OUTCOME_TOOL_ERROR, .upstream_latency_us = 900,
+        .total_latency_us = 1000, .detail = "ünïcode ok",
+    };
+}
+
+static char *canonical(const tg_audit_record *r)
+{
+    tg_buf b = TG_BUF_INIT;
+    tg_error err;
+    if (tg_audit_record_canonical(r, &b, &err)) fail_msg("%s", err.msg);
+    return tg_buf_steal(&b);
+}
+
+static void test_canonical_round_trip(void **state)
+{
+    (void)state;
+    json_t *args = json_pack("{s:i,s:[s,f],s:{s:b}}", "z", 1, "a", "x", 0.1, "m", "k", 1);
+    char digest[65];
+    tg_audit_args_digest(args, digest);
+    tg_audit_record r = base(args, digest);
+    char *c1 = canonical(&r);
+    /* fixed key order, no whitespace, sorted argument keys */
+    assert_non_null(strstr(c1, "{\"v\":1,\"event\":\"outcome\",\"time\":\"2026-01-01T00:00:00.123Z\""));
+    assert_non_null(strstr(c1, "\"args\":{\"a\":[\"x\",0.10000000000000001],\"m\":{\"k\":true},\"z\":1}"));
+    assert_non_null(strstr(c1, "\"resource\":{\"type\":\"Jira::Issue\",\"id\":\"OPS-\\\"1\\\"\""));
+    assert_null(strchr(c1, '\n'));
+    /* parse + serialise gives the same bytes */
+    tg_arena *ar = tg_arena_new(0);
+    tg_audit_record back;
+    json_t *holder;
+    tg_error err;
+    assert_int_equal(tg_audit_record_parse(c1, strlen(c1), ar, &back, &holder, &err), 0);
+    assert_int_equal(back.mode, TG_AUDIT_SHADOW);
+    assert_int_equal(back.outcome, TG_AUDIT_OUTCOME_TOOL_ERROR);
+    assert_string_equal(back.rpc_id, "\"req-1\"");
+    char *c2 = canonical(&back);
+    assert_string_equal(c1, c2);
+    json_decref(holder);
+    tg_arena_free(ar);
+    /* the same arguments in another key order: same digest, same bytes */
+    json_t *args2 = json_pack("{s:{s:b},s:[s,f],s:i}", "m", "k", 1, "a", "x", 0.1, "z", 1);
+    char d2[65];
+    tg_audit_args_digest(args2, d2);
+    assert_string_equal(digest, d2);
+    r.args = args2;
+    char *c3 = canonical(&r);
+    assert_string_equal(c1, c3);
+    free(c1); free(c2); free(c3);
+    json_decref(args);
+    json_decref(args2);
+}
+
+static void test_canonical_rejects(void **state)
+{
+    (void)state;
+    char digest[65];
+    tg_audit_args_digest(NULL, digest);
+    tg_audit_record r = base(NULL, digest);
+    tg_buf b = TG_BUF_INIT;
+    tg_error err;
+    const char *bad_ids[] = {"1.5", "[1]", "null", "{\"a\":1}", "nope"};
+    for (size_t i = 0; i < sizeof bad_ids / sizeof *bad_ids; i++) {
+        r.rpc_id = bad_ids[i];
+        assert_int_equal(tg_audit_record_canonical(&r, &b, &err), -1);
+        assert_non_null(strstr(err.msg, "rpc_id"));
+    }
+    r.rpc_id = "42";
+    assert_int_equal(tg_audit_record_canonical(&r, &b, &err), 0);
+    assert_non_null(strstr(b.data, "\"rpc_id\":42,"));
+    tg_buf_reset(&b);
+    r.delegator = "bad\xff";
+    assert_int_equal(tg_audit_record_canonical(&r, &b, &err), -1);
+    assert_non_null(strstr(err.msg, "delegator"));
+    assert_int_equal(b.len, 0);
+    r.delegator = "ok";
+    r.args_sha256 = NULL;
+    assert_int_equal(tg_audit_record_canonical(&r, &b, &err), -1);
+    tg_buf_free(&b);
+}
+
+static void test_redaction(void **state)
+{
+    (void)state;
+    json_t *args = json_pack("{s:s,s:s,s:i,s:[{s:s,s:s}],s:{s:{s:s}},s:s}",
+        "Authorization", "Bearer x", "refresh_TOKEN", "t", "db_password", 5,
+        "items", "session_secret", "s", "title", "keep me",
+        "deep", "inner", "APIKEY", "k", "summary", "token in a value stays");
+    json_t *red = tg_audit_redact(args, NULL, 0);
+    char *s = json_dumps(red, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(s, "{\"Authorization\":\"[REDACTED]\",\"db_password\":\"[REDACTED]\","
+        "\"deep\":{\"inner\":{\"APIKEY\":\"[REDACTED]\"}},\"items\":[{\"session_secret\":"
+        "\"[REDACTED]\",\"title\":\"keep me\"}],\"refresh_TOKEN\":\"[REDACTED]\","
+        "\"summary\":\"token in a value stays\"}");
+    free(s);
+    /* digest binds the unredacted arguments */
+    char d1[65], d2[65];
+    tg_audit_args_digest(args, d1);
+    tg_audit_args_digest(red, d2);
+    assert_string_not_equal(d1, d2);
+    json_decref(red);
+    /* custom patterns replace the defaults; exact names match case-insensitively */
+    const char *pat[] = {"summary", "ti?le"};
+    red = tg_audit_redact(args, pat, 2);
+    assert_string_equal(json_string_value(json_object_get(red, "summary")), "[REDACTED]");
+    assert_string_equal(json_string_value(json_object_get(red, "refresh_TOKEN")), "t");
+    json_t *item = json_array_get(json_object_get(red, "items"), 0);
+    assert_string_equal(json_string_value(json_object_get(item, "title")), "[REDACTED]");
+    json_decref(red);
+    json_decref(args);
+    assert_null(tg_audit_redact(NULL, NULL, 0));
+}
+
+static void test_chain_hash(void **state)
+{
+    (void)state;
+    char zero[65], h1[65], h2[65], h3[65];
+    memset(zero, '0', 64);
+    zero[64] = '\0';
+    tg_audit_chain_hash(zero, 1, "{}", 2, h1);
+    tg_audit_chain_hash(zero, 2, "{}", 2, h2);
+    tg_audit_chain_hash(h1, 1, "{}", 2, h3);
+    assert_string_not_equal(h1, h2);   /* the sequence number is bound */
+    assert_string_not_equal(h1, h3);   /* the previous hash is bound */
+    /* = SHA-256("000…0\n1\n{}") */
+    char expect[65];
+    const char *msg = "0000000000000000000000000000000000000000000000000000000000000000\n1\n{}";
+    tg_sha256_hex(msg, strlen(msg), expect);
+    assert_string_equal(h1, expect);
+}
+
+static void test_keys_and_checkpoints(void **state)
+{
+    (void)state;
+    char priv[128], pub[128], other[128];
+    snprintf(priv, sizeof priv, "%s/k", tmpdir);
+    snprintf(pub, sizeof pub, "%s/k.pub", tmpdir);
+    snprintf(other, sizeof other, "%s/o", tmpdir);
+    tg_error err;
+    assert_int_equal(tg_audit_keygen(priv, &err), 0);
+    assert_int_equal(tg_audit_keygen(other, &err), 0);
+    struct stat st;
+    assert_int_equal(stat(priv, &st), 0);
+    assert_int_equal(st.st_mode & 077, 0);            /* private key readable by owner only */
+    assert_int_equal(tg_audit_keygen(priv, &err), -1); /* never overwritten */
+    audit_key *k = audit_key_load(priv, 1, &err), *p = audit_key_load(pub, 0, &err);
+    assert_non_null(k);
+    assert_non_null(p);
+    assert_string_equal(audit_key_id(k), audit_key_id(p));
+    assert_null(audit_key_load(pub, 1, &err));          /* a public key cannot sign */
+    assert_null(audit_key_load("/nonexistent", 0, &err));
+    assert_non_null(strstr(err.msg, "/nonexistent"));
+
+    char zero[65];
+    memset(zero, 'a', 64);
+    zero[64] = '\0';
+    audit_cp cp = {.kind = "checkpoint", .instance = "gw", .seq = 10, .hash = zero,
+                   .time_ms = 5};
+    tg_store_checkpoint_row row;
+    char *blob;
+    assert_int_equal(audit_cp_make(&cp, k, &row, &blob, &err), 0);
+    assert_string_equal(row.kind, "checkpoint");
+    assert_string_equal(row.key_id, audit_key_id(k));
+    assert_int_equal(audit_key_verify(p, row.body, strlen(row.body), row.signature), 1);
+    /* any change to the body or the signature fails; so does another key */
+    tg_buf b = TG_BUF_INIT;
+    tg_buf_appends(&b, row.body);
+    b.data[strlen("{\"v\":1,\"type\":\"checkpoint\",\"instance\":\"gw\",\"seq\":")] = '9';
+    assert_int_equal(audit_key_verify(p, b.data, b.len, row.signature), 0);
+    tg_buf_free(&b);
+    audit_key *o = audit_key_load(other, 0, &err);
+    assert_int_equal(audit_key_verify(o, row.body, strlen(row.body), row.signature), 0);
+    assert_int_equal(audit_key_verify(p, row.body, strlen(row.body), "AAAA"), 0);
+    audit_cp back;
+    json_t *holder;
+    assert_int_equal(audit_cp_parse(row.body, &back, &holder, &err), 0);
+    assert_int_equal(back.seq, 10);
+    assert_string_equal(back.hash, zero);
+    json_decref(holder);
+    free(blob);
+    /* a prune note carries what was deleted */
+    cp.kind = "prune";
+    cp.before_ms = 77;
+    cp.deleted = 3;
+    assert_int_equal(audit_cp_make(&cp, k, &row, &blob, &err), 0);
+    assert_int_equal(audit_cp_parse(row.body, &back, &holder, &err), 0);
+    assert_int_equal(back.deleted, 3);
+    assert_int_equal(back.before_ms, 77);
+    json_decref(holder);
+    free(blob);
+    audit_key_free(k);
+    audit_key_free(p);
+    audit_key_free(o);
+}
+
+int main(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/tg-audit-test.XXXXXX");
+    if (!mkdtemp(tmpdir)) return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_canonical_round_trip),
+        cmocka_unit_test(test_canonical_rejects),
+        cmocka_unit_test(test_redaction),
+        cmocka_unit_test(test_chain_hash),
+        cmocka_unit_test(test_keys_and_checkpoints),
+    };
+    int failed = cmocka_run_group_tests_name("audit", tests, NULL, NULL);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    return failed;
+}
