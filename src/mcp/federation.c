@@ -24,7 +24,8 @@
 #define COMPONENT "mcp"
 #define MAX_REFRESH_PAGES 50
 
-bool mcp_transparent(const tg_mcp *m)
+/* Exactly one upstream, without a prefix: everything passes unchanged. */
+static bool transparent(const tg_mcp *m)
 {
     return m->cfg->nupstreams == 1 &&
            !(m->cfg->upstreams[0].prefix && m->cfg->upstreams[0].prefix[0]);
@@ -207,7 +208,7 @@ static void list_finish(mcp_call *c)
 
 static void route_list(mcp_call *c, const list_kind *k)
 {
-    if (mcp_transparent(c->m)) {
+    if (transparent(c->m)) {
         forward(c, 0, mcp_call_params(c));
         return;
     }
@@ -224,7 +225,6 @@ static void route_list(mcp_call *c, const list_kind *k)
     } else if (k->id == K_TEMPLATES) {
         json_array_clear(c->s->templates);
     }
-    c->cursor_pairs = pairs;
     c->finish = list_finish;
     c->nwait++;
     json_t *base = params_without_cursor(c);
@@ -242,6 +242,7 @@ static void route_list(mcp_call *c, const list_kind *k)
                 mcp_call_ask(c, i, k->method, json_object_size(base) ? base : NULL);
     }
     json_decref(base);
+    json_decref(pairs);
     mcp_call_sent(c);
 }
 
@@ -315,7 +316,7 @@ static json_t *params_with(const mcp_call *c, const char *field, const char *val
 static void forward_named(mcp_call *c, const list_kind *k, const char *what,
                           void (*resume)(mcp_call *))
 {
-    if (mcp_transparent(c->m)) {
+    if (transparent(c->m)) {
         forward(c, 0, mcp_call_params(c));
         return;
     }
@@ -389,7 +390,7 @@ static void route_resource(mcp_call *c)
         mcp_call_error(c, TG_RPC_INVALID_PARAMS, NULL, "Invalid params: \"uri\" must be a string");
         return;
     }
-    long idx = mcp_transparent(c->m) ? 0 : resource_owner(c, uri);
+    long idx = transparent(c->m) ? 0 : resource_owner(c, uri);
     if (idx < 0 && !c->s->resources_known) {
         refresh(c, &kinds[K_RESOURCES], route_resource);
         return;
@@ -413,7 +414,7 @@ static void route_completion(mcp_call *c)
 {
     json_t *ref = json_object_get(mcp_call_params(c), "ref");
     const char *type = json_string_value(json_object_get(ref, "type"));
-    if (mcp_transparent(c->m)) {
+    if (transparent(c->m)) {
         forward(c, 0, mcp_call_params(c));
     } else if (type && strcmp(type, "ref/resource") == 0) {
         route_resource(c);
@@ -461,7 +462,7 @@ static void finish_any_ok(mcp_call *c)
 
 static void route_set_level(mcp_call *c)
 {
-    if (mcp_transparent(c->m)) {
+    if (transparent(c->m)) {
         forward(c, 0, mcp_call_params(c));
         return;
     }
@@ -543,7 +544,7 @@ void mcp_route_request(mcp_call *c)
         route_resource(c);
     else if (strcmp(method, "completion/complete") == 0) route_completion(c);
     else if (strcmp(method, "logging/setLevel") == 0) route_set_level(c);
-    else if (mcp_transparent(c->m)) forward(c, 0, mcp_call_params(c));
+    else if (transparent(c->m)) forward(c, 0, mcp_call_params(c));
     else mcp_call_error(c, TG_RPC_METHOD_NOT_FOUND, NULL, "Method not found: %s", method);
 }
 
@@ -554,7 +555,7 @@ void mcp_route_notification(mcp_session *s, json_t *msg)
     if (strcmp(method, "notifications/roots/list_changed") == 0) {
         for (size_t i = 0; i < m->cfg->nupstreams; i++)
             mcp_link_send_raw(mcp_session_link(s, i), msg);
-    } else if (mcp_transparent(m)) {
+    } else if (transparent(m)) {
         mcp_link_send_raw(mcp_session_link(s, 0), msg);
     } else {
         tg_log_debug(COMPONENT, "notification %s not forwarded (several upstreams)", method);

@@ -179,7 +179,6 @@ struct mcp_call {
     size_t nwait;
     size_t npending;             /* pendings whose call is this one */
     void (*finish)(mcp_call *c); /* all parts in: build and send the answer */
-    json_t *cursor_pairs;        /* federated list: the decoded cursor, or NULL */
     int refreshes;               /* name-map refreshes done for this call */
 };
 
@@ -297,14 +296,10 @@ mcp_pending *mcp_pending_find(tg_mcp *m, const json_t *gw_id);
 void mcp_pending_finish(mcp_pending *p, json_t *reply);
 void mcp_pending_fail(mcp_pending *p, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Drops p without a reply; sends notifications/cancelled upstream if it was sent. */
-void mcp_pending_cancel(mcp_pending *p, const char *reason);
 /* Link became READY / FAILED / DOWN: send queued, fail everything, fail sent ones. */
 void mcp_pending_link_ready(mcp_link *l);
 void mcp_pending_link_failed(mcp_link *l, bool only_sent, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void mcp_pending_arm(tg_mcp *m, uint64_t deadline_ms);
-void mcp_pending_tick(uv_timer_t *t);
 
 /* Calls. mcp_call_new takes ownership of msg. */
 mcp_call *mcp_call_new(mcp_session *s, mcp_exchange *x, json_t *msg);
@@ -322,8 +317,6 @@ void mcp_call_cancel(mcp_call *c, const char *reason);
 void mcp_call_ask(mcp_call *c, size_t idx, const char *method, json_t *params);
 /* Done sending parts: drops the sending guard; finishes if all parts are in. */
 void mcp_call_sent(mcp_call *c);
-/* on_reply for call parts. */
-void mcp_call_part_reply(mcp_pending *p, json_t *reply);
 /* The call's params with the progress token already rewritten (borrowed, may be NULL). */
 json_t *mcp_call_params(const mcp_call *c);
 
@@ -339,8 +332,6 @@ void mcp_exchange_settle(mcp_exchange *x);
 mcp_link *mcp_link_new(tg_mcp *m, size_t idx, mcp_session *owner, json_t *init_params,
                        tg_error *err);
 void mcp_link_close(mcp_link *l);
-/* The client-facing InitializeResult pieces from ready links. */
-const json_t *mcp_link_caps(const mcp_link *l);
 /* Does this upstream offer the capability ("tools", ...)? Unknown (never initialised)
  * counts as yes, so the request is queued rather than silently skipped. */
 bool mcp_link_has(const mcp_link *l, const char *cap);
@@ -362,7 +353,5 @@ void mcp_routes_invalidate(mcp_session *s, const char *which);
 /* Builds the client's InitializeResult (finish callback of the initialize call). */
 void mcp_initialize_finish(mcp_call *c);
 
-/* true when there is exactly one upstream and it has no prefix: everything passes. */
-bool mcp_transparent(const tg_mcp *m);
 
 #endif /* MCP_INT_H */

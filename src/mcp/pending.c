@@ -51,13 +51,16 @@ static bool is_initialize(const mcp_pending *p)
     return method && strcmp(method, "initialize") == 0;
 }
 
-void mcp_pending_arm(tg_mcp *m, uint64_t deadline_ms)
+static void pending_tick(uv_timer_t *t);
+
+/* Arms the router's one timer for this deadline if it is the earliest. */
+static void pending_arm(tg_mcp *m, uint64_t deadline_ms)
 {
     if (m->shutting_down) return; /* the timer is closed; everything was failed */
     if (m->tick_due && m->tick_due <= deadline_ms) return;
     uint64_t now = tg_now_ms();
     m->tick_due = deadline_ms;
-    uv_timer_start(&m->tick, mcp_pending_tick, deadline_ms > now ? deadline_ms - now : 0, 0);
+    uv_timer_start(&m->tick, pending_tick, deadline_ms > now ? deadline_ms - now : 0, 0);
 }
 
 static void pending_send(mcp_pending *p)
@@ -80,7 +83,7 @@ static void pending_send(mcp_pending *p)
     p->link_gen = l->gen;
     p->deadline_ms = tg_now_ms() + (is_initialize(p) ? l->conf->init_timeout_ms
                                                      : l->conf->call_timeout_ms);
-    mcp_pending_arm(l->m, p->deadline_ms);
+    pending_arm(l->m, p->deadline_ms);
 }
 
 void mcp_pending_start(mcp_link *l, const char *method, json_t *params, mcp_call *call,
@@ -115,7 +118,7 @@ void mcp_pending_start(mcp_link *l, const char *method, json_t *params, mcp_call
                          l->conf->name, l->why[0] ? l->why : "closing");
     } else {
         p->deadline_ms = tg_now_ms() + l->conf->init_timeout_ms;
-        mcp_pending_arm(m, p->deadline_ms);
+        pending_arm(m, p->deadline_ms);
     }
 }
 
@@ -161,7 +164,8 @@ static void send_cancelled(mcp_pending *p, const char *reason)
     json_decref(n);
 }
 
-void mcp_pending_cancel(mcp_pending *p, const char *reason)
+/* Drops p without a reply, telling the upstream if it was sent. */
+static void pending_cancel(mcp_pending *p, const char *reason)
 {
     send_cancelled(p, reason);
     pending_unlink(p);
@@ -244,7 +248,7 @@ static bool expired(const mcp_pending *p, const void *now)
     return p->deadline_ms && p->deadline_ms <= *(const uint64_t *)now;
 }
 
-void mcp_pending_tick(uv_timer_t *t)
+static void pending_tick(uv_timer_t *t)
 {
     tg_mcp *m = t->data;
     m->tick_due = 0;
@@ -270,7 +274,7 @@ void mcp_pending_tick(uv_timer_t *t)
     uint64_t next = 0;
     for (mcp_pending *p = m->pendings; p; p = p->next)
         if (p->deadline_ms && (!next || p->deadline_ms < next)) next = p->deadline_ms;
-    if (next) mcp_pending_arm(m, next);
+    if (next) pending_arm(m, next);
 }
 
 /* ---------------------------------------------------------------- exchanges */
@@ -407,7 +411,7 @@ static void call_release(mcp_call *c, const char *reason)
         size_t n = collect(m, &ids, of_call, c);
         for (size_t i = 0; i < n; i++) {
             mcp_pending *p = find_int(m, ids[i]);
-            if (p) mcp_pending_cancel(p, reason);
+            if (p) pending_cancel(p, reason);
         }
         free(ids);
     }
@@ -422,7 +426,6 @@ static void call_release(mcp_call *c, const char *reason)
         mcp_map_del(&s->calls_by_id, c->idkey, strlen(c->idkey));
     for (size_t i = 0; i < m->cfg->nupstreams; i++) json_decref(c->parts[i]);
     free(c->parts);
-    json_decref(c->cursor_pairs);
     json_decref(c->progress_token);
     json_decref(c->msg);
     free(c->idkey);
@@ -509,7 +512,7 @@ void mcp_call_cancel(mcp_call *c, const char *reason)
     call_release(c, reason);
 }
 
-void mcp_call_part_reply(mcp_pending *p, json_t *reply)
+static void call_part_reply(mcp_pending *p, json_t *reply)
 {
     mcp_call *c = p->call;
     json_decref(c->parts[p->part]);
@@ -520,7 +523,7 @@ void mcp_call_part_reply(mcp_pending *p, json_t *reply)
 void mcp_call_ask(mcp_call *c, size_t idx, const char *method, json_t *params)
 {
     c->nwait++;
-    mcp_pending_start(mcp_session_link(c->s, idx), method, params, c, idx, mcp_call_part_reply);
+    mcp_pending_start(mcp_session_link(c->s, idx), method, params, c, idx, call_part_reply);
 }
 
 void mcp_call_sent(mcp_call *c)

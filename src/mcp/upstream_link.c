@@ -55,14 +55,14 @@ static void reply_error(mcp_link *l, const json_t *id, int code, const char *mes
     json_decref(r);
 }
 
-const json_t *mcp_link_caps(const mcp_link *l)
+static const json_t *link_caps(const mcp_link *l)
 {
     return json_object_get(l->init_result, "capabilities");
 }
 
 bool mcp_link_has(const mcp_link *l, const char *cap)
 {
-    return !l->init_result || json_object_get(mcp_link_caps(l), cap) != NULL;
+    return !l->init_result || json_object_get(link_caps(l), cap) != NULL;
 }
 
 /* ---------------------------------------------------------------- lifecycle */
