@@ -8,7 +8,7 @@
  *   hang      never answers
  *   crash     exits with status 1 mid-call
  *   whoami    answers the clientInfo.name and protocolVersion it was initialised with
- * Prompts: "greet". Resources: "fake://readme". Every message received is appended to
+ * tools/list answers in two pages (cursor "p2"). Prompts: "greet". Resources: "fake://readme". Every message received is appended to
  * the file named by FAKE_LOG (if set), so tests can see exactly what reached upstream.
  */
 #include <jansson.h>
@@ -140,8 +140,16 @@ static void handle(json_t *msg)
     } else if (strcmp(method, "ping") == 0) {
         reply(id, json_object());
     } else if (strcmp(method, "tools/list") == 0) {
-        reply(id, json_pack("{s:[o,o,o,o,o,o]}", "tools", tool("echo"), tool("progress"),
-                            tool("sample"), tool("hang"), tool("crash"), tool("whoami")));
+        /* two pages, so cursors are exercised */
+        const char *cursor = json_string_value(json_object_get(params, "cursor"));
+        if (!cursor)
+            reply(id, json_pack("{s:[o,o,o,o],s:s}", "tools", tool("echo"), tool("progress"),
+                                tool("sample"), tool("hang"), "nextCursor", "p2"));
+        else if (strcmp(cursor, "p2") == 0)
+            reply(id, json_pack("{s:[o,o]}", "tools", tool("crash"), tool("whoami")));
+        else
+            emit(json_pack("{s:s,s:O,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", id, "error", "code",
+                           -32602, "message", "Invalid cursor"));
     } else if (strcmp(method, "tools/call") == 0) {
         tool_call(id, params);
     } else if (strcmp(method, "prompts/list") == 0) {

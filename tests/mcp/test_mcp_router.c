@@ -550,6 +550,22 @@ static void test_lifecycle_before_initialized(void **state)
     json_decref(v);
 }
 
+static void test_transparent_pagination(void **state)
+{
+    char sid[65];
+    open_session(single.port, "{}", "c1", "2025-11-25", sid, NULL);
+    json_t *v = rpc(single.port, sid, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}");
+    json_t *result = json_object_get(v, "result");
+    assert_int_equal(json_array_size(json_object_get(result, "tools")), 4);
+    /* one upstream without a prefix: its own cursor passes unchanged */
+    assert_string_equal(json_string_value(json_object_get(result, "nextCursor")), "p2");
+    json_decref(v);
+    v = rpc(single.port, sid, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\","
+                              "\"params\":{\"cursor\":\"p2\"}}");
+    assert_int_equal(json_array_size(json_object_get(json_object_get(v, "result"), "tools")), 2);
+    json_decref(v);
+}
+
 static void test_ids_preserved(void **state)
 {
     char sid[65];
@@ -921,24 +937,37 @@ static void test_federation(void **state)
     assert_non_null(strstr(instr, "[two]\nbe nice"));
     json_decref(r);
 
-    /* a call before any tools/list: the lists are fetched first */
-    json_t *v = rpc(fed.port, sid, CALL("1", "a_echo", "{\"text\":\"x\"}"));
-    assert_string_equal(text_of(v), "echo:x");
+    /* a call before any tools/list: the lists (both pages) are fetched first */
+    json_t *v = rpc(fed.port, sid, CALL("1", "a_whoami", "{}"));
+    assert_string_equal(text_of(v), "toolgate 2025-11-25");
     json_decref(v);
 
-    v = rpc(fed.port, sid, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}");
-    json_t *tools = json_object_get(json_object_get(v, "result"), "tools");
-    assert_int_equal(json_array_size(tools), 12);
+    /* merged pages: 4 + 4 tools with an opaque cursor, then 2 + 2 */
     size_t na = 0, nb = 0;
-    for (size_t i = 0; i < json_array_size(tools); i++) {
-        const char *name = json_string_value(json_object_get(json_array_get(tools, i), "name"));
-        na += strncmp(name, "a_", 2) == 0;
-        nb += strncmp(name, "b_", 2) == 0;
+    char body[1024];
+    snprintf(body, sizeof body, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}");
+    for (int page = 0; page < 2; page++) {
+        v = rpc(fed.port, sid, body);
+        json_t *tools = json_object_get(json_object_get(v, "result"), "tools");
+        assert_int_equal(json_array_size(tools), page == 0 ? 8 : 4);
+        for (size_t i = 0; i < json_array_size(tools); i++) {
+            const char *name = json_string_value(json_object_get(json_array_get(tools, i), "name"));
+            na += strncmp(name, "a_", 2) == 0;
+            nb += strncmp(name, "b_", 2) == 0;
+        }
+        const char *next = json_string_value(json_object_get(json_object_get(v, "result"), "nextCursor"));
+        if (page == 0) {
+            assert_non_null(next);
+            assert_string_not_equal(next, "p2");
+            snprintf(body, sizeof body, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\","
+                     "\"params\":{\"cursor\":\"%s\"}}", next);
+        } else {
+            assert_null(next);
+        }
+        json_decref(v);
     }
     assert_int_equal(na, 6);
     assert_int_equal(nb, 6);
-    assert_null(json_object_get(json_object_get(v, "result"), "nextCursor"));
-    json_decref(v);
 
     /* the per-client upstream was initialised with the client's own params */
     v = rpc(fed.port, sid, CALL("3", "b_whoami", "{}"));
@@ -996,6 +1025,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_initialize_transparent),
         cmocka_unit_test(test_http_errors),
         cmocka_unit_test(test_lifecycle_before_initialized),
+        cmocka_unit_test(test_transparent_pagination),
         cmocka_unit_test(test_ids_preserved),
         cmocka_unit_test(test_two_sessions_same_id),
         cmocka_unit_test(test_progress_sse),
