@@ -1,8 +1,9 @@
 /*
  * auth_testkit.c — a test-side authorization server: keys, JWKs, signed tokens, and a
  * blocking HTTP/1.1 server thread (one request per connection, Connection: close) on
- * 127.0.0.1 port 0. Shared by tests/auth and bench/auth. Written independently of
- * src/auth on purpose: tokens made here check the library rather than mirror it.
+ * 127.0.0.1 port 0; and a callback that records a tg_auth_result. Shared by tests/auth
+ * and bench/auth. Written independently of src/auth on purpose: tokens made here check
+ * the library rather than mirror it.
  */
 #include "auth_testkit.h"
 
@@ -231,7 +232,7 @@ char *tk_sign_hs256(const void *secret, size_t n, const char *header, const char
 #define TK_ROUTES 8
 
 struct tk_server {
-    int fd, port, stop;
+    int fd, port;
     pthread_t thread;
     pthread_mutex_t mu;
     struct { char path[128]; int status; char *body; int hits; } routes[TK_ROUTES];
@@ -333,4 +334,17 @@ void tk_server_stop(tk_server *s)
     for (size_t i = 0; i < s->nroutes; i++) free(s->routes[i].body);
     pthread_mutex_destroy(&s->mu);
     free(s);
+}
+
+/* ---------------------------------------------------------------- results */
+
+void tk_on_result(const tg_auth_result *r, void *user)
+{
+    tk_outcome *o = user;
+    o->done++;
+    o->id = r->identity;
+    o->status = r->identity ? 200 : r->status;
+    o->www = r->www_authenticate;
+    o->msg = r->client_message;
+    o->why = r->log_reason;
 }

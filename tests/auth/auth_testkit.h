@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <openssl/evp.h>
 
+#include "auth/tg_auth.h"
+
 typedef struct tk_key {
     EVP_PKEY *pkey;
     char alg[8];    /* the algorithm this key signs with: RS256 … EdDSA */
@@ -42,5 +44,14 @@ void tk_server_route(tk_server *s, const char *path, int status, const char *bod
 int  tk_server_port(const tk_server *s);
 int  tk_server_hits(tk_server *s, const char *path);
 void tk_server_stop(tk_server *s);
+
+/* What a tg_auth_authenticate callback reported (status 200 on success). */
+typedef struct tk_outcome {
+    int done;               /* how many times the callback ran */
+    int status;
+    const tg_identity *id;
+    const char *www, *msg, *why;
+} tk_outcome;
+void tk_on_result(const tg_auth_result *r, void *user);   /* user: tk_outcome * */
 
 #endif

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "auth/tg_auth.h"
+#include "auth_testkit.h"
 
 #define CH_INVALID "Bearer error=\"invalid_token\", realm=\"toolgate\""
 #define CH_NONE "Bearer realm=\"toolgate\""
@@ -24,36 +25,20 @@ static struct {
     tg_arena *arena;
 } g;
 
-typedef struct outcome {
-    int done, status;
-    const tg_identity *id;
-    const char *www, *msg, *why;
-} outcome;
 
-static void on_result(const tg_auth_result *r, void *user)
+static tk_outcome auth_as(const char *token, const char *peer, const char *xff, const char *fwd)
 {
-    outcome *o = user;
-    o->done++;
-    o->id = r->identity;
-    o->status = r->identity ? 200 : r->status;
-    o->www = r->www_authenticate;
-    o->msg = r->client_message;
-    o->why = r->log_reason;
-}
-
-static outcome auth_as(const char *token, const char *peer, const char *xff, const char *fwd)
-{
-    outcome o = {0};
+    tk_outcome o = {0};
     tg_auth_input in = {
         .authorization = token ? tg_arena_sprintf(g.arena, "Bearer %s", token) : NULL,
         .peer_ip = peer, .x_forwarded_for = xff, .forwarded = fwd,
     };
-    assert_null(tg_auth_authenticate(g.a, &in, g.arena, on_result, &o));
+    assert_null(tg_auth_authenticate(g.a, &in, g.arena, tk_on_result, &o));
     assert_int_equal(o.done, 1);  /* API keys never wait */
     return o;
 }
 
-static outcome auth_key(const char *token, const char *peer) { return auth_as(token, peer, NULL, NULL); }
+static tk_outcome auth_key(const char *token, const char *peer) { return auth_as(token, peer, NULL, NULL); }
 
 static void new_auth(void)
 {
@@ -128,7 +113,7 @@ static void create_then_verify(void **state)
     tg_apikey_hash(rec.id, tok + 5 + TG_APIKEY_ID_LEN, TG_APIKEY_SECRET_LEN, h);
     assert_string_equal(h, rec.secret_hash);
 
-    outcome o = auth_key(tok, "127.0.0.1");
+    tk_outcome o = auth_key(tok, "127.0.0.1");
     assert_int_equal(o.status, 200);
     assert_string_equal(o.id->method, "api_key");
     assert_string_equal(o.id->agent, "ci-bot");
@@ -164,7 +149,7 @@ static void wrong_secret_unknown_id_malformed(void **state)
     const char *tok = make_key(&p, NULL);
     char *bad = tg_arena_strdup(g.arena, tok);
     bad[TG_APIKEY_TOKEN_LEN - 2] = bad[TG_APIKEY_TOKEN_LEN - 2] == 'A' ? 'B' : 'A';
-    outcome o = auth_key(bad, "127.0.0.1");
+    tk_outcome o = auth_key(bad, "127.0.0.1");
     assert_int_equal(o.status, 401);
     assert_string_equal(o.www, CH_INVALID);
     assert_string_equal(o.msg, "invalid credentials");
@@ -198,7 +183,7 @@ static void expired_and_revoked(void **state)
     tg_apikey_record rec;
     const char *tok = make_key(&p, &rec);
     edit_record(rec.id, set_expired);
-    outcome o = auth_key(tok, "127.0.0.1");
+    tk_outcome o = auth_key(tok, "127.0.0.1");
     assert_int_equal(o.status, 401);
     assert_non_null(strstr(o.why, "expired at"));
 
@@ -225,7 +210,7 @@ static void per_key_cidrs(void **state)
     const char *tok = make_key(&p, &rec);
     assert_string_equal(rec.cidrs[0], "127.0.0.2/32");  /* canonicalised */
     assert_int_equal(auth_key(tok, "127.0.0.2").status, 200);
-    outcome o = auth_key(tok, "127.0.0.1");
+    tk_outcome o = auth_key(tok, "127.0.0.1");
     assert_int_equal(o.status, 401);
     assert_non_null(strstr(o.why, "client 127.0.0.1 outside the CIDRs"));
     /* A dual-stack socket reports IPv4 clients IPv4-mapped. */
@@ -262,7 +247,7 @@ static void global_cidrs(void **state)
     const char *tok = make_key(&p, NULL);
     assert_int_equal(auth_key(tok, "127.0.0.2").status, 200);
     assert_int_equal(auth_key(tok, "2001:db8:1::5").status, 200);
-    outcome o = auth_key(tok, "127.0.0.1");
+    tk_outcome o = auth_key(tok, "127.0.0.1");
     assert_int_equal(o.status, 401);
     assert_non_null(strstr(o.why, "api_keys.allowed_cidrs"));
 }
@@ -286,7 +271,7 @@ static void rotation_overlap(void **state)
                         auth_key(fresh, "127.0.0.1").id->principal_key);
 
     edit_record(rec.id, end_overlap);  /* the overlap is over */
-    outcome o = auth_key(old, "127.0.0.1");
+    tk_outcome o = auth_key(old, "127.0.0.1");
     assert_int_equal(o.status, 401);
     assert_non_null(strstr(o.why, "rotation overlap ended"));
     assert_int_equal(auth_key(fresh, "127.0.0.1").status, 200);
@@ -323,7 +308,7 @@ static void max_lifetime(void **state)
     assert_int_equal(auth_key(t, "127.0.0.1").status, 200);
     /* A key stored before the maximum was lowered (here: never expiring) is refused. */
     edit_record(rec.id, no_expiry);
-    outcome o = auth_key(t, "127.0.0.1");
+    tk_outcome o = auth_key(t, "127.0.0.1");
     assert_int_equal(o.status, 401);
     assert_non_null(strstr(o.why, "max_lifetime"));
 }
@@ -339,7 +324,7 @@ static void methods_disabled(void **state)
     g.conf.issuers = &iss;
     g.conf.n_issuers = 1;
     new_auth();
-    outcome o = auth_key(tok, "127.0.0.1");
+    tk_outcome o = auth_key(tok, "127.0.0.1");
     assert_int_equal(o.status, 401);
     assert_non_null(strstr(o.why, "API keys are disabled"));
     assert_string_equal(o.www, "Bearer error=\"invalid_token\", resource_metadata=\""
@@ -364,7 +349,7 @@ static void trusted_proxies(void **state)
     const char *tok = make_key(&p, NULL);
 
     /* From a trusted proxy: the right-most untrusted address is the client. */
-    outcome o = auth_as(tok, "10.0.0.1", "198.51.100.7, 203.0.113.9, 10.0.0.5", NULL);
+    tk_outcome o = auth_as(tok, "10.0.0.1", "198.51.100.7, 203.0.113.9, 10.0.0.5", NULL);
     assert_int_equal(o.status, 200);
     assert_string_equal(o.id->client_ip, "203.0.113.9");
     /* A client cannot spoof by prepending: the left-most entry is ignored. */
@@ -442,7 +427,7 @@ static void store_errors_are_503(void **state)
     st.get = fail_get;
     g.conf.key_store = &st;
     new_auth();
-    outcome o = auth_key(tok, "127.0.0.1");
+    tk_outcome o = auth_key(tok, "127.0.0.1");
     assert_int_equal(o.status, 503);
     assert_null(o.www);
     assert_non_null(strstr(o.why, "disk on fire"));

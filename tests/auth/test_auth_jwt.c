@@ -44,33 +44,16 @@ static const char *required[] = {"mcp:tools"};
 
 /* ---------------------------------------------------------------- helpers */
 
-typedef struct outcome {
-    int done;
-    int status;
-    const tg_identity *id;
-    const char *www, *msg, *why;
-} outcome;
-
-static void on_result(const tg_auth_result *r, void *user)
-{
-    outcome *o = user;
-    o->done++;
-    o->id = r->identity;
-    o->status = r->identity ? 200 : r->status;
-    o->www = r->www_authenticate;
-    o->msg = r->client_message;
-    o->why = r->log_reason;
-}
 
 static void on_timeout(uv_timer_t *t) { (void)t; }
 
 /* Runs one authentication to completion (bounded: 10 s). */
-static outcome auth_full(const char *authorization, const char *query, const char *peer)
+static tk_outcome auth_full(const char *authorization, const char *query, const char *peer)
 {
-    outcome o = {0};
+    tk_outcome o = {0};
     tg_auth_input in = {.authorization = authorization, .query = query,
                         .peer_ip = peer ? peer : "127.0.0.1"};
-    tg_auth_authenticate(g.a, &in, g.arena, on_result, &o);
+    tg_auth_authenticate(g.a, &in, g.arena, tk_on_result, &o);
     uv_timer_t t;
     uv_timer_init(&g.loop, &t);
     uv_timer_start(&t, on_timeout, 10000, 0);
@@ -81,7 +64,7 @@ static outcome auth_full(const char *authorization, const char *query, const cha
     return o;
 }
 
-static outcome auth_token(const char *token)
+static tk_outcome auth_token(const char *token)
 {
     char *h = tg_arena_sprintf(g.arena, "Bearer %s", token);
     return auth_full(h, NULL, NULL);
@@ -209,7 +192,7 @@ static int teardown(void **state)
 static void valid_token_every_algorithm(void **state)
 {
     for (int i = 0; i < NKEYS; i++) {
-        outcome o = auth_token(sign(&g.keys[i], NULL, NULL, good_claims()));
+        tk_outcome o = auth_token(sign(&g.keys[i], NULL, NULL, good_claims()));
         if (o.status != 200) fail_msg("%s: %d %s", g.keys[i].kid, o.status, o.why);
         assert_string_equal(o.id->method, "oauth");
         assert_string_equal(o.id->delegator, "alice");
@@ -228,7 +211,7 @@ static void identity_mapping(void **state)
 {
     const char *extra = ",\"jti\":\"tok-1\",\"client_id\":\"app-7\",\"groups\":[\"eng\",\"ops\"],"
                         "\"act\":{\"sub\":\"agent-x\",\"act\":{\"sub\":\"orchestrator\"}}";
-    outcome o = auth_token(sign(&g.keys[K_ES256], NULL, NULL, claims(NULL, NULL, 600, extra)));
+    tk_outcome o = auth_token(sign(&g.keys[K_ES256], NULL, NULL, claims(NULL, NULL, 600, extra)));
     assert_int_equal(o.status, 200);
     assert_string_equal(o.id->agent, "agent-x");
     assert_int_equal(o.id->n_act, 2);
@@ -274,7 +257,7 @@ static void identity_mapping(void **state)
 
 static void expired_not_yet_valid_leeway(void **state)
 {
-    outcome o = auth_token(sign(&g.keys[K_RS256], NULL, NULL, claims(NULL, NULL, -120, NULL)));
+    tk_outcome o = auth_token(sign(&g.keys[K_RS256], NULL, NULL, claims(NULL, NULL, -120, NULL)));
     assert_int_equal(o.status, 401);
     assert_string_equal(o.www, CH_INVALID);
     assert_string_equal(o.msg, "invalid credentials");
@@ -309,7 +292,7 @@ static void expired_not_yet_valid_leeway(void **state)
 
 static void issuer_and_audience(void **state)
 {
-    outcome o = auth_token(sign(&g.keys[K_RS256], NULL, NULL,
+    tk_outcome o = auth_token(sign(&g.keys[K_RS256], NULL, NULL,
                                 claims("https://evil.example", NULL, 600, NULL)));
     assert_int_equal(o.status, 401);
     assert_string_equal(o.www, CH_INVALID);
@@ -341,7 +324,7 @@ static void bad_signature(void **state)
     const char *d2 = strchr(t2, '.'), *s2 = strrchr(t2, '.');
     char *forged = tg_arena_sprintf(g.arena, "%.*s%.*s%s", (int)(d1 - t1), t1,
                                     (int)(s2 - d2), d2, s1);
-    outcome o = auth_token(forged);
+    tk_outcome o = auth_token(forged);
     assert_int_equal(o.status, 401);
     assert_string_equal(o.www, CH_INVALID);
     assert_non_null(strstr(o.why, "bad ES256 signature"));
@@ -359,7 +342,7 @@ static void alg_none_and_hs256_confusion(void **state)
     const char *none = "{\"alg\":\"none\",\"typ\":\"JWT\"}";
     char *h = tk_b64(none, strlen(none));
     char *p = tk_b64(good_claims(), strlen(good_claims()));
-    outcome o = auth_token(tg_arena_sprintf(g.arena, "%s.%s.", h, p));
+    tk_outcome o = auth_token(tg_arena_sprintf(g.arena, "%s.%s.", h, p));
     assert_int_equal(o.status, 401);
     assert_string_equal(o.www, CH_INVALID);
     o = auth_token(tg_arena_sprintf(g.arena, "%s.%s.c2ln", h, p));
@@ -382,7 +365,7 @@ static void alg_none_and_hs256_confusion(void **state)
 static void algorithm_pinning(void **state)
 {
     /* RS256 header naming the EC key: the RSA-signed token never reaches EC verify. */
-    outcome o = auth_token(sign(&g.keys[K_RS256], "RS256",
+    tk_outcome o = auth_token(sign(&g.keys[K_RS256], "RS256",
                                 "{\"alg\":\"RS256\",\"kid\":\"es256\"}", good_claims()));
     assert_int_equal(o.status, 401);
     assert_non_null(strstr(o.why, "does not match the algorithm pinned"));
@@ -413,12 +396,12 @@ static void refused_headers(void **state)
         "{\"alg\":\"ES256\",\"kid\":\"es256\",\"alg\":\"ES256\"}",
     };
     for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
-        outcome o = auth_token(sign(&g.keys[K_ES256], NULL, headers[i], good_claims()));
+        tk_outcome o = auth_token(sign(&g.keys[K_ES256], NULL, headers[i], good_claims()));
         if (o.status != 401) fail_msg("header %s accepted", headers[i]);
         assert_string_equal(o.www, CH_INVALID);
     }
     /* The same key with a clean header passes, so the refusals above are the headers'. */
-    outcome o = auth_token(sign(&g.keys[K_ES256], NULL, "{\"alg\":\"ES256\",\"kid\":\"es256\"}",
+    tk_outcome o = auth_token(sign(&g.keys[K_ES256], NULL, "{\"alg\":\"ES256\",\"kid\":\"es256\"}",
                                 good_claims()));
     assert_int_equal(o.status, 200);
 }
@@ -434,7 +417,7 @@ static void malformed_tokens(void **state)
         tg_arena_sprintf(g.arena, "%s%s", t, t),    /* garbage */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        outcome o = auth_token(bad[i]);
+        tk_outcome o = auth_token(bad[i]);
         assert_int_equal(o.status, 401);
         assert_string_equal(o.www, CH_INVALID);
     }
@@ -443,7 +426,7 @@ static void malformed_tokens(void **state)
     char *dup = tg_arena_sprintf(g.arena, "{\"iss\":\"%s\",\"sub\":\"alice\",\"sub\":\"admin\","
                                  "\"aud\":\"%s\",\"exp\":%ld,\"scope\":\"mcp:tools\",\"azp\":\"x\"}",
                                  g.issuer, RESOURCE, now + 60);
-    outcome o = auth_token(sign(&g.keys[K_ES256], NULL, NULL, dup));
+    tk_outcome o = auth_token(sign(&g.keys[K_ES256], NULL, NULL, dup));
     assert_int_equal(o.status, 401);
     assert_non_null(strstr(o.why, "duplicate"));
 
@@ -457,7 +440,7 @@ static void malformed_tokens(void **state)
 
 static void no_credentials_and_query_token(void **state)
 {
-    outcome o = auth_full(NULL, NULL, NULL);
+    tk_outcome o = auth_full(NULL, NULL, NULL);
     assert_int_equal(o.status, 401);
     assert_string_equal(o.www, CH_NONE);
     o = auth_full("Basic YWxpY2U6cHc=", NULL, NULL);
@@ -482,7 +465,7 @@ static void missing_scope_is_403(void **state)
     char *c = tg_arena_sprintf(g.arena, "{\"iss\":\"%s\",\"sub\":\"a\",\"aud\":\"%s\",\"exp\":%ld,"
                                "\"scope\":\"openid mcp:toolsX\",\"azp\":\"x\"}", g.issuer, RESOURCE,
                                now + 60);
-    outcome o = auth_token(sign(&g.keys[K_ED], NULL, NULL, c));
+    tk_outcome o = auth_token(sign(&g.keys[K_ED], NULL, NULL, c));
     assert_int_equal(o.status, 403);
     assert_string_equal(o.www, CH_SCOPE);
     assert_string_equal(o.msg, "insufficient scope");
@@ -511,7 +494,7 @@ static void domain_fence(void **state)
         char *c = tg_arena_sprintf(g.arena, "{\"iss\":\"%s\",\"sub\":\"a\",\"aud\":\"%s\",\"exp\":%ld,"
                                    "\"scope\":\"mcp:tools\",\"azp\":\"x\",\"email\":\"%s\"}",
                                    g.issuer, RESOURCE, now + 60, cases[i].email);
-        outcome o = auth_token(sign(&g.keys[K_ES384], NULL, NULL, c));
+        tk_outcome o = auth_token(sign(&g.keys[K_ES384], NULL, NULL, c));
         if (o.status != cases[i].status) fail_msg("%s: %d", cases[i].email, o.status);
         if (o.status == 401) assert_non_null(strstr(o.why, "domain not allowed"));
     }
@@ -523,8 +506,8 @@ static void domain_fence(void **state)
 static void cache_hit_path(void **state)
 {
     const char *t = sign(&g.keys[K_PS256], NULL, NULL, good_claims());
-    outcome o1 = auth_full(tg_arena_sprintf(g.arena, "Bearer %s", t), NULL, "127.0.0.1");
-    outcome o2 = auth_full(tg_arena_sprintf(g.arena, "Bearer %s", t), NULL, "::1");
+    tk_outcome o1 = auth_full(tg_arena_sprintf(g.arena, "Bearer %s", t), NULL, "127.0.0.1");
+    tk_outcome o2 = auth_full(tg_arena_sprintf(g.arena, "Bearer %s", t), NULL, "::1");
     assert_int_equal(o1.status, 200);
     assert_int_equal(o2.status, 200);
     assert_ptr_not_equal(o1.id, o2.id);
@@ -559,7 +542,7 @@ static void unknown_kid_refetch_and_rate_limit(void **state)
     usleep(450 * 1000);
     const tk_key *pub[] = {&g.keys[K_ES256], &g.rotated};
     publish(pub, 2);
-    outcome o = auth_token(sign(&g.rotated, NULL, NULL, good_claims()));
+    tk_outcome o = auth_token(sign(&g.rotated, NULL, NULL, good_claims()));
     assert_int_equal(o.status, 200);
     assert_int_equal(tk_server_hits(g.srv, "/jwks"), hits + 1);
 
@@ -591,7 +574,7 @@ static void discovery_and_fetch_failures(void **state)
     tk_server_route(g.srv, "/.well-known/oauth-authorization-server/tenant", 200, md);
     g.iss = (tg_auth_issuer_conf){iss, NULL};
     new_auth();
-    outcome o = auth_token(sign(&g.keys[K_ES256], NULL, NULL, claims(iss, NULL, 600, NULL)));
+    tk_outcome o = auth_token(sign(&g.keys[K_ES256], NULL, NULL, claims(iss, NULL, 600, NULL)));
     if (o.status != 200) fail_msg("discovery: %d %s", o.status, o.why);
     assert_string_equal(o.id->issuer, iss);
 
@@ -663,17 +646,17 @@ static void metadata_document(void **state)
 
 static void cancel_while_fetching(void **state)
 {
-    outcome o = {0};
+    tk_outcome o = {0};
     char *h = tg_arena_sprintf(g.arena, "Bearer %s", sign(&g.keys[K_ES256], NULL, NULL, good_claims()));
     tg_auth_input in = {.authorization = h, .peer_ip = "127.0.0.1"};
-    tg_auth_pending *p = tg_auth_authenticate(g.a, &in, g.arena, on_result, &o);
+    tg_auth_pending *p = tg_auth_authenticate(g.a, &in, g.arena, tk_on_result, &o);
     assert_non_null(p);  /* first token: keys must be fetched */
     tg_auth_cancel(p);
     uv_run(&g.loop, UV_RUN_DEFAULT);
     assert_int_equal(o.done, 0);
     /* The fetch still landed: the next request is answered synchronously. */
-    o = (outcome){0};
-    assert_null(tg_auth_authenticate(g.a, &in, g.arena, on_result, &o));
+    o = (tk_outcome){0};
+    assert_null(tg_auth_authenticate(g.a, &in, g.arena, tk_on_result, &o));
     assert_int_equal(o.done, 1);
     assert_int_equal(o.status, 200);
 }
