@@ -18,6 +18,7 @@
 // tarball; default ../shared/cedar-corpus/ beside the repository), CEDAR_DIFF_CORPUS_EST
 // (how many distinct corpus policy sets to parse-check; default all).
 
+import { setFlagsFromString } from 'node:v8';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync, readdirSync, existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -27,6 +28,12 @@ import { genCase, caseSeed, renderPolicy, renderPolicySet } from './gen.mjs';
 import * as ref from './reference.mjs';
 import * as tg from './toolgate.mjs';
 import { minimize } from './shrink.mjs';
+
+// Node 20's optimizing compiler (TurboFan) aborts the process ("unreachable code" in the
+// deoptimizer) on a lazy deopt in the generation loop after ~10,000 requests. The mid tier
+// (Maglev) is plenty fast for a test driver; cedar-wasm itself is unaffected (wasm tiers
+// are separate).
+setFlagsFromString('--max-opt=2');
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const PER_CASE = 20;
@@ -48,8 +55,8 @@ if (process.env.CEDAR_DIFF_WORK) {
 } else {
   work = mkdtempSync(join(tmpdir(), 'cedar-diff-'));
 }
-const genDir = join(work, 'gen');
-const caseDir = join(genDir, 'corpus-tests');
+// Case files sit in one folder; the runner resolves their "corpus-tests/H.cedar" paths there.
+const caseDir = join(work, 'gen');
 const reproDir = join(work, 'repro');
 mkdirSync(caseDir, { recursive: true });
 mkdirSync(reproDir, { recursive: true });
@@ -68,34 +75,46 @@ const show = (a) => (a.failure ? `FAILURE ${a.failure}`
 // ---------------------------------------------------------------- 1. generate + expected
 
 const caseName = (i) => `dc${String(i).padStart(6, '0')}`;
-const cases = [];
 let refRejected = 0;
-for (let i = 0; i < nCases; i++) {
+
+// Case i: generated, answered by the reference, written in the corpus format; null when
+// the reference rejects its policies (a generator bug: we mean to produce valid ones).
+function makeCase(i) {
   const cs = genCase(caseSeed(seed, i), PER_CASE);
   const text = renderPolicySet(cs.policies);
   const perr = ref.preparse('diff', text);
-  if (perr) { // a generator bug: we meant to produce valid policies
+  if (perr) {
     console.log(`generator: case ${i} (seed ${cs.seed}) does not parse in cedar-wasm: ${perr}\n${text}`);
     refRejected += PER_CASE;
-    continue;
+    return null;
   }
   const requests = [];
-  cs.requests.forEach((rq, j) => {
+  const caseRequests = [];
+  for (let j = 0; j < cs.requests.length; j++) {
+    const rq = cs.requests[j];
     const exp = ref.authorizePreparsed('diff', cs.entities, rq);
-    if (exp.failure) { refRejected++; return; }
-    requests.push({ description: `rq${j}`, ...rq, validateRequest: false,
-      decision: exp.decision, reason: exp.reason, errors: exp.errors, j, expected: exp });
-  });
+    if (exp.failure) { refRejected++; continue; }
+    const entry = { description: `rq${j}`, principal: rq.principal, action: rq.action,
+      resource: rq.resource, context: rq.context, validateRequest: false,
+      decision: exp.decision, reason: exp.reason, errors: exp.errors };
+    caseRequests.push(entry);
+    requests.push({ j, expected: exp, ...rq });
+  }
   const name = caseName(i);
   writeFileSync(join(caseDir, `${name}.cedar`), text);
   writeFileSync(join(caseDir, `${name}.entities.json`), JSON.stringify(cs.entities, null, 1));
   writeFileSync(join(caseDir, `${name}.cedarschema`), '');
   writeFileSync(join(caseDir, `${name}.json`), JSON.stringify({
     policies: `corpus-tests/${name}.cedar`, entities: `corpus-tests/${name}.entities.json`,
-    schema: `corpus-tests/${name}.cedarschema`, shouldValidate: false,
-    requests: requests.map(({ j, expected, ...r }) => r),
+    schema: `corpus-tests/${name}.cedarschema`, shouldValidate: false, requests: caseRequests,
   }, null, 1));
-  cases.push({ i, name, cs, text, requests });
+  return { i, name, cs, text, requests };
+}
+
+const cases = [];
+for (let i = 0; i < nCases; i++) {
+  const c = makeCase(i);
+  if (c) cases.push(c);
 }
 const nWritten = cases.reduce((n, c) => n + c.requests.length, 0);
 console.log(`generated ${nWritten} requests in ${cases.length} cases (${secs()} s)` +
@@ -105,7 +124,7 @@ console.log(`generated ${nWritten} requests in ${cases.length} cases (${secs()} 
 
 const mismatches = []; // {c, rq, actual}
 {
-  const r = tg.corpus(genDir);
+  const r = tg.corpus(caseDir);
   const suspects = new Map(); // case index -> Set of request indexes (empty = all)
   for (const line of r.output.split('\n')) {
     const m = line.match(/dc(\d{6})/);
@@ -158,6 +177,20 @@ function firstDiff(a, b, path = '$') {
   return `${path}: expected ${JSON.stringify(a)?.slice(0, 300)}, got ${JSON.stringify(b)?.slice(0, 300)}`;
 }
 
+// The kind of a parse mismatch, for a summary: the differing path without indexes and
+// intermediate nodes ("policyN $.action.entity: …" → "action.entity").
+const kindOf = (d) => {
+  const m = d.match(/^policy\d+ \$((?:\.[^.:]+)*):/);
+  if (!m) return d.split(':')[0].slice(0, 80);
+  const parts = m[1].split('.').filter((x) => x && !/^\d+$/.test(x));
+  return `${parts.slice(-2).join('.')}${d.includes(', got undefined') ? ' (missing)' : ''}`;
+};
+function summarise(label, diffs) {
+  const count = new Map();
+  for (const d of diffs) count.set(kindOf(d), (count.get(kindOf(d)) ?? 0) + 1);
+  for (const [k, n] of [...count].sort((a, b) => b[1] - a[1])) console.log(`  ${label}: ${n} x ${k}`);
+}
+
 // Compares toolgate's EST of `file` with the reference ESTs of `texts` (one per policy);
 // returns null or a description of the first difference.
 function estDiff(file, texts) {
@@ -179,6 +212,7 @@ for (const c of cases) {
   if (d) { failed++; estMismatches.push({ c, d }); } else passed++;
 }
 console.log(`parse equivalence, generated: ${cases.length - estMismatches.length} passed, ${estMismatches.length} failed (${secs()} s)`);
+summarise('generated', estMismatches.map((m) => m.d));
 
 const corpusEstFailures = [];
 if (existsSync(corpusTar)) {
@@ -204,6 +238,7 @@ if (existsSync(corpusTar)) {
     if (d) { failed++; corpusEstFailures.push(`${f}: ${d}`); } else { passed++; ok++; }
   }
   console.log(`parse equivalence, corpus: ${ok} passed, ${n - ok} failed of ${n} distinct policy sets (${secs()} s)`);
+  summarise('corpus', corpusEstFailures.map((s) => s.slice(s.indexOf(': ') + 2)));
 } else {
   console.log(`parse equivalence, corpus: skipped, no corpus at ${corpusTar}`);
 }
