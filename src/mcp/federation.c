@@ -544,7 +544,7 @@ void mcp_route_request(mcp_call *c)
         route_resource(c);
     else if (strcmp(method, "completion/complete") == 0) route_completion(c);
     else if (strcmp(method, "logging/setLevel") == 0) route_set_level(c);
-    else if (transparent(c->m)) forward(c, 0, mcp_call_params(c));
+    else if (nup(c) == 1) forward(c, 0, mcp_call_params(c)); /* the server decides */
     else mcp_call_error(c, TG_RPC_METHOD_NOT_FOUND, NULL, "Method not found: %s", method);
 }
 
@@ -555,7 +555,7 @@ void mcp_route_notification(mcp_session *s, json_t *msg)
     if (strcmp(method, "notifications/roots/list_changed") == 0) {
         for (size_t i = 0; i < m->cfg->nupstreams; i++)
             mcp_link_send_raw(mcp_session_link(s, i), msg);
-    } else if (transparent(m)) {
+    } else if (m->cfg->nupstreams == 1) {
         mcp_link_send_raw(mcp_session_link(s, 0), msg);
     } else {
         tg_log_debug(COMPONENT, "notification %s not forwarded (several upstreams)", method);
