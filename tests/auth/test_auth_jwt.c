@@ -565,6 +565,31 @@ static void unknown_kid_refetch_and_rate_limit(void **state)
     tk_key_free(&ghost);
 }
 
+static void stale_keys_refresh_and_withdrawal(void **state)
+{
+    g.conf.jwks_max_age_ms = 1;
+    g.conf.jwks_refetch_interval_ms = 100;
+    new_auth();
+    const char *t1 = sign(&g.keys[K_ES256], NULL, NULL, claims(NULL, NULL, 600, ",\"jti\":\"a\""));
+    assert_int_equal(auth_token(t1).status, 200);
+    int hits = tk_server_hits(g.srv, "/jwks");
+
+    /* The issuer withdraws the ES256 key. Stale keys still answer the next request while a
+     * background refresh runs. */
+    const tk_key *pub[] = {&g.keys[K_ED]};
+    publish(pub, 1);
+    usleep(150 * 1000);
+    const char *t2 = sign(&g.keys[K_ES256], NULL, NULL, claims(NULL, NULL, 600, ",\"jti\":\"b\""));
+    assert_int_equal(auth_token(t2).status, 200);
+    uv_run(&g.loop, UV_RUN_DEFAULT);  /* the refresh lands */
+    assert_int_equal(tk_server_hits(g.srv, "/jwks"), hits + 1);
+
+    /* Tokens cached under the withdrawn key are dropped, not served until exp. */
+    tk_outcome o = auth_token(t1);
+    assert_int_equal(o.status, 401);
+    assert_non_null(strstr(o.why, "unknown kid es256"));
+}
+
 static void discovery_and_fetch_failures(void **state)
 {
     char iss[128], md[512], jwks2[128];
@@ -678,6 +703,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(domain_fence, setup, teardown),
         cmocka_unit_test_setup_teardown(cache_hit_path, setup, teardown),
         cmocka_unit_test_setup_teardown(unknown_kid_refetch_and_rate_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(stale_keys_refresh_and_withdrawal, setup, teardown),
         cmocka_unit_test_setup_teardown(discovery_and_fetch_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(configuration_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(metadata_document, setup, teardown),
