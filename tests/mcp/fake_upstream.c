@@ -7,6 +7,7 @@
  *   sample    asks the client sampling/createMessage and answers with its text
  *   hang      never answers
  *   crash     exits with status 1 mid-call
+ *   change    sends notifications/tools/list_changed, then answers (unlisted)
  *   whoami    answers the clientInfo.name and protocolVersion it was initialised with
  * tools/list answers in two pages (cursor "p2"). Prompts: "greet". Resources: "fake://readme". Every message received is appended to
  * the file named by FAKE_LOG (if set), so tests can see exactly what reached upstream.
@@ -94,6 +95,9 @@ static void tool_call(json_t *id, json_t *params)
         /* never answers */
     } else if (strcmp(name, "crash") == 0) {
         exit(1);
+    } else if (strcmp(name, "change") == 0) {
+        emit(json_pack("{s:s,s:s}", "jsonrpc", "2.0", "method", "notifications/tools/list_changed"));
+        reply(id, text_result("changed"));
     } else if (strcmp(name, "whoami") == 0) {
         char buf[256];
         snprintf(buf, sizeof buf, "%s %s", client_name, client_version);

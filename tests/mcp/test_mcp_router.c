@@ -897,6 +897,28 @@ static void test_idle_sessions_expire(void **state)
     conn_close(&g);
 }
 
+static void test_list_changed_reaches_every_session(void **state)
+{
+    char s1[65], s2[65], h[512];
+    open_session(single.port, "{}", "c1", "2025-11-25", s1, NULL);
+    open_session(single.port, "{}", "c2", "2025-11-25", s2, NULL);
+    snprintf(h, sizeof h, "Accept: text/event-stream\r\nMCP-Session-Id: %s\r\n", s1);
+    conn g;
+    request(&g, single.port, "GET", "/mcp", h, NULL);
+    assert_int_equal(g.status, 200);
+    json_t *v = rpc(single.port, s2, CALL("1", "change", "{}"));
+    assert_string_equal(text_of(v), "changed");
+    json_decref(v);
+    event ev;
+    bool seen = false;
+    while (!seen && next_event(&g, &ev) == 0) {
+        seen = strstr(ev.data, "notifications/tools/list_changed") != NULL;
+        free(ev.data);
+    }
+    assert_true(seen);
+    conn_close(&g);
+}
+
 static void test_session_limit(void **state)
 {
     /* max_sessions is 40; earlier tests left some open */
@@ -1037,6 +1059,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_get_stream_and_delete),
         cmocka_unit_test(test_dropped_stream_resume),
         cmocka_unit_test(test_federation),
+        cmocka_unit_test(test_list_changed_reaches_every_session),
         cmocka_unit_test(test_idle_sessions_expire),
         cmocka_unit_test(test_session_limit),
     };
