@@ -138,6 +138,14 @@ static int retry_after_reset(pg_impl *pg, int was_idle, PGresult **r)
     return PQstatus(pg->sync) == CONNECTION_OK;
 }
 
+static int result_error(pg_impl *pg, const PGresult *r, tg_error *err)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(pg->sync));
+    chomp(msg);
+    return tg_error_set(err, "postgres: %s", msg);
+}
+
 static int pg_exec(tg_store *s, const char *sql, const store_param *p, size_t n,
                    store_row_fn cb, void *ud, int64_t *changes, tg_error *err)
 {
@@ -165,10 +173,7 @@ static int pg_exec(tg_store *s, const char *sql, const store_param *p, size_t n,
     } else if (st == PGRES_COMMAND_OK) {
         if (changes) *changes = strtoll(PQcmdTuples(r), NULL, 10);
     } else {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(pg->sync));
-        chomp(msg);
-        rc = tg_error_set(err, "postgres: %s", msg);
+        rc = result_error(pg, r, err);
     }
     PQclear(r);
     return rc;
@@ -183,10 +188,7 @@ static int pg_exec_script(tg_store *s, const char *sql, tg_error *err)
     if (retry_after_reset(pg, idle, &r)) r = PQexec(pg->sync, sql);
     int rc = 0;
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(pg->sync));
-        chomp(msg);
-        rc = tg_error_set(err, "postgres: %s", msg);
+        rc = result_error(pg, r, err);
     }
     PQclear(r);
     return rc;
