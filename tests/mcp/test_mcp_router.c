@@ -425,6 +425,15 @@ static char *slurp(const char *path)
     return tg_buf_steal(&b);
 }
 
+static size_t occurrences(const char *path, const char *needle)
+{
+    char *log = slurp(path);
+    size_t n = 0;
+    for (const char *p = log; (p = strstr(p, needle)); p++) n++;
+    free(log);
+    return n;
+}
+
 /* The upstream logs what it read a moment after toolgate wrote it. */
 static bool log_eventually_has(const char *path, const char *needle)
 {
@@ -715,8 +724,11 @@ static void test_client_cancel(void **state)
     char sid[65];
     open_session(single.port, "{}", "c1", "2025-11-25", sid, NULL);
     conn c, n;
+    char path[512];
+    snprintf(path, sizeof path, "%s/single.log", tmpdir);
+    size_t before = occurrences(path, "\"hang\"");
     post_send(&c, single.port, sid, CALL("77", "hang", "{}"));
-    usleep(200 * 1000);
+    for (int i = 0; i < 200 && occurrences(path, "\"hang\"") == before; i++) usleep(10 * 1000);
     post(&n, single.port, sid,
          "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":77}}");
     assert_int_equal(n.status, 202);
@@ -728,8 +740,6 @@ static void test_client_cancel(void **state)
     if (memmem(c.body.data ? c.body.data : "", c.body.len, "\"id\":77", 7))
         fail_msg("cancelled request answered: %.*s", (int)c.body.len, c.body.data);
     conn_close(&c);
-    char path[512];
-    snprintf(path, sizeof path, "%s/single.log", tmpdir);
     assert_true(log_eventually_has(path, "cancelled by the client"));
 }
 
