@@ -161,6 +161,11 @@ size_t tg_store_pending(const tg_store *s)
     return s->pending;
 }
 
+uint64_t tg_store_commits(const tg_store *s)
+{
+    return __atomic_load_n(&s->commits, __ATOMIC_RELAXED);
+}
+
 /* ------------------------------------------------------------------ migrations */
 
 static int read_int_cb(void *ud, int ncols, const char *const *vals)

@@ -64,6 +64,8 @@ struct tg_store {
     uv_loop_t *loop;          /* NULL: synchronous use only */
     size_t queue_max, batch_max;
     size_t pending;           /* ops submitted and not yet completed (loop thread only) */
+    uint64_t commits;         /* append transactions committed (atomic: the SQLite writer
+                               * thread increments it) */
     void *impl;               /* backend state */
 };
 

@@ -359,6 +359,7 @@ static void finish_batch(pg_impl *pg)
         complete_list(pg->s, batch);
         complete_list(pg->s, q);
     } else {
+        if (batch->kind != OP_HEAD) __atomic_add_fetch(&pg->s->commits, 1, __ATOMIC_RELAXED);
         complete_list(pg->s, batch);
     }
 }

@@ -185,7 +185,7 @@ static void read_head(sq_impl *q, store_op *op)
 
 /* Writes one batch (no OP_HEAD inside) as one transaction. On any failure nothing of the
  * batch is kept and the store is poisoned. */
-static void write_batch(sq_impl *q, store_op *batch)
+static void write_batch(tg_store *s, sq_impl *q, store_op *batch)
 {
     if (q->poisoned) {
         fail_list(batch, "store: an earlier append failed; the chain head must be re-read first");
@@ -216,7 +216,9 @@ static void write_batch(sq_impl *q, store_op *batch)
         sqlite3_exec(q->wdb, "ROLLBACK", NULL, NULL, NULL);
         fail_list(batch, why);
         q->poisoned = 1;
+        return;
     }
+    __atomic_add_fetch(&s->commits, 1, __ATOMIC_RELAXED);
 }
 
 static void writer_main(void *arg)
@@ -246,7 +248,7 @@ static void writer_main(void *arg)
         else if (batch->kind == OP_HEAD)
             read_head(q, batch);
         else
-            write_batch(q, batch);
+            write_batch(s, q, batch);
 
         uv_mutex_lock(&q->mu);
         if (q->done_tail) q->done_tail->next = batch; else q->done_head = batch;

@@ -112,6 +112,8 @@ int tg_store_head_async(tg_store *s, const char *instance, tg_store_head_cb cb, 
                         tg_error *err);
 /* Appends accepted and not yet completed. */
 size_t tg_store_pending(const tg_store *s);
+/* Transactions that committed appends so far (appends / commits = the group-commit factor). */
+uint64_t tg_store_commits(const tg_store *s);
 
 /* ------------------------------------------------------------------ synchronous reads */
 
