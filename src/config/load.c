@@ -17,6 +17,7 @@
  */
 #include "config/tg_config.h"
 #include "config/config_int.h"
+#include "config/yaml_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,22 +47,6 @@ typedef struct snapshot {
 /* Secret files are credentials, not documents: anything bigger is a mistake. */
 #define SECRET_FILE_MAX (64 * 1024)
 
-typedef struct loader {
-    const char *file;   /* the path as given: the FILE in "FILE:LINE:COL: ..." */
-    const char *dir;    /* absolute directory of the file (in `a`); base of relative paths */
-    tg_arena *a;        /* the snapshot's arena: everything the snapshot keeps */
-    tg_arena *tmp;      /* key paths and copies used only while loading */
-    tg_error *err;
-} loader;
-
-/* A value being read: its node (NULL or an empty scalar for `key:` with nothing after
- * it), the key it belongs to (its position is used when the value has none), and the
- * dotted key path used in messages ("upstreams[0].transport"; "" for the root). */
-typedef struct at {
-    struct fy_node *node;
-    struct fy_node *key;
-    const char *where;
-} at;
 
 /* ------------------------------------------------------------------ errors */
 
@@ -96,14 +81,27 @@ static int node_mark(struct fy_node *n, int *line, int *col)
     return -1;
 }
 
+/* Where w is: its value's position, else its key's, else 1:1. */
+static void position(const at *w, int *line, int *col)
+{
+    if (node_mark(w->node, line, col) < 0)
+        node_mark(w->key, line, col);
+}
+
+const char *tg_cy_position(loader *L, const at *w)
+{
+    int line = 1, col = 1;
+    position(w, &line, &col);
+    return tg_arena_sprintf(L->a, "%s:%d:%d", L->file, line, col);
+}
+
 __attribute__((format(printf, 3, 4)))
-static int fail(loader *L, const at *w, const char *fmt, ...)
+int tg_cy_fail(loader *L, const at *w, const char *fmt, ...)
 {
     int line = 1, col = 1;
     char msg[768];
     va_list ap;
-    if (node_mark(w->node, &line, &col) < 0)
-        node_mark(w->key, &line, &col);
+    position(w, &line, &col);
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
@@ -112,7 +110,7 @@ static int fail(loader *L, const at *w, const char *fmt, ...)
     return tg_error_set(L->err, "%s:%d:%d: %s", L->file, line, col, msg);
 }
 
-static const char *what(struct fy_node *n)
+const char *tg_cy_what(struct fy_node *n)
 {
     if (!n)
         return "nothing";
@@ -126,7 +124,7 @@ static const char *what(struct fy_node *n)
     }
 }
 
-static at at_child(loader *L, const at *parent, struct fy_node *node, struct fy_node *key,
+at tg_cy_at_child(loader *L, const at *parent, struct fy_node *node, struct fy_node *key,
                    const char *name)
 {
     at w = {node, key, name};
@@ -135,7 +133,7 @@ static at at_child(loader *L, const at *parent, struct fy_node *node, struct fy_
     return w;
 }
 
-static at at_index(loader *L, const at *parent, struct fy_node *item, size_t i)
+at tg_cy_at_index(loader *L, const at *parent, struct fy_node *item, size_t i)
 {
     at w = {item, parent->key, tg_arena_sprintf(L->tmp, "%s[%zu]", parent->where, i)};
     return w;
@@ -157,24 +155,24 @@ static const char *const bool_words[] = {"true", "True", "TRUE", "false", "False
 
 /* The text of a scalar value (NUL-terminated copy in tmp), or -1 naming what was found
  * instead of `expected`. *plain tells whether it was written unquoted. */
-static int scalar(loader *L, const at *w, const char *expected, const char **text, bool *plain)
+int tg_cy_scalar(loader *L, const at *w, const char *expected, const char **text, bool *plain)
 {
     struct fy_node *n = w->node;
     size_t len = 0;
     const char *t;
     if (!n || !fy_node_is_scalar(n))
-        return fail(L, w, "expected %s, found %s", expected, what(n));
+        return tg_cy_fail(L, w, "expected %s, found %s", expected, tg_cy_what(n));
     if (fy_node_get_tag(n, &len))
-        return fail(L, w, "YAML tags (!!type) are not supported; write the value alone");
+        return tg_cy_fail(L, w, "YAML tags (!!type) are not supported; write the value alone");
     t = fy_node_get_scalar(n, &len);
     if (!t)
         t = "";
     if (memchr(t, '\0', len))
-        return fail(L, w, "must not contain a NUL character");
+        return tg_cy_fail(L, w, "must not contain a NUL character");
     *text = tg_arena_strndup(L->tmp, t, len);
     *plain = fy_node_get_style(n) == FYNS_PLAIN;
     if (*plain && one_of(*text, null_words))
-        return fail(L, w, "expected %s, found nothing", expected);
+        return tg_cy_fail(L, w, "expected %s, found nothing", expected);
     return 0;
 }
 
@@ -186,10 +184,10 @@ static int read_secret_file(loader *L, const at *w, const char *path, const char
     size_t n = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
-        return fail(L, w, "cannot read secret file %s: %s", path, strerror(errno));
+        return tg_cy_fail(L, w, "cannot read secret file %s: %s", path, strerror(errno));
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(L, w, "secret file %s is not a regular file", path);
+        return tg_cy_fail(L, w, "secret file %s is not a regular file", path);
     }
     for (;;) {
         ssize_t r = read(fd, buf + n, sizeof buf - n);
@@ -198,7 +196,7 @@ static int read_secret_file(loader *L, const at *w, const char *path, const char
         if (r < 0) {
             int e = errno;
             close(fd);
-            return fail(L, w, "cannot read secret file %s: %s", path, strerror(e));
+            return tg_cy_fail(L, w, "cannot read secret file %s: %s", path, strerror(e));
         }
         if (r == 0)
             break;
@@ -209,11 +207,11 @@ static int read_secret_file(loader *L, const at *w, const char *path, const char
     close(fd);
     if (n > SECRET_FILE_MAX) {
         explicit_bzero(buf, sizeof buf);
-        return fail(L, w, "secret file %s is larger than 64 KiB", path);
+        return tg_cy_fail(L, w, "secret file %s is larger than 64 KiB", path);
     }
     if (memchr(buf, '\0', n)) {
         explicit_bzero(buf, sizeof buf);
-        return fail(L, w, "secret file %s contains a NUL byte", path);
+        return tg_cy_fail(L, w, "secret file %s contains a NUL byte", path);
     }
     if (n && buf[n - 1] == '\n')
         n--;
@@ -225,7 +223,7 @@ static int read_secret_file(loader *L, const at *w, const char *path, const char
 }
 
 /* Makes p absolute against the configuration file's directory ("./x" → "DIR/x"). */
-static const char *abspath(loader *L, const char *p)
+const char *tg_cy_abspath(loader *L, const char *p)
 {
     if (p[0] == '/')
         return tg_arena_strdup(L->a, p);
@@ -245,8 +243,8 @@ static int resolve(loader *L, const at *w, const char *raw, const char **out)
     int rc = 0;
     if (strncmp(raw, "file:", 5) == 0) {
         if (!raw[5])
-            return fail(L, w, "file: needs a path, e.g. file:/run/secrets/token");
-        return read_secret_file(L, w, abspath(L, raw + 5), out);
+            return tg_cy_fail(L, w, "file: needs a path, e.g. file:/run/secrets/token");
+        return read_secret_file(L, w, tg_cy_abspath(L, raw + 5), out);
     }
     tg_buf_append(&b, "", 0);
     for (const char *p = raw; *p && rc == 0;) {
@@ -258,10 +256,10 @@ static int resolve(loader *L, const at *w, const char *raw, const char **out)
             char *name = end ? tg_arena_strndup(L->tmp, p + 2, (size_t)(end - p - 2)) : NULL;
             const char *v = name && tg_config_is_env_name(name) ? getenv(name) : NULL;
             if (!name || !tg_config_is_env_name(name))
-                rc = fail(L, w, "malformed reference: write ${NAME} with NAME made of letters, "
+                rc = tg_cy_fail(L, w, "malformed reference: write ${NAME} with NAME made of letters, "
                                 "digits and _ (and $${ for a literal ${)");
             else if (!v)
-                rc = fail(L, w, "environment variable %s is not set", name);
+                rc = tg_cy_fail(L, w, "environment variable %s is not set", name);
             else
                 tg_buf_appends(&b, v);
             p = end ? end + 1 : p + 2;
@@ -279,50 +277,48 @@ static int resolve(loader *L, const at *w, const char *raw, const char **out)
 
 /* A string value, secret references resolved. Unquoted true/false are booleans in YAML,
  * not strings: saying so beats silently turning them into text. */
-static int string_value(loader *L, const at *w, const char **out)
+int tg_cy_string_value(loader *L, const at *w, const char **out)
 {
     const char *raw;
     bool plain;
-    if (scalar(L, w, "a string", &raw, &plain) < 0)
+    if (tg_cy_scalar(L, w, "a string", &raw, &plain) < 0)
         return -1;
     if (plain && one_of(raw, bool_words))
-        return fail(L, w, "expected a string, found the boolean %s (quote it to mean the text)",
+        return tg_cy_fail(L, w, "expected a string, found the boolean %s (quote it to mean the text)",
                     raw);
     return resolve(L, w, raw, out);
 }
 
-static int nonempty_string(loader *L, const at *w, const char **out)
+int tg_cy_nonempty_string(loader *L, const at *w, const char **out)
 {
-    if (string_value(L, w, out) < 0)
+    if (tg_cy_string_value(L, w, out) < 0)
         return -1;
     if (!**out)
-        return fail(L, w, "must not be empty");
+        return tg_cy_fail(L, w, "must not be empty");
     return 0;
 }
 
 /* The raw text of w (for quoting in messages: never a resolved secret). */
-static const char *raw_text(loader *L, const at *w)
+const char *tg_cy_raw_text(loader *L, const at *w)
 {
     size_t len = 0;
     const char *t = w->node && fy_node_is_scalar(w->node) ? fy_node_get_scalar(w->node, &len) : NULL;
     return t ? tg_arena_strndup(L->tmp, t, len) : "";
 }
 
-/* Reads a list of strings; `check` (optional) validates each item at its position. */
-typedef int (*item_check)(loader *L, const at *w, const char *s);
 
-static int string_list(loader *L, const at *w, item_check check, const char ***out, size_t *n)
+int tg_cy_string_list(loader *L, const at *w, item_check check, const char ***out, size_t *n)
 {
     void *it = NULL;
     struct fy_node *item;
     size_t count, i = 0;
     if (!w->node || !fy_node_is_sequence(w->node))
-        return fail(L, w, "expected a list, found %s", what(w->node));
+        return tg_cy_fail(L, w, "expected a list, found %s", tg_cy_what(w->node));
     count = (size_t)fy_node_sequence_item_count(w->node);
     const char **arr = tg_arena_calloc(L->a, count + 1, sizeof *arr);
     while ((item = fy_node_sequence_iterate(w->node, &it))) {
-        at iw = at_index(L, w, item, i);
-        if (nonempty_string(L, &iw, &arr[i]) < 0 || (check && check(L, &iw, arr[i]) < 0))
+        at iw = tg_cy_at_index(L, w, item, i);
+        if (tg_cy_nonempty_string(L, &iw, &arr[i]) < 0 || (check && check(L, &iw, arr[i]) < 0))
             return -1;
         i++;
     }
@@ -338,18 +334,18 @@ static int string_map(loader *L, const at *w, item_check check_name, tg_kv **out
     struct fy_node_pair *p;
     size_t i = 0;
     if (!w->node || !fy_node_is_mapping(w->node))
-        return fail(L, w, "expected a mapping of names to values, found %s", what(w->node));
+        return tg_cy_fail(L, w, "expected a mapping of names to values, found %s", tg_cy_what(w->node));
     tg_kv *kv = tg_arena_calloc(L->a, (size_t)fy_node_mapping_item_count(w->node) + 1, sizeof *kv);
     while ((p = fy_node_mapping_iterate(w->node, &it))) {
         struct fy_node *k = fy_node_pair_key(p);
         at kw = {k, k, w->where};
         const char *name;
         bool plain;
-        if (scalar(L, &kw, "a name", &name, &plain) < 0 || check_name(L, &kw, name) < 0)
+        if (tg_cy_scalar(L, &kw, "a name", &name, &plain) < 0 || check_name(L, &kw, name) < 0)
             return -1;
-        at vw = at_child(L, w, fy_node_pair_value(p), k, name);
+        at vw = tg_cy_at_child(L, w, fy_node_pair_value(p), k, name);
         kv[i].key = tg_arena_strdup(L->a, name);
-        if (string_value(L, &vw, &kv[i].value) < 0)
+        if (tg_cy_string_value(L, &vw, &kv[i].value) < 0)
             return -1;
         i++;
     }
@@ -360,25 +356,6 @@ static int string_map(loader *L, const at *w, item_check check_name, tg_kv **out
 
 /* ------------------------------------------------------------------ mappings */
 
-typedef enum {
-    F_STRING,    /* non-empty string → const char * */
-    F_SIZE,      /* "4MiB" → size_t */
-    F_COUNT,     /* unquoted positive integer → size_t */
-    F_DURATION,  /* "10s" → uint32_t milliseconds */
-    F_NODE,      /* the `at` itself is stored, for a check that needs sibling keys */
-    F_CUSTOM,    /* fn reads the value */
-    F_EARLIER,   /* read before the walk (upstream transport): accepted, not re-read */
-} field_kind;
-
-typedef int (*field_fn)(loader *L, const at *w, void *obj);
-
-typedef struct field {
-    const char *key;
-    field_kind kind;
-    size_t off;       /* where the value goes in obj (not for F_CUSTOM / F_EARLIER) */
-    field_fn fn;      /* F_CUSTOM only */
-    unsigned scope;   /* upstream keys: bit set of transports that accept it; 0 = any */
-} field;
 
 #define KEY_MAX 64  /* longest key distance() compares */
 
@@ -419,9 +396,9 @@ static int unknown_key(loader *L, const at *kw, const char *name, const field *f
         tg_buf_printf(&keys, "%s%s", i ? ", " : "", fields[i].key);
     }
     if (close)
-        rc = fail(L, kw, "unknown key \"%s\" (did you mean \"%s\"?)", name, close);
+        rc = tg_cy_fail(L, kw, "unknown key \"%s\" (did you mean \"%s\"?)", name, close);
     else
-        rc = fail(L, kw, "unknown key \"%s\"; known keys: %s", name, keys.data);
+        rc = tg_cy_fail(L, kw, "unknown key \"%s\"; known keys: %s", name, keys.data);
     tg_buf_free(&keys);
     return rc;
 }
@@ -434,27 +411,27 @@ static int read_field(loader *L, const field *f, const at *vw, void *obj)
     uint64_t count;
     switch (f->kind) {
     case F_STRING:
-        return nonempty_string(L, vw, (const char **)(void *)dst);
+        return tg_cy_nonempty_string(L, vw, (const char **)(void *)dst);
     case F_SIZE:
-        if (scalar(L, vw, "a size", &text, &plain) < 0)
+        if (tg_cy_scalar(L, vw, "a size", &text, &plain) < 0)
             return -1;
         if (tg_config_parse_size(text, (size_t *)(void *)dst, &why) < 0)
-            return fail(L, vw, "%s, found \"%s\"", why, text);
+            return tg_cy_fail(L, vw, "%s, found \"%s\"", why, text);
         return 0;
     case F_COUNT:
-        if (scalar(L, vw, "a number", &text, &plain) < 0)
+        if (tg_cy_scalar(L, vw, "a number", &text, &plain) < 0)
             return -1;
         if (!plain)
-            return fail(L, vw, "expected a number, found a quoted string");
+            return tg_cy_fail(L, vw, "expected a number, found a quoted string");
         if (tg_config_parse_count(text, SIZE_MAX, &count, &why) < 0)
-            return fail(L, vw, "%s, found \"%s\"", why, text);
+            return tg_cy_fail(L, vw, "%s, found \"%s\"", why, text);
         *(size_t *)(void *)dst = (size_t)count;
         return 0;
     case F_DURATION:
-        if (scalar(L, vw, "a duration", &text, &plain) < 0)
+        if (tg_cy_scalar(L, vw, "a duration", &text, &plain) < 0)
             return -1;
         if (tg_config_parse_duration(text, (uint32_t *)(void *)dst, &why) < 0)
-            return fail(L, vw, "%s, found \"%s\"", why, text);
+            return tg_cy_fail(L, vw, "%s, found \"%s\"", why, text);
         return 0;
     case F_NODE:
         *(at *)(void *)dst = *vw;
@@ -469,29 +446,29 @@ static int read_field(loader *L, const field *f, const at *vw, void *obj)
 
 /* Walks a mapping against a key table. `scope` is the transport of the upstream being
  * read (0 outside upstreams). Keys that are absent keep the defaults already in obj. */
-static int walk_map(loader *L, const at *w, const field *fields, size_t n, void *obj,
+int tg_cy_walk_map(loader *L, const at *w, const field *fields, size_t n, void *obj,
                     unsigned scope)
 {
     void *it = NULL;
     struct fy_node_pair *p;
     if (!w->node || !fy_node_is_mapping(w->node))
-        return fail(L, w, "expected a mapping (key: value lines), found %s", what(w->node));
+        return tg_cy_fail(L, w, "expected a mapping (key: value lines), found %s", tg_cy_what(w->node));
     while ((p = fy_node_mapping_iterate(w->node, &it))) {
         struct fy_node *k = fy_node_pair_key(p);
         at kw = {k, w->key, w->where};
         const char *name;
         bool plain;
         size_t i;
-        if (scalar(L, &kw, "a key name", &name, &plain) < 0)
+        if (tg_cy_scalar(L, &kw, "a key name", &name, &plain) < 0)
             return -1;
         for (i = 0; i < n && strcmp(fields[i].key, name) != 0; i++)
             ;
         if (i == n)
             return unknown_key(L, &kw, name, fields, n);
-        at vw = at_child(L, w, fy_node_pair_value(p), k, name);
+        at vw = tg_cy_at_child(L, w, fy_node_pair_value(p), k, name);
         if (fields[i].scope && !(fields[i].scope & scope)) {
             at here = {k, k, vw.where};
-            return fail(L, &here, "only valid for %s upstreams",
+            return tg_cy_fail(L, &here, "only valid for %s upstreams",
                         fields[i].scope == TG_UP_STDIO ? "stdio" : "http");
         }
         if (read_field(L, &fields[i], &vw, obj) < 0)
@@ -501,7 +478,7 @@ static int walk_map(loader *L, const at *w, const field *fields, size_t n, void 
 }
 
 /* The value of key `name` in mapping w (NULL node if absent). */
-static at find_key(loader *L, const at *w, const char *name)
+at tg_cy_find_key(loader *L, const at *w, const char *name)
 {
     void *it = NULL;
     struct fy_node_pair *p;
@@ -511,14 +488,14 @@ static at find_key(loader *L, const at *w, const char *name)
         size_t len = 0;
         const char *t = k && fy_node_is_scalar(k) ? fy_node_get_scalar(k, &len) : NULL;
         if (t && len == strlen(name) && memcmp(t, name, len) == 0)
-            return at_child(L, w, fy_node_pair_value(p), k, name);
+            return tg_cy_at_child(L, w, fy_node_pair_value(p), k, name);
     }
     return none;
 }
 
-static int missing(loader *L, const at *w, const char *key, const char *hint)
+int tg_cy_missing(loader *L, const at *w, const char *key, const char *hint)
 {
-    return fail(L, w, "missing required key \"%s\"%s", key, hint);
+    return tg_cy_fail(L, w, "missing required key \"%s\"%s", key, hint);
 }
 
 /* ------------------------------------------------------------------ upstreams */
@@ -532,24 +509,24 @@ typedef struct up_build {
 } up_build;
 
 /* A string that must be one of two words: *out gets va or vb. */
-static int two_words(loader *L, const at *w, const char *a, int va, const char *b, int vb, int *out)
+int tg_cy_two_words(loader *L, const at *w, const char *a, int va, const char *b, int vb, int *out)
 {
     const char *s;
-    if (string_value(L, w, &s) < 0)
+    if (tg_cy_string_value(L, w, &s) < 0)
         return -1;
     if (strcmp(s, a) == 0)
         *out = va;
     else if (strcmp(s, b) == 0)
         *out = vb;
     else
-        return fail(L, w, "expected \"%s\" or \"%s\", found \"%s\"", a, b, raw_text(L, w));
+        return tg_cy_fail(L, w, "expected \"%s\" or \"%s\", found \"%s\"", a, b, tg_cy_raw_text(L, w));
     return 0;
 }
 
 static int read_transport(loader *L, const at *w, tg_up_transport *out)
 {
     int v;
-    if (two_words(L, w, "stdio", TG_UP_STDIO, "http", TG_UP_HTTP, &v) < 0)
+    if (tg_cy_two_words(L, w, "stdio", TG_UP_STDIO, "http", TG_UP_HTTP, &v) < 0)
         return -1;
     *out = (tg_up_transport)v;
     return 0;
@@ -559,7 +536,7 @@ static int read_sessions(loader *L, const at *w, void *obj)
 {
     up_build *b = obj;
     int v;
-    if (two_words(L, w, "shared", TG_UP_SESSIONS_SHARED, "per-client", TG_UP_SESSIONS_PER_CLIENT,
+    if (tg_cy_two_words(L, w, "shared", TG_UP_SESSIONS_SHARED, "per-client", TG_UP_SESSIONS_PER_CLIENT,
                   &v) < 0)
         return -1;
     b->u.sessions = (tg_up_sessions)v;
@@ -571,11 +548,11 @@ static int read_cwd(loader *L, const at *w, void *obj)
     up_build *b = obj;
     const char *s;
     struct stat st;
-    if (nonempty_string(L, w, &s) < 0)
+    if (tg_cy_nonempty_string(L, w, &s) < 0)
         return -1;
-    b->u.cwd = abspath(L, s);
+    b->u.cwd = tg_cy_abspath(L, s);
     if (stat(b->u.cwd, &st) < 0 || !S_ISDIR(st.st_mode))
-        return fail(L, w, "%s is not a directory", b->u.cwd);
+        return tg_cy_fail(L, w, "%s is not a directory", b->u.cwd);
     return 0;
 }
 
@@ -583,10 +560,10 @@ static int read_url(loader *L, const at *w, void *obj)
 {
     up_build *b = obj;
     const char *why;
-    if (nonempty_string(L, w, &b->u.url) < 0)
+    if (tg_cy_nonempty_string(L, w, &b->u.url) < 0)
         return -1;
     if (tg_config_check_http_url(b->u.url, 0, L->tmp, NULL, &why) < 0)
-        return fail(L, w, "%s", why);
+        return tg_cy_fail(L, w, "%s", why);
     return 0;
 }
 
@@ -601,10 +578,10 @@ static const char *const reserved_headers[] = {
 static int check_header_name(loader *L, const at *w, const char *s)
 {
     if (!tg_config_is_header_name(s))
-        return fail(L, w, "\"%s\" is not a valid HTTP header name", s);
+        return tg_cy_fail(L, w, "\"%s\" is not a valid HTTP header name", s);
     for (const char *const *r = reserved_headers; *r; r++)
         if (strcasecmp(s, *r) == 0)
-            return fail(L, w, "header %s is set by toolgate and cannot be configured", s);
+            return tg_cy_fail(L, w, "header %s is set by toolgate and cannot be configured", s);
     return 0;
 }
 
@@ -615,13 +592,13 @@ static int read_headers(loader *L, const at *w, void *obj)
         return -1;
     for (size_t i = 0; i < b->u.nheaders; i++) {
         const tg_kv *h = &b->u.headers[i];
-        at hw = find_key(L, w, h->key);
+        at hw = tg_cy_find_key(L, w, h->key);
         at name = {hw.key, hw.key, hw.where};
         if (strpbrk(h->value, "\r\n"))
-            return fail(L, &hw, "a header value must not contain line breaks");
+            return tg_cy_fail(L, &hw, "a header value must not contain line breaks");
         for (size_t j = 0; j < i; j++)
             if (strcasecmp(b->u.headers[j].key, h->key) == 0)
-                return fail(L, &name, "header %s is given twice (names are case-insensitive)",
+                return tg_cy_fail(L, &name, "header %s is given twice (names are case-insensitive)",
                             h->key);
     }
     return 0;
@@ -651,7 +628,7 @@ static const field upstream_fields[] = {
 static int check_env_name(loader *L, const at *w, const char *s)
 {
     if (!tg_config_is_env_name(s))
-        return fail(L, w, "\"%s\" is not a valid environment variable name", s);
+        return tg_cy_fail(L, w, "\"%s\" is not a valid environment variable name", s);
     return 0;
 }
 
@@ -665,7 +642,7 @@ static int build_env(loader *L, up_build *b)
         return -1;
     if (!b->inherit_env.where)
         return 0;
-    if (string_list(L, &b->inherit_env, check_env_name, &inherit, &ninherit) < 0)
+    if (tg_cy_string_list(L, &b->inherit_env, check_env_name, &inherit, &ninherit) < 0)
         return -1;
     tg_kv *all = tg_arena_calloc(L->a, b->u.nenv + ninherit + 1, sizeof *all);
     if (b->u.nenv)
@@ -674,9 +651,9 @@ static int build_env(loader *L, up_build *b)
     for (size_t i = 0; i < ninherit; i++) {
         for (size_t j = 0; j < n; j++) {
             if (strcmp(all[j].key, inherit[i]) == 0) {
-                at iw = at_index(L, &b->inherit_env,
+                at iw = tg_cy_at_index(L, &b->inherit_env,
                                  fy_node_sequence_get_by_index(b->inherit_env.node, (int)i), i);
-                return fail(L, &iw, "%s is both set in env and listed in inherit_env", inherit[i]);
+                return tg_cy_fail(L, &iw, "%s is both set in env and listed in inherit_env", inherit[i]);
             }
         }
         const char *v = getenv(inherit[i]);
@@ -712,9 +689,9 @@ static int resolve_command(loader *L, up_build *b, const at *cw)
 {
     const char *cmd = b->u.argv[0];
     if (strchr(cmd, '/')) {
-        b->u.argv[0] = abspath(L, cmd);
+        b->u.argv[0] = tg_cy_abspath(L, cmd);
         if (!is_executable(b->u.argv[0]))
-            return fail(L, cw, "%s is not an executable file", b->u.argv[0]);
+            return tg_cy_fail(L, cw, "%s is not an executable file", b->u.argv[0]);
         return 0;
     }
     const char *path = child_env(b, "PATH");
@@ -735,7 +712,7 @@ static int resolve_command(loader *L, up_build *b, const at *cw)
         if (*p == ':')
             p++;
     }
-    return fail(L, cw, "command \"%s\" was not found in PATH (%s)", cmd, path);
+    return tg_cy_fail(L, cw, "command \"%s\" was not found in PATH (%s)", cmd, path);
 }
 
 /* command: a list [prog, arg...] or a string prog with an optional args: list. */
@@ -745,22 +722,22 @@ static int build_argv(loader *L, up_build *b, const at *uw)
     size_t nargs = 0, ncmd = 0;
     at cw = b->command;
     if (!cw.where)
-        return missing(L, uw, "command", " (stdio upstreams run a program)");
+        return tg_cy_missing(L, uw, "command", " (stdio upstreams run a program)");
     if (cw.node && fy_node_is_sequence(cw.node)) {
         if (b->args.where)
-            return fail(L, &b->args, "args cannot be combined with a command list; "
+            return tg_cy_fail(L, &b->args, "args cannot be combined with a command list; "
                                      "put the arguments in the command list");
-        if (string_list(L, &cw, NULL, &cmd, &ncmd) < 0)
+        if (tg_cy_string_list(L, &cw, NULL, &cmd, &ncmd) < 0)
             return -1;
         if (ncmd == 0)
-            return fail(L, &cw, "must name a program");
-        at first = at_index(L, &cw, fy_node_sequence_get_by_index(cw.node, 0), 0);
+            return tg_cy_fail(L, &cw, "must name a program");
+        at first = tg_cy_at_index(L, &cw, fy_node_sequence_get_by_index(cw.node, 0), 0);
         cw = first;
     } else {
         const char *prog;
-        if (nonempty_string(L, &cw, &prog) < 0)
+        if (tg_cy_nonempty_string(L, &cw, &prog) < 0)
             return -1;
-        if (b->args.where && string_list(L, &b->args, NULL, &args, &nargs) < 0)
+        if (b->args.where && tg_cy_string_list(L, &b->args, NULL, &args, &nargs) < 0)
             return -1;
         cmd = tg_arena_calloc(L->a, nargs + 2, sizeof *cmd);
         cmd[0] = prog;
@@ -777,10 +754,10 @@ static int read_upstream(loader *L, const at *uw, up_build *b)
 {
     tg_upstream_conf *u = &b->u;
     if (!uw->node || !fy_node_is_mapping(uw->node))
-        return fail(L, uw, "expected a mapping describing an upstream, found %s", what(uw->node));
-    at tw = find_key(L, uw, "transport");
+        return tg_cy_fail(L, uw, "expected a mapping describing an upstream, found %s", tg_cy_what(uw->node));
+    at tw = tg_cy_find_key(L, uw, "transport");
     if (!tw.where)
-        return missing(L, uw, "transport", " (\"stdio\" or \"http\")");
+        return tg_cy_missing(L, uw, "transport", " (\"stdio\" or \"http\")");
     if (read_transport(L, &tw, &u->transport) < 0)
         return -1;
     u->sessions = u->transport == TG_UP_STDIO ? TG_UP_SESSIONS_SHARED : TG_UP_SESSIONS_PER_CLIENT;
@@ -790,29 +767,29 @@ static int read_upstream(loader *L, const at *uw, up_build *b)
     u->restart_max_ms = 30000;
     u->shutdown_grace_ms = 2000;
     u->connect_timeout_ms = 5000;
-    if (walk_map(L, uw, upstream_fields, NUPSTREAM_FIELDS, b, u->transport) < 0)
+    if (tg_cy_walk_map(L, uw, upstream_fields, NUPSTREAM_FIELDS, b, u->transport) < 0)
         return -1;
     if (!b->name.where)
-        return missing(L, uw, "name", "");
-    if (nonempty_string(L, &b->name, &u->name) < 0)
+        return tg_cy_missing(L, uw, "name", "");
+    if (tg_cy_nonempty_string(L, &b->name, &u->name) < 0)
         return -1;
     if (!tg_config_is_upstream_name(u->name))
-        return fail(L, &b->name, "names use only letters, digits, _ and - (at most 64)");
+        return tg_cy_fail(L, &b->name, "names use only letters, digits, _ and - (at most 64)");
     if (b->prefix.where) {
-        if (nonempty_string(L, &b->prefix, &u->prefix) < 0)
+        if (tg_cy_nonempty_string(L, &b->prefix, &u->prefix) < 0)
             return -1;
         if (!tg_config_is_tool_prefix(u->prefix))
-            return fail(L, &b->prefix, "a prefix uses only letters, digits, _, - and . "
+            return tg_cy_fail(L, &b->prefix, "a prefix uses only letters, digits, _, - and . "
                                        "(the characters of MCP tool names; at most 64)");
     }
     if (u->transport == TG_UP_HTTP) {
         if (!u->url)
-            return missing(L, uw, "url", " (the upstream's Streamable HTTP endpoint)");
+            return tg_cy_missing(L, uw, "url", " (the upstream's Streamable HTTP endpoint)");
         return 0;
     }
     if (u->restart_min_ms > u->restart_max_ms) {
-        at rw = find_key(L, uw, "restart_min");
-        return fail(L, rw.where ? &rw : uw, "restart_min must not exceed restart_max");
+        at rw = tg_cy_find_key(L, uw, "restart_min");
+        return tg_cy_fail(L, rw.where ? &rw : uw, "restart_min must not exceed restart_max");
     }
     if (build_env(L, b) < 0)
         return -1;
@@ -826,22 +803,22 @@ static int read_upstreams(loader *L, const at *w, void *obj)
     struct fy_node *item;
     size_t i = 0;
     if (!w->node || !fy_node_is_sequence(w->node))
-        return fail(L, w, "expected a list of upstreams, found %s", what(w->node));
+        return tg_cy_fail(L, w, "expected a list of upstreams, found %s", tg_cy_what(w->node));
     size_t n = (size_t)fy_node_sequence_item_count(w->node);
     if (n == 0)
-        return fail(L, w, "at least one upstream is required");
+        return tg_cy_fail(L, w, "at least one upstream is required");
     up_build *bs = tg_arena_calloc(L->tmp, n, sizeof *bs);
     cfg->upstreams = tg_arena_calloc(L->a, n, sizeof *cfg->upstreams);
     while ((item = fy_node_sequence_iterate(w->node, &it))) {
-        at uw = at_index(L, w, item, i);
+        at uw = tg_cy_at_index(L, w, item, i);
         if (read_upstream(L, &uw, &bs[i]) < 0)
             return -1;
         for (size_t j = 0; j < i; j++) {
             if (strcmp(bs[j].u.name, bs[i].u.name) == 0)
-                return fail(L, &bs[i].name, "upstream name \"%s\" is already used by %s[%zu]",
+                return tg_cy_fail(L, &bs[i].name, "upstream name \"%s\" is already used by %s[%zu]",
                             bs[i].u.name, w->where, j);
             if (bs[i].u.prefix && bs[j].u.prefix && strcmp(bs[j].u.prefix, bs[i].u.prefix) == 0)
-                return fail(L, &bs[i].prefix, "prefix \"%s\" is already used by upstream %s",
+                return tg_cy_fail(L, &bs[i].prefix, "prefix \"%s\" is already used by upstream %s",
                             bs[i].u.prefix, bs[j].u.name);
         }
         cfg->upstreams[i] = bs[i].u;
@@ -857,10 +834,10 @@ static int read_listen(loader *L, const at *w, void *obj)
 {
     tg_config *cfg = obj;
     const char *s, *why;
-    if (string_value(L, w, &s) < 0)
+    if (tg_cy_string_value(L, w, &s) < 0)
         return -1;
     if (tg_config_parse_listen(s, L->a, &cfg->listen_host, &cfg->listen_port, &why) < 0)
-        return fail(L, w, "%s, found \"%s\"", why, raw_text(L, w));
+        return tg_cy_fail(L, w, "%s, found \"%s\"", why, tg_cy_raw_text(L, w));
     return 0;
 }
 
@@ -868,20 +845,20 @@ static int read_public_url(loader *L, const at *w, void *obj)
 {
     tg_config *cfg = obj;
     const char *why;
-    if (nonempty_string(L, w, &cfg->public_url) < 0)
+    if (tg_cy_nonempty_string(L, w, &cfg->public_url) < 0)
         return -1;
     if (tg_config_check_http_url(cfg->public_url, TG_URL_NO_QUERY, L->tmp, NULL, &why) < 0)
-        return fail(L, w, "%s", why);
+        return tg_cy_fail(L, w, "%s", why);
     return 0;
 }
 
 static int read_mcp_path(loader *L, const at *w, void *obj)
 {
     tg_config *cfg = obj;
-    if (nonempty_string(L, w, &cfg->mcp_path) < 0)
+    if (tg_cy_nonempty_string(L, w, &cfg->mcp_path) < 0)
         return -1;
     if (!tg_config_is_mcp_path(cfg->mcp_path))
-        return fail(L, w, "must start with / and contain only URL path characters");
+        return tg_cy_fail(L, w, "must start with / and contain only URL path characters");
     return 0;
 }
 
@@ -889,20 +866,20 @@ static int check_origin(loader *L, const at *w, const char *s)
 {
     const char *why;
     if (tg_config_check_http_url(s, TG_URL_ORIGIN, L->tmp, NULL, &why) < 0)
-        return fail(L, w, "%s", why);
+        return tg_cy_fail(L, w, "%s", why);
     return 0;
 }
 
 static int read_origins(loader *L, const at *w, void *obj)
 {
     tg_config *cfg = obj;
-    return string_list(L, w, check_origin, &cfg->allowed_origins, &cfg->nallowed_origins);
+    return tg_cy_string_list(L, w, check_origin, &cfg->allowed_origins, &cfg->nallowed_origins);
 }
 
 static int check_host(loader *L, const at *w, const char *s)
 {
     if (!tg_config_is_host_value(s))
-        return fail(L, w, "expected a Host header value such as toolgate.example or "
+        return tg_cy_fail(L, w, "expected a Host header value such as toolgate.example or "
                           "127.0.0.1:8080");
     return 0;
 }
@@ -910,18 +887,18 @@ static int check_host(loader *L, const at *w, const char *s)
 static int read_hosts(loader *L, const at *w, void *obj)
 {
     tg_config *cfg = obj;
-    return string_list(L, w, check_host, &cfg->allowed_hosts, &cfg->nallowed_hosts);
+    return tg_cy_string_list(L, w, check_host, &cfg->allowed_hosts, &cfg->nallowed_hosts);
 }
 
 static int read_log_level(loader *L, const at *w, void *obj)
 {
     tg_config *cfg = obj;
     const char *s;
-    if (string_value(L, w, &s) < 0)
+    if (tg_cy_string_value(L, w, &s) < 0)
         return -1;
     if (tg_log_parse_level(s, &cfg->log_level) < 0)
-        return fail(L, w, "expected one of debug, info, warn, error, found \"%s\"",
-                    raw_text(L, w));
+        return tg_cy_fail(L, w, "expected one of debug, info, warn, error, found \"%s\"",
+                    tg_cy_raw_text(L, w));
     return 0;
 }
 
@@ -941,7 +918,7 @@ static const field limits_fields[] = {
 static int read_limits(loader *L, const at *w, void *obj)
 {
     tg_config *cfg = obj;
-    return walk_map(L, w, limits_fields, sizeof limits_fields / sizeof limits_fields[0],
+    return tg_cy_walk_map(L, w, limits_fields, sizeof limits_fields / sizeof limits_fields[0],
                     &cfg->limits, 0);
 }
 
@@ -955,6 +932,8 @@ static const field top_fields[] = {
     {"server_name", F_STRING, offsetof(tg_config, server_name), NULL, 0},
     {"limits", F_CUSTOM, 0, read_limits, 0},
     {"upstreams", F_CUSTOM, 0, read_upstreams, 0},
+    {"catalog", F_CUSTOM, 0, tg_cy_read_catalog, 0},
+    {"policy", F_CUSTOM, 0, tg_cy_read_policy, 0},
 };
 
 static void set_defaults(tg_config *cfg)
@@ -1021,7 +1000,7 @@ static char *config_dir(const char *file)
 
 /* Builds the YAML document. Syntax errors and duplicate keys come back from libfyaml's
  * collected diagnostics with their position. */
-static struct fy_document *parse_yaml(const char *file, FILE *fp, tg_error *err)
+struct fy_document *tg_cy_parse_yaml(const char *file, FILE *fp, tg_error *err)
 {
     struct fy_diag_cfg dc;
     fy_diag_cfg_default(&dc);
@@ -1067,7 +1046,7 @@ tg_config *tg_config_load(const char *path, tg_error *err)
         tg_error_set(err, "%s: not a regular file", path);
         return NULL;
     }
-    struct fy_document *doc = parse_yaml(path, fp, err);
+    struct fy_document *doc = tg_cy_parse_yaml(path, fp, err);
     fclose(fp);
     if (!doc)
         return NULL;
@@ -1091,11 +1070,13 @@ tg_config *tg_config_load(const char *path, tg_error *err)
     at root = {fy_document_root(doc), NULL, ""};
     int rc;
     if (!root.node)
-        rc = fail(&L, &root, EMPTY_FILE);
+        rc = tg_cy_fail(&L, &root, EMPTY_FILE);
     else
-        rc = walk_map(&L, &root, top_fields, sizeof top_fields / sizeof top_fields[0], cfg, 0);
+        rc = tg_cy_walk_map(&L, &root, top_fields, sizeof top_fields / sizeof top_fields[0], cfg, 0);
     if (rc == 0 && cfg->nupstreams == 0)
-        rc = missing(&L, &root, "upstreams", " (at least one MCP server to put behind toolgate)");
+        rc = tg_cy_missing(&L, &root, "upstreams", " (at least one MCP server to put behind toolgate)");
+    if (rc == 0)
+        rc = tg_cy_finish_policy(err, cfg);
     s->explicit_public_url = cfg->public_url != NULL;
     s->explicit_allowed_hosts = cfg->nallowed_hosts != 0;
     if (rc == 0)

@@ -72,6 +72,87 @@ typedef struct tg_limits {
     uint32_t hold_sse_keepalive_ms;/* default 15000: comment line on idle SSE streams */
 } tg_limits;
 
+/* ------------------------------------------------------------ catalog and policy (issue 5)
+ * Read and validated here (positions, regexes, pointers, templates, windows); compiled by
+ * tg_catalog_new / tg_policy_new (src/catalog, src/policy), which report problems they
+ * find later against the `where` strings kept below. docs/configuration.md, docs/policy.md. */
+
+typedef enum { TG_RISK_READ = 1, TG_RISK_WRITE = 2, TG_RISK_HIGH = 3 } tg_risk;
+
+/* One piece of an id template: literal text, or an RFC 6901 JSON pointer into the tool's
+ * arguments (`text` is the pointer, always starting with "/"). An `integer` pointer
+ * accepts a non-negative JSON integer (written in decimal) besides a string. */
+typedef struct tg_id_part {
+    const char *text;
+    int pointer;
+    int integer;
+} tg_id_part;
+
+/* How an id is computed: the parts concatenated (no parts: the resource's own id — only
+ * for parents); then, when `pattern` (POSIX ERE) is set, the value must match it and the
+ * id becomes capture group `capture` (0: the whole match). */
+typedef struct tg_id_spec {
+    const tg_id_part *parts;
+    size_t nparts;
+    const char *pattern;
+    unsigned capture;
+} tg_id_spec;
+
+typedef struct tg_res_parent {
+    const char *type;      /* Cedar entity type, e.g. Jira::Project */
+    tg_id_spec id;
+    const char *attr;      /* or NULL: name of the resource attribute holding this parent */
+} tg_res_parent;
+
+/* A catalog rule. Invariant: tool and risk are set; resource_type NULL means the rule
+ * gives a risk only; otherwise resource_id has at least one pointer part. */
+typedef struct tg_cat_rule {
+    const char *where;         /* "FILE:LINE:COL" of the rule */
+    const char *preset;        /* the preset file as written in catalog.presets; NULL inline */
+    const char *tool;          /* exact tool name as the upstream names it, or a glob */
+    const char *upstream;      /* NULL: any upstream */
+    tg_risk risk;
+    const char *resource_type;
+    tg_id_spec resource_id;
+    const tg_res_parent *parents;  /* nearest first */
+    size_t nparents;
+    int required;              /* unresolvable resource → deny RESOURCE_UNRESOLVED */
+} tg_cat_rule;
+
+/* A named change window. days: bit 0 = Monday … bit 6 = Sunday. Minutes from local
+ * midnight in `tz`, from inclusive, to exclusive; to <= from wraps past midnight (the
+ * window then belongs to the day it starts on). */
+typedef struct tg_change_window {
+    const char *name;
+    const char *where;
+    unsigned days;
+    unsigned from_min, to_min;
+    const char *tz;            /* IANA name ("Europe/Paris") or "UTC" */
+} tg_change_window;
+
+/* policy.overrides[]: a mode for the calls matching upstream (NULL: any) and tool (glob
+ * over the upstream's tool name; NULL: any). The last matching override wins. */
+typedef struct tg_mode_override {
+    const char *where;
+    const char *upstream;
+    const char *tool;
+    int shadow;
+} tg_mode_override;
+
+typedef struct tg_policy_conf {
+    const char *where;          /* position of the `policy:` section; NULL when absent */
+    const char *policies_dir;   /* absolute; every *.cedar in it, sorted by name */
+    const char *entities_file;  /* absolute, or NULL (no entities) */
+    int shadow;                 /* global mode: 0 enforce, 1 shadow */
+    int deny_as_error;          /* 0: tools/call result with isError; 1: JSON-RPC error */
+    const tg_mode_override *overrides;
+    size_t noverrides;
+    const tg_change_window *windows;
+    size_t nwindows;
+    const char **in_change_window;  /* names of the windows that define inChangeWindow */
+    size_t nin_change_window;
+} tg_policy_conf;
+
 typedef struct tg_config {
     const char *path;          /* the file it was loaded from */
     const char *listen_host;   /* default 127.0.0.1 */
@@ -92,6 +173,11 @@ typedef struct tg_config {
                                   default "toolgate" */
     tg_upstream_conf *upstreams;
     size_t nupstreams;
+    /* catalog: inline rules first (in file order), then each preset's rules (in the order
+     * of catalog.presets, each file in its order). */
+    const tg_cat_rule *catalog_rules;
+    size_t ncatalog_rules;
+    tg_policy_conf policy;
 } tg_config;
 
 /* Loads and validates the whole file. On failure returns NULL and err holds
