@@ -192,7 +192,7 @@ export function genEntities(r) {
         if (!parents.some((q) => q.type === p.type && q.id === p.id)) parents.push(p);
       }
     }
-    const e = { uid: uid, attrs: attrsFor(r, 0.45), parents };
+    const e = { uid: uid, attrs: attrsFor(r, 0.7), parents };
     if (r.chance(0.5)) {
       e.tags = {};
       for (const t of TAG_NAMES) {
@@ -219,7 +219,7 @@ export function genRequest(r, entities) {
     principal: someUid(),
     action: { type: 'Action', id: r.pick(ACTIONS) },
     resource: someUid(),
-    context: attrsFor(r, 0.5),
+    context: attrsFor(r, 0.75),
   };
 }
 
@@ -450,6 +450,13 @@ class ExprGen {
       case 'Long': return r.wpick([
         [3, () => this.leaf('Long')],
         [4, () => ({ k: 'bin', op: r.pick(['+', '-', '*']), l: g('Long'), r: g('Long') })],
+        [1, () => { // near the 64-bit edges, so that + - * overflow (or just do not)
+          const edge = lit(r.pick([I64_MAX, I64_MIN, I64_MAX - 1n, I64_MIN + 1n, 4611686018427387904n,
+            3037000500n, -3037000500n, 9007199254740991n]));
+          const other = g('Long');
+          return r.chance(0.5) ? { k: 'bin', op: r.pick(['+', '-', '*']), l: edge, r: other }
+            : { k: 'bin', op: r.pick(['+', '-', '*']), l: other, r: edge };
+        }],
         [1, () => ({ k: 'un', op: '-', n: r.wpick([[6, 1], [2, 2], [1, 3], [1, 4]]), e: g('Long') })],
         [2, () => ({ k: 'call', e: g('duration'),
           m: r.pick(['toDays', 'toHours', 'toMinutes', 'toSeconds', 'toMilliseconds']), args: [] })],
