@@ -20,6 +20,7 @@
 #define TG_COMMON_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
@@ -132,6 +133,80 @@ tg_rpc_kind tg_rpc_classify(const json_t *msg, tg_error *err);
 /* Builds {"jsonrpc":"2.0","id":id,"error":{"code":code,"message":message[,"data":data]}}.
  * id may be NULL (→ JSON null, for parse errors). Steals nothing; returns a new ref. */
 json_t *tg_rpc_error(const json_t *id, int code, const char *message, json_t *data_steal);
+
+/* ---------------------------------------------------------------- JSON scanner */
+
+/* tg_jscan (json_scan.c): validates exactly what tg_json_parse accepts, in one pass and
+ * without building values, and records where every value lies so the hot path can look
+ * members up and forward the original bytes with a few spans replaced (tg_jsplice).
+ *
+ * Tokens are stored in document order in a flat array: a container is followed by its
+ * children (an object's as key, value, key, value ...); `next` is the index just past a
+ * value's subtree, so siblings are reached by skipping. Token 0 is the root. Indices are
+ * ints; -1 means "absent" and every lookup accepts -1. */
+typedef enum {
+    TG_JT_NONE = 0, TG_JT_OBJECT, TG_JT_ARRAY, TG_JT_STRING, TG_JT_INTEGER, TG_JT_REAL,
+    TG_JT_TRUE, TG_JT_FALSE, TG_JT_NULL,
+} tg_jtype;
+
+typedef struct tg_jtok {
+    size_t start, end;   /* the value's bytes [start, end); a string's include its quotes */
+    uint32_t next;       /* index of the first token after this value's subtree */
+    uint32_t size;       /* object: members; array: elements */
+    uint8_t type;        /* tg_jtype */
+    uint8_t escaped;     /* string: holds a backslash escape (raw bytes != decoded) */
+} tg_jtok;
+
+/* Reusable: a tg_jdoc keeps its arrays between scans, so scanning allocates nothing in
+ * steady state. It borrows the scanned buffer, which must outlive the lookups. */
+typedef struct tg_jdoc {
+    const char *buf;
+    size_t len;
+    tg_jtok *toks;
+    size_t ntoks, cap;
+    struct tg_jkey *keys;  /* scratch: keys of the objects being scanned */
+    size_t nkeys, kcap;
+} tg_jdoc;
+
+#define TG_JDOC_INIT {0}
+
+/* 0 and tokens in d, or -1 with err "line L column C: reason" (d then holds no tokens).
+ * max_depth <= 0 means TG_JSON_MAX_DEPTH. */
+int  tg_jscan(tg_jdoc *d, const char *buf, size_t len, int max_depth, tg_error *err);
+void tg_jdoc_free(tg_jdoc *d);
+
+/* Member value of an object token by key, or -1. */
+int  tg_jscan_get(const tg_jdoc *d, int obj, const char *key);
+/* Nested members by a dotted path of keys ("params._meta.progressToken"), or -1. */
+int  tg_jscan_path(const tg_jdoc *d, int from, const char *path);
+/* Is tok a string whose decoded value is s? */
+bool tg_jscan_streq(const tg_jdoc *d, int tok, const char *s);
+/* Integer token value: 0, or -1 when tok is not an integer. */
+int  tg_jscan_int(const tg_jdoc *d, int tok, int64_t *out);
+/* Decoded string (malloc'd, NUL-terminated; *len may be NULL), or NULL if not a string. */
+char *tg_jscan_strdup(const tg_jdoc *d, int tok, size_t *len);
+/* Decodes the raw body of a validated string (between the quotes) into out (n bytes
+ * suffice: decoding never lengthens). Returns the decoded length. */
+size_t tg_jscan_decode(const char *raw, size_t n, char *out);
+/* Appends the value as tg_json_dump would write it for integers and strings (a canonical
+ * key: "-0" → 0, escapes normalised); other values verbatim. */
+void tg_jscan_canon(const tg_jdoc *d, int tok, tg_buf *out);
+/* The value as a jansson value (new ref), for the rare message that needs a DOM. */
+json_t *tg_jscan_json(const tg_jdoc *d, int tok);
+/* tg_rpc_classify on a scanned message: same rules, same messages. */
+tg_rpc_kind tg_jscan_classify(const tg_jdoc *d, int msg, tg_error *err);
+
+/* One replacement: bytes [start, end) of the input become text[0..len). */
+typedef struct tg_jsplice {
+    size_t start, end;
+    const char *text;
+    size_t len;
+} tg_jsplice;
+
+/* Appends buf[start, end) to out with the edits applied. Edits must lie inside the range
+ * and not overlap; they are sorted here. */
+void tg_jsplice_build(tg_buf *out, const char *buf, size_t start, size_t end, tg_jsplice *edits,
+                      size_t n);
 
 /* ---------------------------------------------------------------- utilities */
 
