@@ -14,6 +14,7 @@
  */
 #include "config/yaml_int.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <regex.h>
 #include <stdlib.h>
@@ -206,8 +207,8 @@ static int read_capture(loader *L, const at *w, unsigned *out)
         return -1;
     char *end;
     unsigned long v = strtoul(s, &end, 10);
-    if (!plain || !*s || *end || s[0] == '-' || s[0] == '+' || v > 99)
-        return tg_cy_fail(L, w, "expected a capture group number (0 = whole match), found \"%s\"",
+    if (!plain || !*s || *end || s[0] == '-' || s[0] == '+' || v > 9)
+        return tg_cy_fail(L, w, "expected a capture group number 0-9 (0 = whole match), found \"%s\"",
                           s);
     *out = (unsigned)v;
     return 0;
@@ -865,4 +866,86 @@ int tg_cy_finish_policy(tg_error *err, const tg_config *cfg)
                                 "configured", o->where, o->upstream);
     }
     return 0;
+}
+
+/* ------------------------------------------------------------------ YAML as JSON */
+
+static json_t *yaml_scalar_json(struct fy_node *n)
+{
+    size_t len = 0;
+    const char *t = fy_node_get_scalar(n, &len);
+    char *s = strndup(t ? t : "", len);
+    json_t *v = NULL;
+    if (!s)
+        abort();
+    if (fy_node_get_style(n) == FYNS_PLAIN) {
+        char *end;
+        if (!*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+            !strcmp(s, "NULL"))
+            v = json_null();
+        else if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE"))
+            v = json_true();
+        else if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE"))
+            v = json_false();
+        else {
+            errno = 0;
+            long long i = strtoll(s, &end, 10);
+            if (!*end && errno == 0 && (isdigit((unsigned char)s[0]) || s[0] == '-'))
+                v = json_integer(i);
+            else {
+                double d = strtod(s, &end);
+                if (!*end && (isdigit((unsigned char)s[0]) || s[0] == '-' || s[0] == '.'))
+                    v = json_real(d);
+            }
+        }
+    }
+    if (!v)
+        v = json_stringn(s, len);
+    free(s);
+    return v ? v : json_string("");
+}
+
+static json_t *yaml_node_json(struct fy_node *n, int depth)
+{
+    void *it = NULL;
+    if (!n || depth > 64)
+        return json_null();
+    if (fy_node_is_scalar(n))
+        return yaml_scalar_json(n);
+    if (fy_node_is_sequence(n)) {
+        json_t *arr = json_array();
+        struct fy_node *item;
+        while ((item = fy_node_sequence_iterate(n, &it)))
+            json_array_append_new(arr, yaml_node_json(item, depth + 1));
+        return arr;
+    }
+    json_t *obj = json_object();
+    struct fy_node_pair *p;
+    while ((p = fy_node_mapping_iterate(n, &it))) {
+        size_t len = 0;
+        struct fy_node *k = fy_node_pair_key(p);
+        const char *t = k && fy_node_is_scalar(k) ? fy_node_get_scalar(k, &len) : NULL;
+        char *key = strndup(t ? t : "", len);
+        if (!key)
+            abort();
+        json_object_set_new(obj, key, yaml_node_json(fy_node_pair_value(p), depth + 1));
+        free(key);
+    }
+    return obj;
+}
+
+json_t *tg_config_yaml_json(const char *path, tg_error *err)
+{
+    FILE *fp = fopen(path, "re");
+    if (!fp) {
+        tg_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct fy_document *doc = tg_cy_parse_yaml(path, fp, err);
+    fclose(fp);
+    if (!doc)
+        return NULL;
+    json_t *v = yaml_node_json(fy_document_root(doc), 0);
+    fy_document_destroy(doc);
+    return v;
 }

@@ -196,6 +196,13 @@ void       tg_config_unref(tg_config *cfg);
  * Fails if anyone else already holds a reference. (Addition by the config module.) */
 int tg_config_set_listen(tg_config *cfg, const char *listen, int port, tg_error *err);
 
+/* Reads any YAML file (e.g. a `toolgate policy test` cases file) as JSON: mappings →
+ * objects, sequences → arrays, plain scalars → null / true / false / integers / reals
+ * when they are spelled so (YAML 1.2 core schema), everything else → strings. Duplicate
+ * keys and syntax errors fail with "FILE:LINE:COL: message". Caller decrefs.
+ * (Addition by the catalog/policy module.) */
+json_t *tg_config_yaml_json(const char *path, tg_error *err);
+
 /* Finds an upstream by name, or NULL. */
 const tg_upstream_conf *tg_config_upstream(const tg_config *cfg, const char *name);
 

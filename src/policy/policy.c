@@ -1,0 +1,1165 @@
+/*
+ * policy.c — the decision layer (tg_policy.h): loads the policy set and entities, builds
+ * each call's Cedar request per the product brief's model, and maps Cedar's answer to
+ * allow / deny / approval_required with reason codes.
+ *
+ * Three policy sets are parsed from the same files at load:
+ *   - `set`: every policy, the one that decides;
+ *   - `permits`: only the permit policies, cut from the source text by a splitter whose
+ *     result is checked against the parser's count. It answers "would this call be
+ *     allowed with the satisfied @approval forbids lifted?" (the only forbids that can be
+ *     satisfied at that point are @approval ones, so lifting them leaves the permits);
+ *   - `vis`: for tools/list, each permit reduced to its principal and action scope and
+ *     each unconditional forbid (no when/unless, any resource) kept, generated from the
+ *     engine's JSON form (EST) of the policies. Allow there = the tool is visible.
+ *
+ * Entities: the entities file is split at load. Agent and Action entities are kept aside
+ * as templates, everything else goes to the Cedar store. Per request, the principal
+ * Agent::"<agent>" and the action are overlay entities (the engine refuses an overlay
+ * that duplicates a store entity), merged from their template when the file has one:
+ * static attributes and parents from the file, plus the identity's (which win on the
+ * attribute names toolgate sets). Parents of the resource that are not in the store are
+ * added as overlay entities, each inside the ones after it.
+ */
+#include "policy/policy_int.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cedar/cedar.h"
+
+#define POLICY_FILE_MAX (16 * 1024 * 1024)
+#define META_MAX 1024   /* longest intent / workflow / ticket taken from _meta */
+
+/* Invariants: permit_idx[k] is the index in `set` of policy k of `permits`; tz[i] is the
+ * zone of cfg->policy.windows[i]; agents/actions map an entity id to its entity JSON from
+ * the file; store_uids has a key "<type> <id>" for every entity in `store`. */
+struct tg_policy {
+    tg_config *cfg;
+    tg_catalog *cat;
+    cedar_policy_set *set, *permits, *vis;
+    size_t *permit_idx;
+    cedar_store *store;
+    json_t *agents, *actions, *store_uids;
+    tg_tz **tz;
+    char version[65];
+};
+
+tg_catalog *tg_policy_catalog(const tg_policy *p)
+{
+    return p->cat;
+}
+
+const char *tg_policy_version(const tg_policy *p)
+{
+    return p->version;
+}
+
+int tg_policy_deny_as_error(const tg_policy *p)
+{
+    return p->cfg->policy.deny_as_error;
+}
+
+int tg_policy_is_shadow(const tg_policy *p, const char *upstream, const char *upstream_tool)
+{
+    const tg_policy_conf *pc = &p->cfg->policy;
+    int shadow = pc->shadow;
+    for (size_t i = 0; i < pc->noverrides; i++) {
+        const tg_mode_override *o = &pc->overrides[i];
+        if ((!o->upstream || (upstream && strcmp(o->upstream, upstream) == 0)) &&
+            (!o->tool || (upstream_tool && tg_catalog_glob_match(o->tool, upstream_tool))))
+            shadow = o->shadow;
+    }
+    return shadow;
+}
+
+const char *tg_decision_name(tg_decision_kind d)
+{
+    return d == TG_DECISION_ALLOW ? "allow" : d == TG_DECISION_APPROVAL ? "approval_required"
+                                                                        : "deny";
+}
+
+void tg_policy_free(tg_policy *p)
+{
+    if (!p)
+        return;
+    cedar_policy_set_free(p->set);
+    cedar_policy_set_free(p->permits);
+    cedar_policy_set_free(p->vis);
+    cedar_store_free(p->store);
+    free(p->permit_idx);
+    json_decref(p->agents);
+    json_decref(p->actions);
+    json_decref(p->store_uids);
+    for (size_t i = 0; p->tz && i < p->cfg->policy.nwindows; i++)
+        tg_tz_free(p->tz[i]);
+    free(p->tz);
+    tg_catalog_free(p->cat);
+    tg_config_unref(p->cfg);
+    free(p);
+}
+
+/* ------------------------------------------------------------------ text helpers */
+
+/* A Cedar string literal. */
+static void cedar_str(tg_buf *b, const char *s)
+{
+    tg_buf_appends(b, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            tg_buf_printf(b, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            tg_buf_printf(b, "\\u{%x}", c);
+        else
+            tg_buf_append(b, s, 1);
+    }
+    tg_buf_appends(b, "\"");
+}
+
+static void json_str(tg_buf *b, const char *s)
+{
+    tg_buf_json_string(b, s, strlen(s));
+}
+
+/* {"type":T,"id":I} */
+static void json_uid(tg_buf *b, const char *type, const char *id)
+{
+    tg_buf_appends(b, "{\"type\":");
+    json_str(b, type);
+    tg_buf_appends(b, ",\"id\":");
+    json_str(b, id);
+    tg_buf_appends(b, "}");
+}
+
+static void json_entity_ref(tg_buf *b, const char *type, const char *id)
+{
+    tg_buf_appends(b, "{\"__entity\":");
+    json_uid(b, type, id);
+    tg_buf_appends(b, "}");
+}
+
+static int read_whole(const char *path, tg_buf *out, tg_error *err)
+{
+    FILE *fp = fopen(path, "re");
+    char chunk[65536];
+    size_t n;
+    if (!fp)
+        return tg_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0) {
+        tg_buf_append(out, chunk, n);
+        if (out->len > POLICY_FILE_MAX) {
+            fclose(fp);
+            return tg_error_set(err, "%s: larger than 16 MiB", path);
+        }
+    }
+    int bad = ferror(fp);
+    fclose(fp);
+    if (bad)
+        return tg_error_set(err, "%s: read error", path);
+    tg_buf_append(out, "", 0);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ loading policies */
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Names of the *.cedar files of dir, sorted bytewise. */
+static char **list_cedar(const char *dir, size_t *n, tg_error *err)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    size_t cap = 16;
+    char **names = malloc(cap * sizeof *names);
+    if (!d) {
+        free(names);
+        tg_error_set(err, "%s: cannot open directory: %s", dir, strerror(errno));
+        return NULL;
+    }
+    *n = 0;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len <= 6 || strcmp(e->d_name + len - 6, ".cedar") != 0 || e->d_name[0] == '.')
+            continue;
+        if (*n == cap && !(names = realloc(names, (cap *= 2) * sizeof *names)))
+            abort();
+        if (!(names[(*n)++] = strdup(e->d_name)))
+            abort();
+    }
+    closedir(d);
+    qsort(names, *n, sizeof *names, cmp_names);
+    return names;
+}
+
+/* Cuts policy text at each top-level ';' (outside strings and // comments): Cedar uses
+ * ';' only to end a policy. Calls fn for each policy's text. Returns the count. */
+typedef void (*chunk_fn)(void *ctx, size_t k, const char *s, size_t n);
+
+static size_t split_policies(const char *t, size_t n, chunk_fn fn, void *ctx)
+{
+    size_t start = 0, count = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (t[i] == '"') {
+            for (i++; i < n && t[i] != '"'; i++)
+                if (t[i] == '\\')
+                    i++;
+        } else if (t[i] == '/' && i + 1 < n && t[i + 1] == '/') {
+            while (i < n && t[i] != '\n')
+                i++;
+        } else if (t[i] == ';') {
+            fn(ctx, count++, t + start, i + 1 - start);
+            start = i + 1;
+        }
+    }
+    return count;
+}
+
+typedef struct permit_cut {
+    const cedar_policy_set *set;
+    size_t base;        /* index in `set` of the file's first policy */
+    tg_buf *text;       /* permit policies' text */
+    size_t *idx;        /* → permit_idx */
+    size_t nidx;
+} permit_cut;
+
+static void take_permit(void *ctx, size_t k, const char *s, size_t n)
+{
+    permit_cut *pc = ctx;
+    if (pc->base + k >= cedar_policy_count(pc->set) ||
+        cedar_policy_effect(pc->set, pc->base + k) != CEDAR_PERMIT)
+        return;
+    tg_buf_append(pc->text, s, n);
+    tg_buf_appends(pc->text, "\n");
+    pc->idx[pc->nidx++] = pc->base + k;
+}
+
+/* Parses every file (per-file positions), the whole set, and the permit-only set. */
+static int load_policies(tg_policy *p, const char *dir, tg_buf *version_input, tg_error *err)
+{
+    size_t nfiles = 0;
+    char **names = list_cedar(dir, &nfiles, err);
+    tg_buf all = TG_BUF_INIT, permits = TG_BUF_INIT;
+    tg_buf *texts = calloc(nfiles ? nfiles : 1, sizeof *texts);
+    size_t *counts = calloc(nfiles ? nfiles : 1, sizeof *counts);
+    int rc = names && texts && counts ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < nfiles; i++) {
+        char *path = NULL;
+        if (asprintf(&path, "%s/%s", dir, names[i]) < 0)
+            abort();
+        rc = read_whole(path, &texts[i], err);
+        if (rc == 0) {
+            tg_error perr;
+            cedar_policy_set *one = cedar_policy_set_parse(texts[i].data, texts[i].len, &perr);
+            if (!one) {
+                rc = tg_error_set(err, "%s:%s", path, perr.msg);
+            } else {
+                counts[i] = cedar_policy_count(one);
+                cedar_policy_set_free(one);
+            }
+        }
+        free(path);
+        if (rc == 0) {
+            tg_buf_printf(version_input, "%s", names[i]);
+            tg_buf_append(version_input, "", 1);
+            tg_buf_append(version_input, texts[i].data, texts[i].len);
+            tg_buf_append(version_input, "", 1);
+            tg_buf_append(&all, texts[i].data, texts[i].len);
+            tg_buf_appends(&all, "\n");
+        }
+    }
+    if (rc == 0) {
+        tg_error perr;
+        p->set = cedar_policy_set_parse(all.data ? all.data : "", all.len, &perr);
+        if (!p->set)
+            rc = tg_error_set(err, "%s: policies parse alone but not together: %s", dir, perr.msg);
+    }
+    /* Policy ids are what reasons and audit records name: they must be unique. */
+    size_t total = p->set ? cedar_policy_count(p->set) : 0;
+    for (size_t i = 0; rc == 0 && i < total; i++)
+        for (size_t j = 0; rc == 0 && j < i; j++)
+            if (strcmp(cedar_policy_id(p->set, i), cedar_policy_id(p->set, j)) == 0)
+                rc = tg_error_set(err, "%s: two policies have the id \"%s\"; give each a unique "
+                                  "@id(\"...\")", dir, cedar_policy_id(p->set, i));
+    if (rc == 0) {
+        p->permit_idx = calloc(total ? total : 1, sizeof *p->permit_idx);
+        permit_cut pc = {p->set, 0, &permits, p->permit_idx, 0};
+        for (size_t i = 0; rc == 0 && i < nfiles; i++) {
+            size_t cut = split_policies(texts[i].data, texts[i].len, take_permit, &pc);
+            if (cut != counts[i])
+                rc = tg_error_set(err, "%s/%s: found %zu policies but cut %zu at ';' — please "
+                                  "report this file", dir, names[i], counts[i], cut);
+            pc.base += counts[i];
+        }
+        if (rc == 0) {
+            tg_error perr;
+            p->permits = cedar_policy_set_parse(permits.data ? permits.data : "", permits.len,
+                                                &perr);
+            if (!p->permits || cedar_policy_count(p->permits) != pc.nidx)
+                rc = tg_error_set(err, "%s: cannot isolate the permit policies%s%s", dir,
+                                  p->permits ? "" : ": ", p->permits ? "" : perr.msg);
+        }
+    }
+    for (size_t i = 0; i < nfiles; i++) {
+        free(names ? names[i] : NULL);
+        if (texts)
+            tg_buf_free(&texts[i]);
+    }
+    free(names);
+    free(texts);
+    free(counts);
+    tg_buf_free(&all);
+    tg_buf_free(&permits);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ visibility set */
+
+static void scope_uid(tg_buf *b, const json_t *uid)
+{
+    tg_buf_appends(b, json_string_value(json_object_get(uid, "type")));
+    tg_buf_appends(b, "::");
+    cedar_str(b, json_string_value(json_object_get(uid, "id")));
+}
+
+/* The principal or action scope of an EST policy as Cedar text; -1 for a template slot
+ * (an unlinked template never applies). */
+static int scope_text(tg_buf *b, const char *var, const json_t *sc)
+{
+    const char *op = json_string_value(json_object_get(sc, "op"));
+    const json_t *ent = json_object_get(sc, "entity");
+    tg_buf_appends(b, var);
+    if (json_object_get(sc, "slot"))
+        return -1;
+    if (strcmp(op, "All") == 0)
+        return 0;
+    if (strcmp(op, "is") == 0) {
+        const json_t *in = json_object_get(sc, "in");
+        tg_buf_printf(b, " is %s", json_string_value(json_object_get(sc, "entity_type")));
+        if (in && json_object_get(in, "slot"))
+            return -1;
+        if (in) {
+            tg_buf_appends(b, " in ");
+            scope_uid(b, json_object_get(in, "entity"));
+        }
+        return 0;
+    }
+    if (json_object_get(sc, "entities")) {
+        size_t i;
+        json_t *u;
+        tg_buf_appends(b, " in [");
+        json_array_foreach(json_object_get(sc, "entities"), i, u) {
+            if (i)
+                tg_buf_appends(b, ", ");
+            scope_uid(b, u);
+        }
+        tg_buf_appends(b, "]");
+        return 0;
+    }
+    tg_buf_printf(b, " %s ", op);
+    scope_uid(b, ent);
+    return 0;
+}
+
+static int build_vis(tg_policy *p, tg_error *err)
+{
+    tg_buf est = TG_BUF_INIT, text = TG_BUF_INIT;
+    tg_error perr;
+    cedar_policy_set_est(p->set, &est);
+    json_t *arr = tg_json_parse(est.data, est.len, 512, &perr);
+    tg_buf_free(&est);
+    if (!arr)
+        return tg_error_set(err, "policies: cannot analyse scopes for tools/list (%s)", perr.msg);
+    size_t i;
+    json_t *pol;
+    tg_buf_append(&text, "", 0);
+    json_array_foreach(arr, i, pol) {
+        bool permit = strcmp(json_string_value(json_object_get(pol, "effect")), "permit") == 0;
+        const json_t *res = json_object_get(pol, "resource");
+        bool unconditional = json_array_size(json_object_get(pol, "conditions")) == 0 &&
+                             strcmp(json_string_value(json_object_get(res, "op")), "All") == 0;
+        if (!permit && !unconditional)
+            continue;
+        size_t mark = text.len;
+        tg_buf_appends(&text, permit ? "permit (" : "forbid (");
+        int ok = scope_text(&text, "principal", json_object_get(pol, "principal"));
+        tg_buf_appends(&text, ", ");
+        if (ok == 0)
+            ok = scope_text(&text, "action", json_object_get(pol, "action"));
+        tg_buf_appends(&text, ", resource);\n");
+        if (ok < 0)
+            text.len = mark;
+    }
+    json_decref(arr);
+    p->vis = cedar_policy_set_parse(text.data, text.len, &perr);
+    tg_buf_free(&text);
+    if (!p->vis)
+        return tg_error_set(err, "policies: scope analysis produced invalid text (%s)", perr.msg);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ entities */
+
+static const json_t *entity_uid(const json_t *e)
+{
+    const json_t *uid = json_object_get(e, "uid");
+    const json_t *esc = json_object_get(uid, "__entity");
+    return esc ? esc : uid;
+}
+
+static char *uid_key(const char *type, const char *id)
+{
+    char *k;
+    if (asprintf(&k, "%s %s", type, id) < 0)
+        abort();
+    return k;
+}
+
+static int load_entities(tg_policy *p, const char *path, tg_buf *version_input, tg_error *err)
+{
+    tg_buf text = TG_BUF_INIT;
+    tg_error jerr;
+    p->agents = json_object();
+    p->actions = json_object();
+    p->store_uids = json_object();
+    if (!path) {
+        p->store = cedar_store_load("[]", 2, err);
+        return p->store ? 0 : -1;
+    }
+    if (read_whole(path, &text, err) < 0) {
+        tg_buf_free(&text);
+        return -1;
+    }
+    tg_buf_append(version_input, text.data, text.len);
+    json_t *all = tg_json_parse(text.data, text.len, 128, &jerr);
+    tg_buf_free(&text);
+    if (!all || !json_is_array(all)) {
+        json_decref(all);
+        return tg_error_set(err, "%s: %s", path, all ? "expected a JSON array of entities"
+                                                     : jerr.msg);
+    }
+    json_t *rest = json_array();
+    size_t i;
+    json_t *e;
+    int rc = 0;
+    json_array_foreach(all, i, e) {
+        const json_t *uid = entity_uid(e);
+        const char *type = json_string_value(json_object_get(uid, "type"));
+        const char *id = json_string_value(json_object_get(uid, "id"));
+        if (!type || !id) {
+            rc = tg_error_set(err, "%s: entity %zu has no uid {\"type\",\"id\"}", path, i);
+            break;
+        }
+        if (strcmp(type, "Agent") == 0)
+            json_object_set(p->agents, id, e);
+        else if (strcmp(type, "Action") == 0)
+            json_object_set(p->actions, id, e);
+        else {
+            char *k = uid_key(type, id);
+            json_object_set_new(p->store_uids, k, json_true());
+            free(k);
+            json_array_append(rest, e);
+        }
+    }
+    if (rc == 0) {
+        char *dump = tg_json_dump(rest, NULL);
+        tg_error serr;
+        p->store = cedar_store_load(dump, strlen(dump), &serr);
+        if (!p->store)
+            rc = tg_error_set(err, "%s: %s", path, serr.msg);
+        free(dump);
+    }
+    json_decref(rest);
+    json_decref(all);
+    return rc;
+}
+
+tg_policy *tg_policy_new(tg_config *cfg, tg_error *err)
+{
+    tg_policy *p = calloc(1, sizeof *p);
+    tg_buf vin = TG_BUF_INIT;
+    if (!p)
+        abort();
+    p->cfg = tg_config_ref(cfg);
+    const tg_policy_conf *pc = &cfg->policy;
+    int rc = (p->cat = tg_catalog_new(cfg, err)) ? 0 : -1;
+    if (rc == 0 && pc->policies_dir) {
+        rc = load_policies(p, pc->policies_dir, &vin, err);
+    } else if (rc == 0) {
+        p->set = cedar_policy_set_parse("", 0, err);
+        p->permits = cedar_policy_set_parse("", 0, err);
+        p->permit_idx = calloc(1, sizeof *p->permit_idx);
+    }
+    if (rc == 0)
+        rc = build_vis(p, err);
+    if (rc == 0)
+        rc = load_entities(p, pc->entities_file, &vin, err);
+    if (rc == 0 && !(p->tz = calloc(pc->nwindows + 1, sizeof *p->tz)))
+        abort();
+    for (size_t i = 0; rc == 0 && i < pc->nwindows; i++) {
+        tg_error zerr;
+        if (!(p->tz[i] = tg_tz_load(pc->windows[i].tz, &zerr)))
+            rc = tg_error_set(err, "%s: change window %s: %s", pc->windows[i].where,
+                              pc->windows[i].name, zerr.msg);
+    }
+    tg_sha256_hex(vin.data ? vin.data : "", vin.len, p->version);
+    tg_buf_free(&vin);
+    if (rc < 0) {
+        tg_policy_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* ------------------------------------------------------------------ windows */
+
+bool tg_policy_window_contains(const tg_change_window *w, const tg_tz *z, int64_t now_ms)
+{
+    int64_t t = tg_tz_floor_div(now_ms, 1000);
+    int64_t local = t + tg_tz_offset(z, t);
+    int64_t day = tg_tz_floor_div(local, 86400);
+    unsigned minute = (unsigned)((local - day * 86400) / 60);
+    unsigned wd = (unsigned)(((day + 3) % 7 + 7) % 7);   /* 0 = Monday; 1970-01-01 Thursday */
+    unsigned yesterday = (wd + 6) % 7;
+    if (w->from_min < w->to_min)
+        return (w->days >> wd & 1) && minute >= w->from_min && minute < w->to_min;
+    return ((w->days >> wd & 1) && minute >= w->from_min) ||
+           ((w->days >> yesterday & 1) && minute < w->to_min);
+}
+
+static bool in_change_window(const tg_policy *p, int64_t now_ms)
+{
+    const tg_policy_conf *pc = &p->cfg->policy;
+    for (size_t i = 0; i < pc->nin_change_window; i++)
+        for (size_t j = 0; j < pc->nwindows; j++)
+            if (strcmp(pc->windows[j].name, pc->in_change_window[i]) == 0 &&
+                tg_policy_window_contains(&pc->windows[j], p->tz[j], now_ms))
+                return true;
+    return false;
+}
+
+/* ------------------------------------------------------------------ request pieces */
+
+static bool reserved_key(const char *k)
+{
+    return strcmp(k, "__entity") == 0 || strcmp(k, "__extn") == 0 || strcmp(k, "__expr") == 0;
+}
+
+/* A JSON real as a Cedar decimal when it has at most 4 fraction digits and fits, else
+ * as a string (%.17g). */
+static void real_value(tg_buf *b, double r)
+{
+    char s[64];
+    if (isfinite(r) && fabs(r) < 922337203685477.0) {
+        snprintf(s, sizeof s, "%.4f", r);
+        if (strtod(s, NULL) == r) {
+            size_t n = strlen(s);
+            while (n > 0 && s[n - 1] == '0' && s[n - 2] != '.')
+                n--;
+            s[n] = '\0';
+            tg_buf_appends(b, "{\"__extn\":{\"fn\":\"decimal\",\"arg\":");
+            json_str(b, s);
+            tg_buf_appends(b, "}}");
+            return;
+        }
+    }
+    snprintf(s, sizeof s, "%.17g", r);
+    json_str(b, s);
+}
+
+/* The arguments as a Cedar value: integers → Long, reals → decimal or string, null →
+ * omitted, arrays → sets, objects → records without the reserved escape keys. */
+static void cedar_value(tg_buf *b, const json_t *v)
+{
+    size_t i;
+    const char *k;
+    json_t *x;
+    bool first = true;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        tg_buf_appends(b, "{");
+        json_object_foreach((json_t *)v, k, x) {
+            if (json_is_null(x) || reserved_key(k))
+                continue;
+            tg_buf_appends(b, first ? "" : ",");
+            first = false;
+            json_str(b, k);
+            tg_buf_appends(b, ":");
+            cedar_value(b, x);
+        }
+        tg_buf_appends(b, "}");
+        return;
+    case JSON_ARRAY:
+        tg_buf_appends(b, "[");
+        json_array_foreach(v, i, x) {
+            if (json_is_null(x))
+                continue;
+            tg_buf_appends(b, first ? "" : ",");
+            first = false;
+            cedar_value(b, x);
+        }
+        tg_buf_appends(b, "]");
+        return;
+    case JSON_STRING:
+        tg_buf_json_string(b, json_string_value(v), json_string_length(v));
+        return;
+    case JSON_INTEGER:
+        tg_buf_printf(b, "%lld", (long long)json_integer_value(v));
+        return;
+    case JSON_REAL:
+        real_value(b, json_real_value(v));
+        return;
+    case JSON_TRUE:
+        tg_buf_appends(b, "true");
+        return;
+    case JSON_FALSE:
+        tg_buf_appends(b, "false");
+        return;
+    case JSON_NULL:
+        tg_buf_appends(b, "null");  /* unreachable: callers skip nulls */
+        return;
+    }
+}
+
+static void datetime_value(tg_buf *b, int64_t ms)
+{
+    char t[32];
+    tg_format_time(ms, t);
+    tg_buf_appends(b, "{\"__extn\":{\"fn\":\"datetime\",\"arg\":");
+    json_str(b, t);
+    tg_buf_appends(b, "}}");
+}
+
+static bool valid_ip(const char *s)
+{
+    unsigned char buf[16];
+    return s && (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1);
+}
+
+/* Declared by the client in params._meta: "toolgate/intent", "toolgate/workflow",
+ * "toolgate/ticket". Only non-empty strings up to META_MAX bytes count. */
+static void meta_field(tg_buf *b, const json_t *meta, const char *key, const char *name)
+{
+    const json_t *v = json_object_get(meta, key);
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > META_MAX)
+        return;
+    tg_buf_printf(b, ",\"%s\":", name);
+    tg_buf_json_string(b, json_string_value(v), json_string_length(v));
+}
+
+static void build_context(const tg_policy *p, const tg_decide_in *in, tg_risk risk, tg_buf *b)
+{
+    const tg_identity *id = in->identity;
+    tg_buf_appends(b, "{\"authMethod\":");
+    json_str(b, id->method ? id->method : "");
+    meta_field(b, in->meta, "toolgate/intent", "intent");
+    meta_field(b, in->meta, "toolgate/workflow", "workflow");
+    meta_field(b, in->meta, "toolgate/ticket", "ticket");
+    if (valid_ip(id->client_ip)) {
+        tg_buf_appends(b, ",\"clientIp\":{\"__extn\":{\"fn\":\"ip\",\"arg\":");
+        json_str(b, id->client_ip);
+        tg_buf_appends(b, "}}");
+    }
+    tg_buf_appends(b, ",\"now\":");
+    datetime_value(b, in->now_ms);
+    tg_buf_printf(b, ",\"inChangeWindow\":%s,\"risk\":\"%s\",\"upstream\":",
+                  in_change_window(p, in->now_ms) ? "true" : "false", tg_risk_name(risk));
+    json_str(b, in->upstream);
+    tg_buf_appends(b, ",\"args\":");
+    if (json_is_object(in->args))
+        cedar_value(b, in->args);
+    else
+        tg_buf_appends(b, "{}");
+    if (in->approval) {
+        tg_buf_appends(b, ",\"approval\":{\"id\":");
+        json_str(b, in->approval->id);
+        tg_buf_appends(b, ",\"approver\":");
+        json_str(b, in->approval->approver);
+        tg_buf_appends(b, ",\"grantedAt\":");
+        datetime_value(b, in->approval->granted_at_ms);
+        tg_buf_appends(b, "}");
+    }
+    tg_buf_appends(b, "}");
+}
+
+/* Attribute names toolgate sets on the principal (they override the entities file). */
+static bool synthesized_attr(const char *k)
+{
+    static const char *const keys[] = {"authMethod", "delegator", "clientId", "scopes",
+                                       "credentialId", NULL};
+    for (const char *const *x = keys; *x; x++)
+        if (strcmp(*x, k) == 0)
+            return true;
+    return false;
+}
+
+/* Appends the template's parents (JSON uids) to b, each preceded by a comma when
+ * *first is false. */
+static void template_parents(tg_buf *b, const json_t *tmpl, bool *first)
+{
+    size_t i;
+    json_t *u;
+    json_array_foreach(json_object_get(tmpl, "parents"), i, u) {
+        const json_t *x = json_object_get(u, "__entity") ? json_object_get(u, "__entity") : u;
+        tg_buf_appends(b, *first ? "" : ",");
+        *first = false;
+        tg_json_dump_buf(x, b);
+    }
+}
+
+static void principal_entity(const tg_policy *p, const tg_identity *id, const char *agent,
+                             tg_buf *b)
+{
+    const json_t *tmpl = json_object_get(p->agents, agent);
+    const char *k;
+    json_t *v;
+    bool first = true;
+    tg_buf_appends(b, "{\"uid\":");
+    json_uid(b, "Agent", agent);
+    tg_buf_appends(b, ",\"attrs\":{\"authMethod\":");
+    json_str(b, id->method ? id->method : "");
+    if (id->delegator) {
+        tg_buf_appends(b, ",\"delegator\":");
+        json_entity_ref(b, "User", id->delegator);
+    }
+    if (id->client_id) {
+        tg_buf_appends(b, ",\"clientId\":");
+        json_str(b, id->client_id);
+    }
+    if (id->credential_id) {
+        tg_buf_appends(b, ",\"credentialId\":");
+        json_str(b, id->credential_id);
+    }
+    tg_buf_appends(b, ",\"scopes\":[");
+    for (size_t i = 0; i < id->n_scopes; i++) {
+        tg_buf_appends(b, i ? "," : "");
+        json_str(b, id->scopes[i]);
+    }
+    tg_buf_appends(b, "]");
+    json_object_foreach(json_object_get(tmpl, "attrs"), k, v) {
+        if (synthesized_attr(k))
+            continue;
+        tg_buf_appends(b, ",");
+        json_str(b, k);
+        tg_buf_appends(b, ":");
+        tg_json_dump_buf(v, b);
+    }
+    tg_buf_appends(b, "},\"parents\":[");
+    template_parents(b, tmpl, &first);
+    if (id->delegator) {
+        tg_buf_appends(b, first ? "" : ",");
+        first = false;
+        json_uid(b, "User", id->delegator);
+    }
+    for (size_t i = 0; i < id->n_groups; i++) {
+        tg_buf_appends(b, first ? "" : ",");
+        first = false;
+        json_uid(b, "Group", id->groups[i]);
+    }
+    tg_buf_appends(b, "]}");
+}
+
+/* One request-scoped entity: added to rq and appended to the entities list. */
+static int add_entity(cedar_request *rq, tg_buf *list, const tg_buf *e, tg_error *err)
+{
+    tg_buf_appends(list, list->len > 1 ? "," : "");
+    tg_buf_append(list, e->data, e->len);
+    return cedar_request_add_entity_json(rq, e->data, e->len, err);
+}
+
+/* The action and every Action entity of the file above it, as overlay entities. */
+static int add_actions(const tg_policy *p, cedar_request *rq, tg_buf *list, const char *action,
+                       tg_risk risk, const char *upstream, tg_error *err)
+{
+    json_t *queue = json_array(), *seen = json_object();
+    tg_buf e = TG_BUF_INIT;
+    int rc = 0;
+    json_array_append_new(queue, json_string(action));
+    for (size_t qi = 0; rc == 0 && qi < json_array_size(queue); qi++) {
+        const char *aid = json_string_value(json_array_get(queue, qi));
+        const json_t *tmpl = json_object_get(p->actions, aid);
+        bool first = true;
+        if (json_object_get(seen, aid) || (qi > 0 && !tmpl))
+            continue;
+        json_object_set_new(seen, aid, json_true());
+        tg_buf_reset(&e);
+        tg_buf_appends(&e, "{\"uid\":");
+        json_uid(&e, "Action", aid);
+        tg_buf_appends(&e, ",\"attrs\":");
+        if (json_object_get(tmpl, "attrs"))
+            tg_json_dump_buf(json_object_get(tmpl, "attrs"), &e);
+        else
+            tg_buf_appends(&e, "{}");
+        tg_buf_appends(&e, ",\"parents\":[");
+        template_parents(&e, tmpl, &first);
+        if (qi == 0) {
+            tg_buf_printf(&e, "%s{\"type\":\"Action\",\"id\":\"risk:%s\"},", first ? "" : ",",
+                          tg_risk_name(risk));
+            char *up = NULL;
+            if (asprintf(&up, "upstream:%s", upstream) < 0)
+                abort();
+            json_uid(&e, "Action", up);
+            json_array_append_new(queue, json_string(up));
+            free(up);
+            char risk_id[16];
+            snprintf(risk_id, sizeof risk_id, "risk:%s", tg_risk_name(risk));
+            json_array_append_new(queue, json_string(risk_id));
+        }
+        tg_buf_appends(&e, "]}");
+        size_t i;
+        json_t *u;
+        json_array_foreach(json_object_get(tmpl, "parents"), i, u) {
+            const json_t *x = json_object_get(u, "__entity") ? json_object_get(u, "__entity") : u;
+            if (json_is_string(json_object_get(x, "id")))
+                json_array_append(queue, json_object_get(x, "id"));
+        }
+        rc = add_entity(rq, list, &e, err);
+    }
+    tg_buf_free(&e);
+    json_decref(queue);
+    json_decref(seen);
+    return rc;
+}
+
+static bool in_store(const tg_policy *p, const char *type, const char *id)
+{
+    char *k = uid_key(type, id);
+    bool yes = json_object_get(p->store_uids, k) != NULL;
+    free(k);
+    return yes;
+}
+
+/* The resource and those of its parents the store lacks, each inside the ones after it. */
+static int add_resource(const tg_policy *p, cedar_request *rq, tg_buf *list,
+                        const tg_resource *r, tg_error *err)
+{
+    tg_buf e = TG_BUF_INIT;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i <= r->nparents; i++) {
+        const tg_uid *u = i == 0 ? &r->uid : &r->parents[i - 1];
+        if (in_store(p, u->type, u->id))
+            continue;
+        tg_buf_reset(&e);
+        tg_buf_appends(&e, "{\"uid\":");
+        json_uid(&e, u->type, u->id);
+        tg_buf_appends(&e, ",\"attrs\":{");
+        for (size_t j = 0; i == 0 && j < r->nparents; j++) {
+            if (!r->parent_attrs || !r->parent_attrs[j])
+                continue;
+            tg_buf_appends(&e, e.data[e.len - 1] == '{' ? "" : ",");
+            json_str(&e, r->parent_attrs[j]);
+            tg_buf_appends(&e, ":");
+            json_entity_ref(&e, r->parents[j].type, r->parents[j].id);
+        }
+        tg_buf_appends(&e, "},\"parents\":[");
+        for (size_t j = i; j < r->nparents; j++) {
+            tg_buf_appends(&e, j > i ? "," : "");
+            json_uid(&e, r->parents[j].type, r->parents[j].id);
+        }
+        tg_buf_appends(&e, "]}");
+        rc = add_entity(rq, list, &e, err);
+    }
+    tg_buf_free(&e);
+    return rc;
+}
+
+/* Principal and action of a request (shared by decisions and tools/list visibility). */
+static int add_principal_action(const tg_policy *p, cedar_request *rq, tg_buf *list,
+                                const tg_identity *id, const char *action, tg_risk risk,
+                                const char *upstream, tg_error *err)
+{
+    const char *agent = id->agent ? id->agent : id->delegator;
+    tg_buf e = TG_BUF_INIT;
+    if (!agent)
+        return tg_error_set(err, "the identity names neither an agent nor a delegator");
+    principal_entity(p, id, agent, &e);
+    int rc = add_entity(rq, list, &e, err);
+    tg_buf_free(&e);
+    if (rc == 0)
+        rc = cedar_request_set_principal(rq, "Agent", 5, agent, strlen(agent), err);
+    if (rc == 0)
+        rc = add_actions(p, rq, list, action, risk, upstream, err);
+    if (rc == 0)
+        rc = cedar_request_set_action(rq, "Action", 6, action, strlen(action), err);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ decisions */
+
+typedef struct strlist {
+    const char **v;
+    size_t n, cap;
+} strlist;
+
+static void sl_add(tg_arena *a, strlist *l, const char *s, bool dedup)
+{
+    for (size_t i = 0; dedup && i < l->n; i++)
+        if (strcmp(l->v[i], s) == 0)
+            return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        const char **v = tg_arena_calloc(a, cap, sizeof *v);
+        if (l->n)
+            memcpy(v, l->v, l->n * sizeof *v);
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = s;
+}
+
+/* Reasons of the given policies: each one's @reason, else (when ids_fallback) its id. */
+static void reasons_of(const cedar_policy_set *ps, const size_t *idx, size_t n, bool ids_fallback,
+                       tg_arena *a, strlist *reasons, strlist *policies)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *r = cedar_policy_annotation(ps, idx[i], "reason");
+        if (r && *r)
+            sl_add(a, reasons, tg_arena_strdup(a, r), true);
+        else if (ids_fallback)
+            sl_add(a, reasons, tg_arena_strdup(a, cedar_policy_id(ps, idx[i])), true);
+        sl_add(a, policies, tg_arena_strdup(a, cedar_policy_id(ps, idx[i])), false);
+    }
+}
+
+/* Maps Cedar's answer to the brief's decision table. */
+static void map_decision(const tg_policy *p, cedar_request *rq, const cedar_response *r,
+                         tg_arena *a, tg_decision *out, strlist *reasons, strlist *policies,
+                         strlist *errors)
+{
+    const cedar_policy_set *ps = p->set;
+    size_t *hard = tg_arena_calloc(a, r->nreasons + r->nerrors + 1, sizeof *hard);
+    size_t *lift = tg_arena_calloc(a, r->nreasons + 1, sizeof *lift);
+    size_t nhard = 0, nlift = 0;
+    bool forbid_error = false;
+    for (size_t i = 0; i < r->nerrors; i++) {
+        sl_add(a, errors, tg_arena_sprintf(a, "%s: %s", cedar_policy_id(ps, r->errors[i]),
+                                           r->error_msgs[i]), false);
+        if (cedar_policy_effect(ps, r->errors[i]) == CEDAR_FORBID) {
+            forbid_error = true;
+            hard[nhard++] = r->errors[i];
+        }
+    }
+    out->decision = TG_DECISION_DENY;
+    if (forbid_error) {
+        sl_add(a, reasons, "POLICY_ERROR", true);
+        reasons_of(ps, hard, nhard, false, a, &(strlist){0}, policies);
+        return;
+    }
+    if (r->decision == CEDAR_ALLOW) {
+        out->decision = TG_DECISION_ALLOW;
+        reasons_of(ps, r->reasons, r->nreasons, false, a, reasons, policies);
+        return;
+    }
+    if (r->nreasons == 0) {
+        sl_add(a, reasons, "NO_MATCHING_PERMIT", true);
+        return;
+    }
+    for (size_t i = 0; i < r->nreasons; i++) {
+        if (cedar_policy_annotation(ps, r->reasons[i], "approval"))
+            lift[nlift++] = r->reasons[i];
+        else
+            hard[nhard++] = r->reasons[i];
+    }
+    if (nhard) {
+        reasons_of(ps, hard, nhard, true, a, reasons, policies);
+        return;
+    }
+    /* Only @approval forbids hold: would the permits allow the call without them? */
+    cedar_response pr;
+    tg_error err;
+    if (cedar_authorize(p->permits, rq, &pr, &err) == 0 && pr.decision == CEDAR_ALLOW) {
+        out->decision = TG_DECISION_APPROVAL;
+        reasons_of(ps, lift, nlift, true, a, reasons, policies);
+        return;
+    }
+    sl_add(a, reasons, "NO_MATCHING_PERMIT", true);
+}
+
+int tg_policy_decide(const tg_policy *p, const tg_decide_in *in, tg_arena *a, tg_decision *out,
+                     tg_error *err)
+{
+    strlist reasons = {0}, policies = {0}, errors = {0};
+    tg_buf ents = TG_BUF_INIT, ctx = TG_BUF_INIT, pj = TG_BUF_INIT;
+    memset(out, 0, sizeof *out);
+    out->policy_version = p->version;
+    out->shadow = tg_policy_is_shadow(p, in->upstream,
+                                      in->upstream_name ? in->upstream_name : in->name);
+    /* Action, risk and resource per kind of request. */
+    tg_resource *res = &out->resource;
+    if (in->kind == TG_DECIDE_TOOL) {
+        tg_cat_entry fallback = {TG_RISK_HIGH, TG_CAT_DEFAULT, NULL};
+        const tg_cat_entry *e = in->entry ? in->entry : &fallback;
+        out->action = tg_arena_strdup(a, in->name);
+        out->risk = e->risk;
+        tg_catalog_resolve(p->cat, e, in->upstream, in->args, a, res);
+    } else {
+        tg_uid *server = tg_arena_calloc(a, 1, sizeof *server);
+        *server = (tg_uid){"Mcp::Server", tg_arena_strdup(a, in->upstream)};
+        out->action = in->kind == TG_DECIDE_RESOURCE_READ ? "mcp:resources/read" : "mcp:prompts/get";
+        out->risk = TG_RISK_READ;
+        memset(res, 0, sizeof *res);
+        res->state = TG_RES_TYPED;
+        res->uid = (tg_uid){in->kind == TG_DECIDE_RESOURCE_READ ? "Mcp::Resource" : "Mcp::Prompt",
+                            tg_arena_strdup(a, in->name)};
+        res->parents = server;
+        res->nparents = 1;
+    }
+    cedar_request *rq = cedar_request_new(a, p->store);
+    tg_buf_appends(&ents, "[");
+    int rc = add_principal_action(p, rq, &ents, in->identity, out->action, out->risk,
+                                  in->upstream, err);
+    principal_entity(p, in->identity, in->identity->agent ? in->identity->agent
+                                      : in->identity->delegator ? in->identity->delegator : "",
+                     &pj);
+    build_context(p, in, out->risk, &ctx);
+    if (rc == 0)
+        rc = add_resource(p, rq, &ents, res, err);
+    tg_buf_appends(&ents, "]");
+    if (rc == 0)
+        rc = cedar_request_set_resource(rq, res->uid.type, strlen(res->uid.type), res->uid.id,
+                                        strlen(res->uid.id), err);
+    if (rc == 0)
+        rc = cedar_request_set_context_json(rq, ctx.data, ctx.len, err);
+    out->principal_json = tg_arena_strndup(a, pj.data, pj.len);
+    out->entities_json = tg_arena_strndup(a, ents.data, ents.len);
+    out->context_json = tg_arena_strndup(a, ctx.data, ctx.len);
+    tg_buf_free(&ents);
+    tg_buf_free(&ctx);
+    tg_buf_free(&pj);
+    if (rc < 0 && !in->identity->agent && !in->identity->delegator)
+        return -1;
+    if (rc < 0) {
+        /* The request could not be built from these inputs: fail closed, say why. */
+        out->decision = TG_DECISION_DENY;
+        sl_add(a, &reasons, "POLICY_ERROR", true);
+        sl_add(a, &errors, tg_arena_strdup(a, err->msg), false);
+    } else if (res->state == TG_RES_UNRESOLVED && res->required) {
+        out->decision = TG_DECISION_DENY;
+        sl_add(a, &reasons, "RESOURCE_UNRESOLVED", true);
+        sl_add(a, &errors, res->reason, false);
+    } else {
+        cedar_response r;
+        if (cedar_authorize(p->set, rq, &r, err) < 0) {
+            out->decision = TG_DECISION_DENY;
+            sl_add(a, &reasons, "POLICY_ERROR", true);
+            sl_add(a, &errors, tg_arena_strdup(a, err->msg), false);
+        } else {
+            map_decision(p, rq, &r, a, out, &reasons, &policies, &errors);
+        }
+    }
+    out->reasons = reasons.v;
+    out->nreasons = reasons.n;
+    out->policies = policies.v;
+    out->npolicies = policies.n;
+    out->errors = errors.v;
+    out->nerrors = errors.n;
+    return 0;
+}
+
+int tg_policy_tool_visible(const tg_policy *p, const tg_identity *identity, const char *tool,
+                           tg_risk risk, const char *upstream, tg_arena *a)
+{
+    tg_buf ents = TG_BUF_INIT;
+    tg_error err;
+    cedar_response r;
+    cedar_request *rq = cedar_request_new(a, p->store);
+    tg_buf_appends(&ents, "[");
+    int rc = add_principal_action(p, rq, &ents, identity, tool, risk, upstream, &err);
+    tg_buf_free(&ents);
+    if (rc == 0)
+        rc = cedar_request_set_resource(rq, "Mcp::Server", 11, upstream, strlen(upstream), &err);
+    if (rc == 0)
+        rc = cedar_authorize(p->vis, rq, &r, &err);
+    return rc == 0 && r.decision == CEDAR_ALLOW;
+}
+
+/* ------------------------------------------------------------------ output */
+
+static json_t *str_array(const char *const *v, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_string(v[i]));
+    return arr;
+}
+
+static json_t *parse_own(const char *s)
+{
+    tg_error e;
+    json_t *v = tg_json_parse(s, strlen(s), 256, &e);
+    return v ? v : json_string(s);  /* NUL-bearing data: show it as text */
+}
+
+char *tg_decision_explain_json(const tg_decision *d)
+{
+    json_t *parents = json_array();
+    for (size_t i = 0; i < d->resource.nparents; i++)
+        json_array_append_new(parents, json_pack("{s:s,s:s}", "type", d->resource.parents[i].type,
+                                                 "id", d->resource.parents[i].id));
+    static const char *const states[] = {"", "typed", "server", "unresolved"};
+    json_t *res = json_pack("{s:s,s:s,s:o,s:s,s:b}", "type", d->resource.uid.type, "id",
+                            d->resource.uid.id, "parents", parents, "state",
+                            states[d->resource.state], "required", d->resource.required);
+    if (d->resource.reason)
+        json_object_set_new(res, "reason", json_string(d->resource.reason));
+    json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:o,s:s,s:o,s:{s:s,s:s},s:s,s:o,s:o,s:o}",
+        "decision", tg_decision_name(d->decision), "mode", d->shadow ? "shadow" : "enforce",
+        "reasons", str_array(d->reasons, d->nreasons),
+        "policies", str_array(d->policies, d->npolicies),
+        "errors", str_array(d->errors, d->nerrors),
+        "policy_version", d->policy_version,
+        "principal", parse_own(d->principal_json),
+        "action", "type", "Action", "id", d->action,
+        "risk", tg_risk_name(d->risk),
+        "resource", res,
+        "entities", parse_own(d->entities_json),
+        "context", parse_own(d->context_json));
+    char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return s;
+}
+
+json_t *tg_policy_denied_response(const tg_policy *p, const json_t *id, tg_decide_kind kind,
+                                  const tg_decision *d, const char *approval_id)
+{
+    json_t *sc = json_pack("{s:s,s:o,s:o}", "decision", tg_decision_name(d->decision), "reasons",
+                           str_array(d->reasons, d->nreasons), "policies",
+                           str_array(d->policies, d->npolicies));
+    if (approval_id)
+        json_object_set_new(sc, "approvalId", json_string(approval_id));
+    tg_buf text = TG_BUF_INIT;
+    bool approval = d->decision == TG_DECISION_APPROVAL;
+    tg_buf_appends(&text, approval ? "Approval required by toolgate policy: "
+                                   : "Denied by toolgate policy: ");
+    for (size_t i = 0; i < d->nreasons; i++)
+        tg_buf_printf(&text, "%s%s", i ? ", " : "", d->reasons[i]);
+    if (d->npolicies) {
+        tg_buf_appends(&text, " (policies: ");
+        for (size_t i = 0; i < d->npolicies; i++)
+            tg_buf_printf(&text, "%s%s", i ? ", " : "", d->policies[i]);
+        tg_buf_appends(&text, ")");
+    }
+    if (approval_id)
+        tg_buf_printf(&text, ". Approval request %s: retry once it is granted", approval_id);
+    tg_buf_appends(&text, ".");
+    json_t *resp;
+    if (p->cfg->policy.deny_as_error || kind != TG_DECIDE_TOOL) {
+        resp = tg_rpc_error(id, approval ? TG_RPC_APPROVAL_REQUIRED : TG_RPC_POLICY_DENIED,
+                            text.data, sc);
+    } else {
+        resp = json_pack("{s:s,s:O,s:{s:[{s:s,s:s}],s:b,s:o}}", "jsonrpc", "2.0", "id", id,
+                         "result", "content", "type", "text", "text", text.data, "isError", 1,
+                         "structuredContent", sc);
+    }
+    tg_buf_free(&text);
+    return resp;
+}
