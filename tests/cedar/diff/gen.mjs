@@ -71,24 +71,28 @@ const STRINGS = ['', 'a', 'abc', 'alice', 'a*b', '*', 'héllo', '😀x', 'a\nb',
 
 const IPS_VALID = ['127.0.0.1', '10.0.0.1', '10.0.0.0/8', '192.168.1.5/24', '0.0.0.0/0',
   '224.0.0.1', '::1', '::', '::/0', 'ff02::1', '2001:db8::1', '2001:db8::/32',
-  '::ffff:10.0.0.1', '1:2:3:4:5:6:7:8', 'fe80::1', '255.255.255.255/32', '10.1.2.3/16',
+  '::ffff:10.0.0.1', '1:2:3:4:5:6:7:8', 'fe80::1', '255.255.255.255/32', '10.1.2.3/16', '10.0.0.1/32', '::1:0:0:1',
+  '0:0:0:0:0:0:0:1', '10.0.0.0/24', '127.0.0.0/8',
   '1::', '::ffff:127.0.0.1', 'ff00::/8', '127.0.0.1/8', '::1/128', '0.0.0.0'];
 const IPS_BAD = ['1.2.3.4.5', '256.0.0.1', '01.2.3.4', '1.2.3.4/33', '::1/129', ':::',
   '1:2:3:4:5:6:7:8:9', '', 'localhost', '1.2.3', '1.2.3.4/', '1.2.3.4/08', 'g::1', ' 1.2.3.4',
   '1::2::3', '::1.2.3.4.5'];
 const DECIMALS_VALID = ['0.0', '1.0', '-1.5', '12.3456', '922337203685477.5807',
-  '-922337203685477.5808', '0.0001', '-0.0001', '3.14', '100.25', '007.5'];
+  '-922337203685477.5808', '0.0001', '-0.0001', '3.14', '100.25', '007.5', '1.00', '-0.0', '7.5000',
+  '3.1400'];
 const DECIMALS_BAD = ['1', '1.', '.5', '1.23456', '922337203685477.5808', 'abc', '1.2.3', '-',
   '+1.0', '1e3', ''];
 const DATETIMES_VALID = ['2024-01-01', '1970-01-01', '1969-12-31', '1900-02-28', '2000-02-29',
   '2024-06-15T12:30:00Z', '2024-06-15T12:30:00.123Z', '2024-06-15T12:30:00+0530',
   '2024-06-15T12:30:00.500-0100', '1960-03-01T00:00:00Z', '0001-01-01', '9999-12-31T23:59:59Z',
-  '1970-01-01T00:00:00.001Z', '1965-07-04T23:59:59.999-2359'];
+  '1970-01-01T00:00:00.001Z', '1965-07-04T23:59:59.999-2359', '2024-06-15T18:00:00+0530',
+  '2024-06-15T12:30:00.000Z', '2024-01-01T00:00:00Z', '1969-12-31T23:59:59.999Z'];
 const DATETIMES_BAD = ['2024-1-1', '2024-13-01', '2024-02-30', '2024-06-15T25:00:00Z',
   '2024-06-15 12:30:00Z', '2024-06-15T12:30:00', '2024-06-15T12:30:00+05:30', '', 'now',
   '2024-06-15T12:30:00.12Z', '+2024-01-01', '2023-02-29'];
 const DURATIONS_VALID = ['1d', '2h', '30m', '45s', '500ms', '1d2h3m4s5ms', '-1d', '-2h30m',
-  '0ms', '1h1ms', '106751991167d', '9223372036854775807ms', '-9223372036854775808ms', '36h'];
+  '0ms', '1h1ms', '106751991167d', '9223372036854775807ms', '-9223372036854775808ms', '36h', '24h',
+  '1440m', '86400000ms', '0d', '-0s'];
 const DURATIONS_BAD = ['1', 'd', '1h1d', '1x', '', '1.5h', '- 1d', '1d-2h', '9223372036854775808ms',
   '106751991168d', '1dd', '1s1s'];
 
@@ -161,6 +165,26 @@ const ALL_TYPES = ['Bool', 'Long', 'String', 'Entity', 'SetString', 'SetLong', '
   'decimal', 'datetime', 'duration', 'Record'];
 function wrongType(r, t, p) { return r.chance(p) ? r.pick(ALL_TYPES) : t; }
 
+// JSON values on the edge of Cedar's encoding: records that look like escapes, escapes with
+// extra keys, retired or malformed escapes. The reference accepts some as plain records and
+// rejects the others with the whole request; toolgate must do the same (run.mjs checks that
+// a request the reference rejects is rejected by toolgate too).
+const ODD_JSON = [
+  { type: 'User', id: 'alice' },
+  { __entity: { type: 'User', id: 'alice' }, y: 1 },
+  { __extn: { fn: 'decimal', arg: '1.0' }, y: 1 },
+  { __expr: '1' },
+  { __entity: { type: 'User' } },
+  { __entity: { type: 'Bad Type', id: 'x' } },
+  { __extn: { fn: 'ip', arg: '1.2.3.4.5' } },
+  { __extn: { fn: 'nope', arg: '1' } },
+  { __extn: { fn: 'ip' } },
+  { __extn: { fn: 'decimal', args: ['1.0'] } },
+  [1, [2, { a: [] }], {}],
+  { '': 1, ' ': { '\0': true } },
+];
+const oddJson = (r) => structuredClone(r.pick(ODD_JSON));
+
 function attrsFor(r, pAttr) {
   const out = {};
   for (const [k, t] of ATTRS) if (r.chance(pAttr)) out[k] = jsonValue(r, wrongType(r, t, 0.06));
@@ -193,6 +217,7 @@ export function genEntities(r) {
       }
     }
     const e = { uid: uid, attrs: attrsFor(r, 0.7), parents };
+    if (r.chance(0.004)) e.attrs.odd = oddJson(r);
     if (r.chance(0.5)) {
       e.tags = {};
       for (const t of TAG_NAMES) {
@@ -219,7 +244,7 @@ export function genRequest(r, entities) {
     principal: someUid(),
     action: { type: 'Action', id: r.pick(ACTIONS) },
     resource: someUid(),
-    context: attrsFor(r, 0.75),
+    context: r.chance(0.03) ? { ...attrsFor(r, 0.75), odd: oddJson(r) } : attrsFor(r, 0.75),
   };
 }
 

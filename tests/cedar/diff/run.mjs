@@ -63,7 +63,7 @@ mkdirSync(reproDir, { recursive: true });
 
 const t0 = Date.now();
 const secs = () => ((Date.now() - t0) / 1000).toFixed(1);
-console.log(`cedar-diff: seed ${seed} (reproduce: CEDAR_DIFF_SEED=${seed}), ${nCases} cases x ${PER_CASE} requests, cedar-wasm ${ref.version()}, work dir ${work}`);
+console.log(`cedar-diff: seed ${seed} (reproduce: CEDAR_DIFF_SEED=${seed}), ${nRequests} requests in cases of ${PER_CASE}, cedar-wasm ${ref.version()}, work dir ${work}`);
 
 let passed = 0;
 let failed = 0;
@@ -76,6 +76,7 @@ const show = (a) => (a.failure ? `FAILURE ${a.failure}`
 
 const caseName = (i) => `dc${String(i).padStart(6, '0')}`;
 let refRejected = 0;
+const rejected = []; // requests the reference rejects as a whole: toolgate must reject them too
 
 // Case i: generated, answered by the reference, written in the corpus format; null when
 // the reference rejects its policies (a generator bug: we mean to produce valid ones).
@@ -93,7 +94,7 @@ function makeCase(i) {
   for (let j = 0; j < cs.requests.length; j++) {
     const rq = cs.requests[j];
     const exp = ref.authorizePreparsed('diff', cs.entities, rq);
-    if (exp.failure) { refRejected++; continue; }
+    if (exp.failure) { rejected.push({ i, j, rq, entities: cs.entities, text, failure: exp.failure }); continue; }
     const entry = { description: `rq${j}`, principal: rq.principal, action: rq.action,
       resource: rq.resource, context: rq.context, validateRequest: false,
       decision: exp.decision, reason: exp.reason, errors: exp.errors };
@@ -111,14 +112,17 @@ function makeCase(i) {
   return { i, name, cs, text, requests };
 }
 
+// Cases until at least nRequests requests have a reference answer (some are rejected as a
+// whole, see below), bounded in case the generator breaks.
 const cases = [];
-for (let i = 0; i < nCases; i++) {
+for (let i = 0, n = 0; n < nRequests && i < 2 * nCases; i++) {
   const c = makeCase(i);
-  if (c) cases.push(c);
+  if (c) { cases.push(c); n += c.requests.length; }
 }
 const nWritten = cases.reduce((n, c) => n + c.requests.length, 0);
 console.log(`generated ${nWritten} requests in ${cases.length} cases (${secs()} s)` +
-  (refRejected ? `; ${refRejected} requests rejected as a whole by cedar-wasm (generator bug, not counted)` : ''));
+  (refRejected ? `; ${refRejected} requests of unparsable policy sets (generator bug, not counted)` : '') +
+  `; ${rejected.length} requests the reference rejects as a whole`);
 
 // ---------------------------------------------------------------- 2. toolgate cedar corpus
 
@@ -156,6 +160,21 @@ const mismatches = []; // {c, rq, actual}
   passed += nWritten - corpusFailed;
   failed += corpusFailed;
   console.log(`requests: ${nWritten - corpusFailed} passed, ${corpusFailed} failed (${secs()} s)`);
+}
+
+// Requests the reference rejects as a whole (odd entity or context JSON) must not get a
+// decision from toolgate either: it fails closed. Checked one `cedar authorize` run each,
+// for at most MAX_REJECT_CHECKS of them.
+const MAX_REJECT_CHECKS = 300;
+const rejectMismatches = [];
+{
+  const todo = rejected.slice(0, MAX_REJECT_CHECKS);
+  for (const x of todo) {
+    const actual = tg.authorize(reproDir, x.text, x.entities, x.rq);
+    if (actual.failure) passed++;
+    else { failed++; rejectMismatches.push({ ...x, actual }); }
+  }
+  console.log(`whole-request rejections: ${todo.length - rejectMismatches.length} passed, ${rejectMismatches.length} failed (${secs()} s)`);
 }
 
 // ---------------------------------------------------------------- 3. parse equivalence
@@ -315,6 +334,19 @@ estMismatches.forEach(({ c, d }, k) => {
   });
   writeFileSync(file, renderPolicySet(result.policies) + '\n');
   console.log(`  minimized: ${renderPolicySet(result.policies)}\n  ${estDiff(file, result.policies.map(renderPolicy))}\n  re-run: ${tg.bin()} cedar est ${file}`);
+});
+
+// A rejection mismatch is about the JSON, not the policies: minimize entities and context
+// against a policy set that reads nothing.
+rejectMismatches.slice(0, MAX_MINIMIZED).forEach((x, k) => {
+  const text = 'permit(principal, action, resource);';
+  const fails = (c) => ref.authorize(text, c.entities, c.request).failure
+    && !tg.authorize(reproDir, text, c.entities, c.request).failure;
+  const start = { policies: [], entities: x.entities, request: x.rq };
+  const { result } = fails(start) ? minimize(start, fails) : { result: start };
+  console.log(`\nNOT REJECTED ${k + 1}: case ${x.i} request ${x.j}: the reference rejects it (${x.failure.slice(0, 300)}), toolgate answers ${show(x.actual)}` +
+    `\n--- entities\n${JSON.stringify(result.entities)}\n--- request\n${JSON.stringify(result.request)}` +
+    `\n--- re-run: ${writeRepro(`reject${k}`, text, result.entities, result.request)}`);
 });
 
 corpusEstFailures.slice(0, MAX_LISTED).forEach((s, k) => console.log(`\nCORPUS PARSE MISMATCH ${k + 1}: ${s}`));
