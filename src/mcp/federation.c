@@ -43,21 +43,27 @@ static const char *prefix_of(const tg_mcp *m, size_t idx)
 
 /* ---------------------------------------------------------------- forwarding */
 
-/* The single part's reply, under the client's id. */
+/* The single part's reply, under the client's id: the upstream's bytes with the id
+ * spliced in, nothing re-serialised. */
 static void finish_forward(mcp_call *c)
 {
-    json_t *reply = NULL;
+    mcp_reply *reply = NULL;
     for (size_t i = 0; i < nup(c) && !reply; i++) reply = c->parts[i];
-    json_t *out = json_copy(reply);
-    json_object_set(out, "id", c->id);
-    mcp_call_answer(c, out);
+    tg_jsplice ed = {reply->id_start, reply->id_end, c->idkey, strlen(c->idkey)};
+    tg_buf out = TG_BUF_INIT;
+    tg_jsplice_build(&out, reply->raw, 0, reply->len, &ed, 1);
+    mcp_call_answer_raw(c, out.data, out.len);
+    tg_buf_free(&out);
 }
 
-static void forward(mcp_call *c, size_t idx, json_t *params)
+/* Forwards the call to upstream idx: with params (a jansson value) when the route built
+ * new ones, else the client's own request spliced (params.name → rename if not NULL). */
+static void forward(mcp_call *c, size_t idx, json_t *params, const char *rename)
 {
     c->finish = finish_forward;
     c->nwait++;
-    mcp_call_ask(c, idx, c->method, params);
+    if (params) mcp_call_ask(c, idx, c->method, params);
+    else mcp_call_ask_raw(c, idx, rename);
     mcp_call_sent(c);
 }
 
@@ -148,9 +154,9 @@ static char *absorb(mcp_session *s, const list_kind *k, size_t idx, const json_t
     return visible;
 }
 
-static json_t *params_without_cursor(const mcp_call *c)
+static json_t *params_without_cursor(mcp_call *c)
 {
-    json_t *p = json_object_get(c->msg, "params");
+    json_t *p = mcp_call_params(c);
     json_t *copy = json_is_object(p) ? json_copy(p) : json_object();
     json_object_del(copy, "cursor");
     return copy;
@@ -164,7 +170,7 @@ static void list_finish(mcp_call *c)
     json_t *first_error = NULL;
     size_t ok = 0;
     for (size_t i = 0; i < nup(c); i++) {
-        json_t *reply = c->parts[i];
+        json_t *reply = mcp_call_part(c, i);
         if (!reply) continue;
         json_t *result = json_object_get(reply, "result");
         json_t *arr = json_object_get(result, k->items);
@@ -209,7 +215,7 @@ static void list_finish(mcp_call *c)
 static void route_list(mcp_call *c, const list_kind *k)
 {
     if (transparent(c->m)) {
-        forward(c, 0, mcp_call_params(c));
+        forward(c, 0, NULL, NULL);
         return;
     }
     json_t *cursor = json_object_get(mcp_call_params(c), "cursor");
@@ -248,11 +254,11 @@ static void route_list(mcp_call *c, const list_kind *k)
 
 /* ---------------------------------------------------------------- refresh before routing */
 
-static void refresh_reply(mcp_pending *p, json_t *reply)
+static void refresh_reply(mcp_pending *p, mcp_reply *r)
 {
     mcp_call *c = p->call;
-    const list_kind *k = kind_of(json_string_value(json_object_get(p->msg, "method")));
-    json_t *result = json_object_get(reply, "result");
+    const list_kind *k = kind_of(p->method);
+    json_t *result = json_object_get(mcp_reply_json(r), "result");
     json_t *arr = json_object_get(result, k->items);
     for (size_t j = 0; j < json_array_size(arr); j++)
         free(absorb(c->s, k, p->part, json_array_get(arr, j)));
@@ -261,8 +267,10 @@ static void refresh_reply(mcp_pending *p, json_t *reply)
         json_t *params = json_pack("{s:O}", "cursor", nc);
         mcp_pending_start(p->link, k->method, params, c, p->part, refresh_reply);
         json_decref(params);
+        mcp_reply_free(r);
         return;
     }
+    mcp_reply_free(r);
     if (--c->nwait == 0) {
         *kind_known(c->s, k) = true;
         c->finish(c);
@@ -303,24 +311,16 @@ static int resolve_name(mcp_call *c, const list_kind *k, const char *name, size_
     return *orig ? 1 : -1;
 }
 
-/* params with one string field replaced (shallow copies). New ref. */
-static json_t *params_with(const mcp_call *c, const char *field, const char *value)
-{
-    json_t *p = json_copy(mcp_call_params(c));
-    json_object_set_new(p, field, json_string(value));
-    return p;
-}
-
 /* Resolves params.name among the names of kind k and forwards the call under the
  * upstream's own name. */
 static void forward_named(mcp_call *c, const list_kind *k, const char *what,
                           void (*resume)(mcp_call *))
 {
     if (transparent(c->m)) {
-        forward(c, 0, mcp_call_params(c));
+        forward(c, 0, NULL, NULL);
         return;
     }
-    const char *name = json_string_value(json_object_get(mcp_call_params(c), "name"));
+    const char *name = c->name;
     if (!name) {
         mcp_call_error(c, TG_RPC_INVALID_PARAMS, NULL, "Invalid params: \"name\" must be a string");
         return;
@@ -330,9 +330,7 @@ static void forward_named(mcp_call *c, const list_kind *k, const char *what,
     int r = resolve_name(c, k, name, &idx, &orig, resume);
     if (r < 0) mcp_call_error(c, TG_RPC_INVALID_PARAMS, NULL, "Unknown %s: %s", what, name);
     if (r <= 0) return;
-    json_t *p = params_with(c, "name", orig);
-    forward(c, idx, p);
-    json_decref(p);
+    forward(c, idx, NULL, orig);
 }
 
 /* The one place a tools/call is forwarded upstream. */
@@ -374,7 +372,7 @@ static long resource_owner(mcp_call *c, const char *uri)
     return only;
 }
 
-static const char *ref_uri(const mcp_call *c)
+static const char *ref_uri(mcp_call *c)
 {
     json_t *params = mcp_call_params(c);
     if (strcmp(c->method, "completion/complete") == 0)
@@ -407,7 +405,7 @@ static void route_resource(mcp_call *c)
         else mcp_map_del(&c->s->subs, key, klen);
         free(key);
     }
-    forward(c, (size_t)idx, mcp_call_params(c));
+    forward(c, (size_t)idx, NULL, NULL);
 }
 
 static void route_completion(mcp_call *c)
@@ -415,7 +413,7 @@ static void route_completion(mcp_call *c)
     json_t *ref = json_object_get(mcp_call_params(c), "ref");
     const char *type = json_string_value(json_object_get(ref, "type"));
     if (transparent(c->m)) {
-        forward(c, 0, mcp_call_params(c));
+        forward(c, 0, NULL, NULL);
     } else if (type && strcmp(type, "ref/resource") == 0) {
         route_resource(c);
     } else if (type && strcmp(type, "ref/prompt") == 0) {
@@ -430,7 +428,7 @@ static void route_completion(mcp_call *c)
         json_object_set_new(ref2, "name", json_string(orig));
         json_t *p = json_copy(mcp_call_params(c));
         json_object_set_new(p, "ref", ref2);
-        forward(c, idx, p);
+        forward(c, idx, p, NULL);
         json_decref(p);
     } else {
         mcp_call_error(c, TG_RPC_INVALID_PARAMS, NULL, "Invalid params: unknown ref type");
@@ -444,12 +442,13 @@ static void finish_any_ok(mcp_call *c)
 {
     json_t *err = NULL;
     for (size_t i = 0; i < nup(c); i++) {
-        if (!c->parts[i]) continue;
-        if (json_object_get(c->parts[i], "result")) {
+        json_t *part = mcp_call_part(c, i);
+        if (!part) continue;
+        if (json_object_get(part, "result")) {
             mcp_call_result(c, json_object());
             return;
         }
-        if (!err) err = c->parts[i];
+        if (!err) err = part;
     }
     if (!err) {
         mcp_call_result(c, json_object());
@@ -463,7 +462,7 @@ static void finish_any_ok(mcp_call *c)
 static void route_set_level(mcp_call *c)
 {
     if (transparent(c->m)) {
-        forward(c, 0, mcp_call_params(c));
+        forward(c, 0, NULL, NULL);
         return;
     }
     c->finish = finish_any_ok;
@@ -486,9 +485,9 @@ void mcp_initialize_finish(mcp_call *c)
     size_t ok = 0;
     tg_buf instr = TG_BUF_INIT;
     for (size_t i = 0; i < nup(c); i++) {
-        json_t *result = json_object_get(c->parts[i], "result");
+        json_t *result = json_object_get(mcp_call_part(c, i), "result");
         if (!json_is_object(result)) {
-            json_t *e = json_object_get(c->parts[i], "error");
+            json_t *e = json_object_get(mcp_call_part(c, i), "error");
             if (!first_err) first_err = e;
             tg_log_warn(COMPONENT, "session %.8s…: upstream '%s' unavailable: %s", s->id,
                         m->cfg->upstreams[i].name,
@@ -544,7 +543,7 @@ void mcp_route_request(mcp_call *c)
         route_resource(c);
     else if (strcmp(method, "completion/complete") == 0) route_completion(c);
     else if (strcmp(method, "logging/setLevel") == 0) route_set_level(c);
-    else if (nup(c) == 1) forward(c, 0, mcp_call_params(c)); /* the server decides */
+    else if (nup(c) == 1) forward(c, 0, NULL, NULL); /* the server decides */
     else mcp_call_error(c, TG_RPC_METHOD_NOT_FOUND, NULL, "Method not found: %s", method);
 }
 

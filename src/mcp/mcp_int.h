@@ -144,38 +144,66 @@ struct mcp_link {
     json_t *init_result;         /* owned, or NULL */
 };
 
-/* An upstream request toolgate sent or will send. msg == NULL marks a readiness probe:
+/* An upstream's answer to a pending request, as bytes: the upstream's own (the hot path
+ * never re-serialises them) or a synthesised error. The jansson value is built only for
+ * the few answers the router must look into (initialize, federated lists). */
+typedef struct mcp_reply {
+    char *raw;                   /* owned, raw[0..len) */
+    size_t len;
+    size_t id_start, id_end;     /* span of the "id" value in raw */
+    json_t *json;                /* parsed on demand by mcp_reply_json, owned */
+} mcp_reply;
+
+/* Copies a response's bytes; id span relative to raw. */
+mcp_reply *mcp_reply_new(const char *raw, size_t len, size_t id_start, size_t id_end);
+/* A synthesised response (serialised here). */
+mcp_reply *mcp_reply_from_json(const json_t *msg);
+json_t    *mcp_reply_json(mcp_reply *r);  /* borrowed; parsed once */
+void       mcp_reply_free(mcp_reply *r);
+
+/* An upstream request toolgate sent or will send. method == NULL marks a readiness probe:
  * it is answered with the link's InitializeResult once the link is READY. */
 struct mcp_pending {
     mcp_pending *prev, *next;    /* m->pendings, in creation order */
     int64_t gw_id;
     mcp_link *link;
     uint64_t link_gen;           /* link->gen when sent */
-    json_t *msg;                 /* the request with the gateway id, or NULL (probe) */
+    char *method;                /* owned, or NULL (probe) */
+    tg_buf out;                  /* the request's bytes, with the gateway id */
     bool sent;
     uint64_t deadline_ms;        /* queued: init timeout; sent: call timeout */
     /* reply is the upstream's response (or a synthesised error) with the gateway id;
-     * borrowed for the duration of the call. */
-    void (*on_reply)(mcp_pending *p, json_t *reply);
+     * handed over: the callback keeps it or frees it (mcp_reply_free). */
+    void (*on_reply)(mcp_pending *p, mcp_reply *reply);
     mcp_call *call;              /* the client request this serves, or NULL (internal) */
     size_t part;                 /* upstream index the reply belongs to */
 };
 
+/* A span [start, end) of mcp_call.raw; end == 0 when absent. */
+typedef struct mcp_span {
+    size_t start, end;
+} mcp_span;
+
 /* One client request in progress. parts[i] collects upstream i's reply; nwait counts
  * replies still due (plus one while the call is still sending, so a synchronous reply
- * cannot finish it early). */
+ * cannot finish it early). The request is kept as the client's bytes with the spans the
+ * router rewrites; a jansson value of it exists only if a route asked for one (msg). */
 struct mcp_call {
     mcp_call *prev, *next;       /* s->calls */
     tg_mcp *m;
     mcp_session *s;
     mcp_exchange *x;
-    json_t *msg;                 /* the client's request (owned), params already rewritten */
-    json_t *id;                  /* borrowed from msg: the client's original id */
-    char *idkey;                 /* tg_json_dump(id): key in s->calls_by_id */
-    const char *method;          /* borrowed from msg */
+    char *raw;                   /* the client's request as received (owned) */
+    size_t raw_len;
+    mcp_span method_span, params_span, token_span, name_span;
+    json_t *msg;                 /* NULL, or raw parsed with the token rewritten (owned) */
+    json_t *id;                  /* the client's original id (owned) */
+    char *idkey;                 /* id as tg_json_dump writes it: key in s->calls_by_id */
+    char *method;                /* owned */
+    char *name;                  /* params.name when a string (owned), else NULL */
     json_t *progress_token;      /* the client's token (owned) or NULL */
     int64_t gw_token;            /* our token upstream, 0 when none */
-    json_t **parts;              /* nupstreams entries */
+    mcp_reply **parts;           /* nupstreams entries */
     size_t nwait;
     size_t npending;             /* pendings whose call is this one */
     void (*finish)(mcp_call *c); /* all parts in: build and send the answer */
@@ -192,7 +220,8 @@ struct mcp_exchange {
     bool batch;                  /* JSON answer is an array */
     bool announce_session;       /* initialize: set MCP-Session-Id on the answer */
     bool sse_preferred;          /* the client's Accept prefers text/event-stream */
-    json_t *collected;           /* batch answers not yet written (JSON mode) */
+    char **collected;            /* batch answers not yet written (JSON mode), malloc'd */
+    size_t ncollected;
     size_t open;                 /* calls not yet answered */
     uint64_t serial;             /* stream key in the replay ring (never 0) */
 };
@@ -252,6 +281,7 @@ struct tg_mcp {
     mcp_pending *pendings, *pendings_tail;
     mcp_map pendings_by_id;      /* gateway id → mcp_pending */
     mcp_map tokens;              /* gateway progress token → mcp_call */
+    tg_jdoc doc;                 /* tokens of the POST body being dispatched, reused */
     int64_t next_id;             /* gateway ids and progress tokens share this counter */
     uint64_t next_serial;
     unsigned char cursor_key[32];
@@ -290,10 +320,10 @@ void mcp_session_sweep(tg_mcp *m);
 /* New pending for link (gateway id assigned); msg may be NULL for a probe. The request
  * is sent now if the link is READY, else queued. on_reply may run before this returns. */
 void mcp_pending_start(mcp_link *l, const char *method, json_t *params, mcp_call *call,
-                       size_t part, void (*on_reply)(mcp_pending *, json_t *));
-mcp_pending *mcp_pending_find(tg_mcp *m, const json_t *gw_id);
-/* Completes p with reply (the on_reply callback runs, then p is freed). */
-void mcp_pending_finish(mcp_pending *p, json_t *reply);
+                       size_t part, void (*on_reply)(mcp_pending *, mcp_reply *));
+mcp_pending *mcp_pending_find(tg_mcp *m, int64_t gw_id);
+/* Completes p with reply, handed over (the on_reply callback runs, then p is freed). */
+void mcp_pending_finish(mcp_pending *p, mcp_reply *reply);
 void mcp_pending_fail(mcp_pending *p, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Link became READY / FAILED / DOWN: send queued, fail everything, fail sent ones. */
@@ -301,10 +331,15 @@ void mcp_pending_link_ready(mcp_link *l);
 void mcp_pending_link_failed(mcp_link *l, bool only_sent, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Calls. mcp_call_new takes ownership of msg. */
-mcp_call *mcp_call_new(mcp_session *s, mcp_exchange *x, json_t *msg);
+/* Calls, from a scanned request (token tok of d; everything needed is copied) or from a
+ * jansson value (borrowed). A second call with an id in progress is created but not
+ * registered in calls_by_id. */
+mcp_call *mcp_call_new(mcp_session *s, mcp_exchange *x, const tg_jdoc *d, int tok);
+mcp_call *mcp_call_new_json(mcp_session *s, mcp_exchange *x, const json_t *msg);
 /* Sends the final answer (ownership of resp taken) and frees the call. */
 void mcp_call_answer(mcp_call *c, json_t *resp);
+/* The same with the answer's bytes (copied). */
+void mcp_call_answer_raw(mcp_call *c, const char *data, size_t len);
 void mcp_call_error(mcp_call *c, int code, json_t *data, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void mcp_call_result(mcp_call *c, json_t *result_steal);
@@ -315,10 +350,16 @@ void mcp_call_related(mcp_call *c, const json_t *msg);
 void mcp_call_cancel(mcp_call *c, const char *reason);
 /* Fan-out bookkeeping: ask upstream idx (counted in nwait). */
 void mcp_call_ask(mcp_call *c, size_t idx, const char *method, json_t *params);
+/* The same for the client's own request, built by splicing its bytes: gateway id, our
+ * progress token, and params.name replaced by `rename` when not NULL. */
+void mcp_call_ask_raw(mcp_call *c, size_t idx, const char *rename);  /* rename: needs c->name */
+/* Upstream i's reply as a jansson value, or NULL when there is none. */
+json_t *mcp_call_part(mcp_call *c, size_t i);
 /* Done sending parts: drops the sending guard; finishes if all parts are in. */
 void mcp_call_sent(mcp_call *c);
-/* The call's params with the progress token already rewritten (borrowed, may be NULL). */
-json_t *mcp_call_params(const mcp_call *c);
+/* The call's params with the progress token already rewritten (borrowed, may be NULL);
+ * parses the request on first use. */
+json_t *mcp_call_params(mcp_call *c);
 
 mcp_exchange *mcp_exchange_new(mcp_session *s, tg_http_req *req);
 /* Called after the dispatcher created every call of a POST: closes an exchange that

@@ -41,14 +41,66 @@ static void pending_unlink(mcp_pending *p)
 
 static void pending_free(mcp_pending *p)
 {
-    json_decref(p->msg);
+    free(p->method);
+    tg_buf_free(&p->out);
     free(p);
 }
 
 static bool is_initialize(const mcp_pending *p)
 {
-    const char *method = p->msg ? json_string_value(json_object_get(p->msg, "method")) : NULL;
-    return method && strcmp(method, "initialize") == 0;
+    return p->method && strcmp(p->method, "initialize") == 0;
+}
+
+/* ---------------------------------------------------------------- replies */
+
+mcp_reply *mcp_reply_new(const char *raw, size_t len, size_t id_start, size_t id_end)
+{
+    mcp_reply *r = calloc(1, sizeof *r);
+    if (!r) abort();
+    r->raw = malloc(len + 1);
+    if (!r->raw) abort();
+    memcpy(r->raw, raw, len);
+    r->raw[len] = '\0';
+    r->len = len;
+    r->id_start = id_start;
+    r->id_end = id_end;
+    return r;
+}
+
+mcp_reply *mcp_reply_from_json(const json_t *msg)
+{
+    size_t len;
+    char *text = tg_json_dump(msg, &len);
+    tg_jdoc d = TG_JDOC_INIT;
+    if (tg_jscan(&d, text, len, 0, NULL) != 0) abort(); /* our own output */
+    int id = tg_jscan_get(&d, 0, "id");
+    mcp_reply *r = calloc(1, sizeof *r);
+    if (!r) abort();
+    r->raw = text;
+    r->len = len;
+    r->id_start = d.toks[id].start;
+    r->id_end = d.toks[id].end;
+    r->json = json_incref((json_t *)msg);
+    tg_jdoc_free(&d);
+    return r;
+}
+
+json_t *mcp_reply_json(mcp_reply *r)
+{
+    if (!r->json) {
+        tg_error err;
+        r->json = tg_json_parse(r->raw, r->len, 0, &err);
+        if (!r->json) abort(); /* validated when it arrived */
+    }
+    return r->json;
+}
+
+void mcp_reply_free(mcp_reply *r)
+{
+    if (!r) return;
+    json_decref(r->json);
+    free(r->raw);
+    free(r);
 }
 
 static void pending_tick(uv_timer_t *t);
@@ -66,15 +118,15 @@ static void pending_arm(tg_mcp *m, uint64_t deadline_ms)
 static void pending_send(mcp_pending *p)
 {
     mcp_link *l = p->link;
-    if (!p->msg) { /* readiness probe: the answer is the InitializeResult */
+    if (!p->method) { /* readiness probe: the answer is the InitializeResult */
         json_t *r = json_pack("{s:s,s:I,s:O}", "jsonrpc", "2.0", "id", (json_int_t)p->gw_id,
                               "result", l->init_result);
-        mcp_pending_finish(p, r);
+        mcp_pending_finish(p, mcp_reply_from_json(r));
         json_decref(r);
         return;
     }
     tg_error err;
-    if (!l->conn || tg_upconn_send(l->conn, p->msg, &err) != 0) {
+    if (!l->conn || tg_upconn_send(l->conn, p->out.data, p->out.len, p->gw_id, &err) != 0) {
         mcp_pending_fail(p, TG_RPC_INTERNAL_ERROR, "upstream '%s' is unavailable: %s",
                          l->conf->name, l->conn ? err.msg : "closed");
         return;
@@ -86,8 +138,10 @@ static void pending_send(mcp_pending *p)
     pending_arm(l->m, p->deadline_ms);
 }
 
-void mcp_pending_start(mcp_link *l, const char *method, json_t *params, mcp_call *call,
-                       size_t part, void (*on_reply)(mcp_pending *, json_t *))
+/* A new pending with its gateway id, registered; the caller writes p->out (the request
+ * under p->gw_id) and then calls pending_go. */
+static mcp_pending *pending_new(mcp_link *l, const char *method, mcp_call *call, size_t part,
+                                void (*on_reply)(mcp_pending *, mcp_reply *))
 {
     tg_mcp *m = l->m;
     mcp_pending *p = calloc(1, sizeof *p);
@@ -98,9 +152,8 @@ void mcp_pending_start(mcp_link *l, const char *method, json_t *params, mcp_call
     p->part = part;
     p->on_reply = on_reply;
     if (method) {
-        p->msg = json_pack("{s:s,s:I,s:s}", "jsonrpc", "2.0", "id", (json_int_t)p->gw_id,
-                           "method", method);
-        if (params) json_object_set(p->msg, "params", params);
+        p->method = strdup(method);
+        if (!p->method) abort();
     }
     p->prev = m->pendings_tail;
     if (m->pendings_tail) m->pendings_tail->next = p;
@@ -109,7 +162,14 @@ void mcp_pending_start(mcp_link *l, const char *method, json_t *params, mcp_call
     char key[24];
     mcp_map_put(&m->pendings_by_id, key, mcp_int_key(p->gw_id, key), p);
     if (call) call->npending++;
+    return p;
+}
 
+/* Sends p now if its link is ready, else queues it (or fails it). */
+static void pending_go(mcp_pending *p)
+{
+    mcp_link *l = p->link;
+    tg_mcp *m = l->m;
     /* initialize is what makes a link READY, so it is the one request sent before. */
     if (l->state == MCP_LINK_READY || (l->state == MCP_LINK_INITIALIZING && is_initialize(p))) {
         pending_send(p);
@@ -122,14 +182,27 @@ void mcp_pending_start(mcp_link *l, const char *method, json_t *params, mcp_call
     }
 }
 
-mcp_pending *mcp_pending_find(tg_mcp *m, const json_t *gw_id)
+void mcp_pending_start(mcp_link *l, const char *method, json_t *params, mcp_call *call,
+                       size_t part, void (*on_reply)(mcp_pending *, mcp_reply *))
 {
-    if (!json_is_integer(gw_id)) return NULL;
-    char key[24];
-    return mcp_map_get(&m->pendings_by_id, key, mcp_int_key(json_integer_value(gw_id), key));
+    mcp_pending *p = pending_new(l, method, call, part, on_reply);
+    if (method) {
+        json_t *msg = json_pack("{s:s,s:I,s:s}", "jsonrpc", "2.0", "id", (json_int_t)p->gw_id,
+                                "method", method);
+        if (params) json_object_set(msg, "params", params);
+        tg_json_dump_buf(msg, &p->out);
+        json_decref(msg);
+    }
+    pending_go(p);
 }
 
-void mcp_pending_finish(mcp_pending *p, json_t *reply)
+mcp_pending *mcp_pending_find(tg_mcp *m, int64_t gw_id)
+{
+    char key[24];
+    return mcp_map_get(&m->pendings_by_id, key, mcp_int_key(gw_id, key));
+}
+
+void mcp_pending_finish(mcp_pending *p, mcp_reply *reply)
 {
     pending_unlink(p);
     p->on_reply(p, reply);
@@ -146,7 +219,7 @@ void mcp_pending_fail(mcp_pending *p, int code, const char *fmt, ...)
     json_t *id = json_integer(p->gw_id);
     json_t *r = tg_rpc_error(id, code, msg, NULL);
     json_decref(id);
-    mcp_pending_finish(p, r);
+    mcp_pending_finish(p, mcp_reply_from_json(r));
     json_decref(r);
 }
 
@@ -321,19 +394,31 @@ static void exchange_start_sse(mcp_exchange *x)
     mcp_session_emit(x->s, x->serial, x->req, "", 0, true);
 }
 
+static void exchange_drop_collected(mcp_exchange *x)
+{
+    for (size_t i = 0; i < x->ncollected; i++) free(x->collected[i]);
+    free(x->collected);
+    x->collected = NULL;
+    x->ncollected = 0;
+}
+
 /* Every call answered: finish the HTTP answer and free the exchange. */
 static void exchange_close(mcp_exchange *x)
 {
     tg_http_req *req = x->req;
     if (req) {
-        if (x->batch && !x->sse && json_array_size(x->collected) > 0) {
+        if (x->batch && !x->sse && x->ncollected > 0) {
             tg_http_header h;
             size_t nh = session_header(x, &h);
-            size_t len;
-            char *body = tg_json_dump(x->collected, &len);
+            tg_buf body = TG_BUF_INIT;
+            for (size_t i = 0; i < x->ncollected; i++) {
+                tg_buf_append(&body, i ? "," : "[", 1);
+                tg_buf_appends(&body, x->collected[i]);
+            }
+            tg_buf_append(&body, "]", 1);
             x->req = NULL;
-            tg_http_respond_json(req, 200, &h, nh, body, len);
-            free(body);
+            tg_http_respond_json(req, 200, &h, nh, body.data, body.len);
+            tg_buf_free(&body);
         } else {
             /* SSE, or every request was cancelled: a stream that carried no answer
              * is the one valid shape for "no response". */
@@ -344,7 +429,7 @@ static void exchange_close(mcp_exchange *x)
             }
         }
     }
-    json_decref(x->collected);
+    exchange_drop_collected(x);
     free(x);
 }
 
@@ -355,7 +440,29 @@ void mcp_exchange_settle(mcp_exchange *x)
 
 /* ---------------------------------------------------------------- calls */
 
-mcp_call *mcp_call_new(mcp_session *s, mcp_exchange *x, json_t *msg)
+static mcp_span span_of(const tg_jdoc *d, int tok, size_t base)
+{
+    mcp_span sp = {0, 0};
+    if (tok >= 0) {
+        sp.start = d->toks[tok].start - base;
+        sp.end = d->toks[tok].end - base;
+    }
+    return sp;
+}
+
+/* The id or token as a jansson value (string or integer tokens only). */
+static json_t *scalar_json(const tg_jdoc *d, int tok)
+{
+    int64_t v;
+    if (tg_jscan_int(d, tok, &v) == 0) return json_integer(v);
+    size_t n;
+    char *str = tg_jscan_strdup(d, tok, &n);
+    json_t *j = json_stringn(str, n);
+    free(str);
+    return j;
+}
+
+mcp_call *mcp_call_new(mcp_session *s, mcp_exchange *x, const tg_jdoc *d, int tok)
 {
     tg_mcp *m = s->m;
     mcp_call *c = calloc(1, sizeof *c);
@@ -363,27 +470,36 @@ mcp_call *mcp_call_new(mcp_session *s, mcp_exchange *x, json_t *msg)
     c->m = m;
     c->s = s;
     c->x = x;
-    c->msg = msg;
-    c->id = json_object_get(msg, "id");
-    c->idkey = tg_json_dump(c->id, NULL);
-    c->method = json_string_value(json_object_get(msg, "method"));
+    const tg_jtok *t = &d->toks[tok];
+    c->raw_len = t->end - t->start;
+    c->raw = malloc(c->raw_len + 1);
+    if (!c->raw) abort();
+    memcpy(c->raw, d->buf + t->start, c->raw_len);
+    c->raw[c->raw_len] = '\0';
+
+    int id = tg_jscan_get(d, tok, "id"), method = tg_jscan_get(d, tok, "method");
+    int params = tg_jscan_get(d, tok, "params");
+    c->id = scalar_json(d, id);
+    tg_buf key = TG_BUF_INIT;
+    tg_jscan_canon(d, id, &key);
+    c->idkey = tg_buf_steal(&key);
+    c->method = tg_jscan_strdup(d, method, NULL);
+    c->method_span = span_of(d, method, t->start);
+    c->params_span = span_of(d, params, t->start);
+    int name = tg_jscan_get(d, params, "name");
+    c->name = tg_jscan_strdup(d, name, NULL);
+    if (c->name) c->name_span = span_of(d, name, t->start);
     c->parts = calloc(m->cfg->nupstreams ? m->cfg->nupstreams : 1, sizeof *c->parts);
     if (!c->parts) abort();
 
-    json_t *params = json_object_get(msg, "params");
-    json_t *meta = json_object_get(params, "_meta");
-    json_t *token = json_object_get(meta, "progressToken");
-    if (json_is_string(token) || json_is_integer(token)) {
-        /* The upstream sees our token; notifications/progress maps it back. Copies, so
-         * the client's own message is never edited in place. */
-        c->progress_token = json_incref(token);
+    int token = tg_jscan_path(d, params, "_meta.progressToken");
+    if (token >= 0 && (d->toks[token].type == TG_JT_STRING || d->toks[token].type == TG_JT_INTEGER)) {
+        /* The upstream sees our token; notifications/progress maps it back. */
+        c->progress_token = scalar_json(d, token);
         c->gw_token = ++m->next_id;
-        json_t *p2 = json_copy(params), *meta2 = json_copy(meta);
-        json_object_set_new(meta2, "progressToken", json_integer(c->gw_token));
-        json_object_set_new(p2, "_meta", meta2);
-        json_object_set_new(msg, "params", p2);
-        char key[24];
-        mcp_map_put(&m->tokens, key, mcp_int_key(c->gw_token, key), c);
+        c->token_span = span_of(d, token, t->start);
+        char k[24];
+        mcp_map_put(&m->tokens, k, mcp_int_key(c->gw_token, k), c);
     }
     c->next = s->calls;
     if (s->calls) s->calls->prev = c;
@@ -395,8 +511,28 @@ mcp_call *mcp_call_new(mcp_session *s, mcp_exchange *x, json_t *msg)
     return c;
 }
 
-json_t *mcp_call_params(const mcp_call *c)
+mcp_call *mcp_call_new_json(mcp_session *s, mcp_exchange *x, const json_t *msg)
 {
+    size_t len;
+    char *text = tg_json_dump(msg, &len);
+    tg_jdoc d = TG_JDOC_INIT;
+    if (tg_jscan(&d, text, len, 0, NULL) != 0) abort(); /* our own output of a valid message */
+    mcp_call *c = mcp_call_new(s, x, &d, 0);
+    tg_jdoc_free(&d);
+    free(text);
+    return c;
+}
+
+json_t *mcp_call_params(mcp_call *c)
+{
+    if (!c->msg) {
+        c->msg = tg_json_parse(c->raw, c->raw_len, 0, NULL);
+        if (!c->msg) abort(); /* validated when it arrived */
+        if (c->gw_token) {
+            json_t *meta = json_object_get(json_object_get(c->msg, "params"), "_meta");
+            json_object_set_new(meta, "progressToken", json_integer(c->gw_token));
+        }
+    }
     return json_object_get(c->msg, "params");
 }
 
@@ -424,10 +560,14 @@ static void call_release(mcp_call *c, const char *reason)
     if (c->next) c->next->prev = c->prev;
     if (mcp_map_get(&s->calls_by_id, c->idkey, strlen(c->idkey)) == c)
         mcp_map_del(&s->calls_by_id, c->idkey, strlen(c->idkey));
-    for (size_t i = 0; i < m->cfg->nupstreams; i++) json_decref(c->parts[i]);
+    for (size_t i = 0; i < m->cfg->nupstreams; i++) mcp_reply_free(c->parts[i]);
     free(c->parts);
     json_decref(c->progress_token);
     json_decref(c->msg);
+    json_decref(c->id);
+    free(c->raw);
+    free(c->method);
+    free(c->name);
     free(c->idkey);
     mcp_exchange *x = c->x;
     free(c);
@@ -442,13 +582,10 @@ static void call_emit(mcp_call *c, const char *data, size_t len)
         if (!x->sse) {
             exchange_start_sse(x);
             /* batch answers held for a JSON array go out as events instead */
-            for (size_t i = 0; x->req && i < json_array_size(x->collected); i++) {
-                size_t l2;
-                char *d2 = tg_json_dump(json_array_get(x->collected, i), &l2);
-                mcp_session_emit(c->s, x->serial, x->req, d2, l2, false);
-                free(d2);
-            }
-            json_array_clear(x->collected);
+            for (size_t i = 0; x->req && i < x->ncollected; i++)
+                mcp_session_emit(c->s, x->serial, x->req, x->collected[i],
+                                 strlen(x->collected[i]), false);
+            exchange_drop_collected(x);
         }
         if (x->req) {
             mcp_session_emit(c->s, x->serial, x->req, data, len, false);
@@ -462,9 +599,16 @@ static void call_emit(mcp_call *c, const char *data, size_t len)
 
 void mcp_call_answer(mcp_call *c, json_t *resp)
 {
-    mcp_exchange *x = c->x;
     size_t len;
     char *data = tg_json_dump(resp, &len);
+    json_decref(resp);
+    mcp_call_answer_raw(c, data, len);
+    free(data);
+}
+
+void mcp_call_answer_raw(mcp_call *c, const char *data, size_t len)
+{
+    mcp_exchange *x = c->x;
     if (x && x->req && !x->sse && x->sse_preferred) exchange_start_sse(x);
     if (x && x->req && !x->sse && !x->batch) {
         tg_http_header h;
@@ -473,13 +617,16 @@ void mcp_call_answer(mcp_call *c, json_t *resp)
         x->req = NULL;
         tg_http_respond_json(req, 200, &h, nh, data, len);
     } else if (x && x->req && !x->sse) {
-        if (!x->collected) x->collected = json_array();
-        json_array_append(x->collected, resp);
+        x->collected = realloc(x->collected, (x->ncollected + 1) * sizeof *x->collected);
+        if (!x->collected) abort();
+        char *copy = malloc(len + 1);
+        if (!copy) abort();
+        memcpy(copy, data, len);
+        copy[len] = '\0';
+        x->collected[x->ncollected++] = copy;
     } else {
         call_emit(c, data, len);
     }
-    free(data);
-    json_decref(resp);
     call_release(c, "answered");
 }
 
@@ -512,18 +659,52 @@ void mcp_call_cancel(mcp_call *c, const char *reason)
     call_release(c, reason);
 }
 
-static void call_part_reply(mcp_pending *p, json_t *reply)
+static void call_part_reply(mcp_pending *p, mcp_reply *reply)
 {
     mcp_call *c = p->call;
-    json_decref(c->parts[p->part]);
-    c->parts[p->part] = json_incref(reply);
+    mcp_reply_free(c->parts[p->part]);
+    c->parts[p->part] = reply;
     if (--c->nwait == 0) c->finish(c);
+}
+
+json_t *mcp_call_part(mcp_call *c, size_t i)
+{
+    return c->parts[i] ? mcp_reply_json(c->parts[i]) : NULL;
 }
 
 void mcp_call_ask(mcp_call *c, size_t idx, const char *method, json_t *params)
 {
     c->nwait++;
     mcp_pending_start(mcp_session_link(c->s, idx), method, params, c, idx, call_part_reply);
+}
+
+void mcp_call_ask_raw(mcp_call *c, size_t idx, const char *rename)
+{
+    c->nwait++;
+    mcp_pending *p = pending_new(mcp_session_link(c->s, idx), c->method, c, idx, call_part_reply);
+    /* The envelope is ours (as mcp_pending_start writes it); method and params are the
+     * client's bytes, with our progress token and the upstream's own name spliced in. */
+    tg_buf_printf(&p->out, "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":", (long long)p->gw_id);
+    tg_buf_append(&p->out, c->raw + c->method_span.start, c->method_span.end - c->method_span.start);
+    if (c->params_span.end) {
+        char tokbuf[24];
+        tg_buf name = TG_BUF_INIT;
+        tg_jsplice ed[2];
+        size_t n = 0;
+        if (c->gw_token) {
+            int tl = snprintf(tokbuf, sizeof tokbuf, "%lld", (long long)c->gw_token);
+            ed[n++] = (tg_jsplice){c->token_span.start, c->token_span.end, tokbuf, (size_t)tl};
+        }
+        if (rename) {
+            tg_buf_json_string(&name, rename, strlen(rename));
+            ed[n++] = (tg_jsplice){c->name_span.start, c->name_span.end, name.data, name.len};
+        }
+        tg_buf_appends(&p->out, ",\"params\":");
+        tg_jsplice_build(&p->out, c->raw, c->params_span.start, c->params_span.end, ed, n);
+        tg_buf_free(&name);
+    }
+    tg_buf_append(&p->out, "}", 1);
+    pending_go(p);
 }
 
 void mcp_call_sent(mcp_call *c)

@@ -103,14 +103,11 @@ static bool allowed_before_initialized(const char *method)
     return strcmp(method, "ping") == 0 || strcmp(method, "logging/setLevel") == 0;
 }
 
-/* Takes ownership of msg. */
-static void dispatch_request(mcp_session *s, mcp_exchange *x, json_t *msg)
+/* A just-created call: refused, or routed. */
+static void dispatch_request(mcp_session *s, mcp_call *c)
 {
-    size_t klen;
-    char *key = tg_json_dump(json_object_get(msg, "id"), &klen);
-    bool dup = mcp_map_get(&s->calls_by_id, key, klen) != NULL;
-    free(key);
-    mcp_call *c = mcp_call_new(s, x, msg);
+    /* a call whose id was already in progress is not registered under it */
+    bool dup = mcp_map_get(&s->calls_by_id, c->idkey, strlen(c->idkey)) != c;
     if (dup) {
         mcp_call_error(c, TG_RPC_INVALID_REQUEST, NULL,
                        "Invalid Request: id is already in use by a request in progress");
@@ -201,7 +198,8 @@ static void post_initialize(tg_mcp *m, tg_http_req *req, json_t *msg, const char
 
     mcp_exchange *x = mcp_exchange_new(s, req);
     x->announce_session = true;
-    mcp_call *c = mcp_call_new(s, x, msg);
+    mcp_call *c = mcp_call_new_json(s, x, msg);
+    json_decref(msg);
     c->finish = mcp_initialize_finish;
     c->nwait++;
     for (size_t i = 0; i < m->cfg->nupstreams; i++) mcp_call_ask(c, i, NULL, NULL);
@@ -250,7 +248,7 @@ static void post_batch(tg_mcp *m, tg_http_req *req, json_t *batch, const char *p
     for (size_t i = 0; i < n; i++) {
         json_t *msg = json_array_get(batch, i);
         tg_rpc_kind kind = tg_rpc_classify(msg, NULL);
-        if (kind == TG_RPC_KIND_REQUEST) dispatch_request(s, x, json_incref(msg));
+        if (kind == TG_RPC_KIND_REQUEST) dispatch_request(s, mcp_call_new_json(s, x, msg));
         else client_message(s, msg, kind);
     }
     if (x) mcp_exchange_settle(x);
@@ -273,44 +271,43 @@ static void handle_post(tg_mcp *m, tg_http_req *req, const char *principal)
                    "Unsupported Media Type: Content-Type must be application/json");
         return;
     }
+    /* Scanned, not parsed: a request is kept as its bytes and forwarded by splicing;
+     * only the rare messages the router must look into become jansson values. */
     tg_error err;
-    json_t *msg = tg_json_parse(req->body, req->body_len, TG_JSON_MAX_DEPTH, &err);
-    if (!msg) {
+    tg_jdoc *d = &m->doc;
+    if (tg_jscan(d, req->body, req->body_len, TG_JSON_MAX_DEPTH, &err) != 0) {
         http_error(req, 400, TG_RPC_PARSE_ERROR, NULL, 0, "Parse error: %s", err.msg);
         return;
     }
-    if (json_is_array(msg)) {
-        post_batch(m, req, msg, principal);
-        json_decref(msg);
+    if (d->toks[0].type == TG_JT_ARRAY) {
+        json_t *batch = tg_jscan_json(d, 0);
+        post_batch(m, req, batch, principal);
+        json_decref(batch);
         return;
     }
-    tg_rpc_kind kind = tg_rpc_classify(msg, &err);
+    tg_rpc_kind kind = tg_jscan_classify(d, 0, &err);
     if (kind == TG_RPC_KIND_INVALID) {
         http_error(req, 400, TG_RPC_INVALID_REQUEST, NULL, 0, "Invalid Request: %s", err.msg);
-        json_decref(msg);
         return;
     }
-    if (is_initialize(msg, kind)) {
+    if (kind == TG_RPC_KIND_REQUEST && tg_jscan_streq(d, tg_jscan_get(d, 0, "method"), "initialize")) {
         if (tg_http_req_header(req, "MCP-Session-Id", &len)) {
             http_error(req, 400, TG_RPC_INVALID_REQUEST, NULL, 0,
                        "Bad Request: initialize must not carry MCP-Session-Id");
-            json_decref(msg);
             return;
         }
-        post_initialize(m, req, msg, principal);
+        post_initialize(m, req, tg_jscan_json(d, 0), principal);
         return;
     }
     mcp_session *s = session_of(m, req, principal);
-    if (!s) {
-        json_decref(msg);
-        return;
-    }
+    if (!s) return;
     if (kind == TG_RPC_KIND_REQUEST) {
         mcp_exchange *x = mcp_exchange_new(s, req);
-        dispatch_request(s, x, msg);
+        dispatch_request(s, mcp_call_new(s, x, d, 0));
         mcp_exchange_settle(x);
         return;
     }
+    json_t *msg = tg_jscan_json(d, 0);
     client_message(s, msg, kind);
     json_decref(msg);
     tg_http_respond(req, 202, NULL, 0, NULL, 0);
@@ -468,6 +465,7 @@ void tg_mcp_free(tg_mcp *m)
     mcp_map_clear(&m->sessions_by_id);
     mcp_map_clear(&m->pendings_by_id);
     mcp_map_clear(&m->tokens);
+    tg_jdoc_free(&m->doc);
     free(m->links);
     tg_config_unref(m->cfg);
     free(m);

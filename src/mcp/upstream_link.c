@@ -41,7 +41,7 @@ int mcp_link_send_raw(mcp_link *l, const json_t *msg)
 {
     tg_error err;
     if (!l->conn || (l->state != MCP_LINK_READY && l->state != MCP_LINK_INITIALIZING)) return -1;
-    if (tg_upconn_send(l->conn, msg, &err) != 0) {
+    if (tg_upconn_send_json(l->conn, msg, &err) != 0) {
         tg_log_warn(COMPONENT, "upstream '%s': send failed: %s", l->conf->name, err.msg);
         return -1;
     }
@@ -67,10 +67,14 @@ bool mcp_link_has(const mcp_link *l, const char *cap)
 
 /* ---------------------------------------------------------------- lifecycle */
 
-static void init_reply(mcp_pending *p, json_t *reply)
+static void init_reply(mcp_pending *p, mcp_reply *r)
 {
     mcp_link *l = p->link;
-    if (l->state != MCP_LINK_INITIALIZING || p->link_gen != l->gen) return;
+    json_t *reply = mcp_reply_json(r);
+    if (l->state != MCP_LINK_INITIALIZING || p->link_gen != l->gen) {
+        mcp_reply_free(r);
+        return;
+    }
     json_t *result = json_object_get(reply, "result");
     const char *version = json_string_value(json_object_get(result, "protocolVersion"));
     const char *problem = NULL;
@@ -84,10 +88,12 @@ static void init_reply(mcp_pending *p, json_t *reply)
                  version ? " " : "", version ? version : "");
         tg_log_error(COMPONENT, "upstream '%s': %s", l->conf->name, l->why);
         mcp_pending_link_failed(l, false, "upstream '%s' is unavailable: %s", l->conf->name, l->why);
+        mcp_reply_free(r);
         return;
     }
     json_decref(l->init_result);
     l->init_result = json_incref(result);
+    mcp_reply_free(r);
     tg_upconn_set_protocol_version(l->conn, version);
     json_t *n = json_pack("{s:s,s:s}", "jsonrpc", "2.0", "method", "notifications/initialized");
     mcp_link_send_raw(l, n);
@@ -137,7 +143,7 @@ static void on_state(tg_upconn *c, tg_upconn_state st, const char *why, void *us
     }
 }
 
-static void on_send_failed(tg_upconn *c, const json_t *id, int http_status, const char *why,
+static void on_send_failed(tg_upconn *c, int64_t id, int http_status, const char *why,
                            void *user)
 {
     mcp_link *l = user;
@@ -150,7 +156,7 @@ static void on_send_failed(tg_upconn *c, const json_t *id, int http_status, cons
     }
 }
 
-static void on_message(tg_upconn *c, json_t *msg, const json_t *stream_of, void *user);
+static void on_message(tg_upconn *c, const tg_upmsg *msg, int64_t stream_of, void *user);
 
 /* Opens a transport connection for the link; on failure the link is FAILED. */
 static void link_connect(mcp_link *l, tg_error *err)
@@ -209,7 +215,7 @@ void mcp_link_close(mcp_link *l)
 
 /* The client call an upstream message belongs to: the request whose POST stream carried
  * it (HTTP), else the single — or most recent — request in flight on this link. */
-static mcp_call *related_call(mcp_link *l, const json_t *stream_of)
+static mcp_call *related_call(mcp_link *l, int64_t stream_of)
 {
     tg_mcp *m = l->m;
     mcp_pending *p = stream_of ? mcp_pending_find(m, stream_of) : NULL;
@@ -232,7 +238,7 @@ static const char *capability_for(const char *method)
     return NULL;
 }
 
-static void upstream_request(mcp_link *l, json_t *msg, const json_t *stream_of)
+static void upstream_request(mcp_link *l, json_t *msg, int64_t stream_of)
 {
     const char *method = json_string_value(json_object_get(msg, "method"));
     const json_t *id = json_object_get(msg, "id");
@@ -305,7 +311,7 @@ static void upstream_cancelled(mcp_link *l, json_t *msg)
     }
 }
 
-static void upstream_notification(mcp_link *l, json_t *msg, const json_t *stream_of)
+static void upstream_notification(mcp_link *l, json_t *msg, int64_t stream_of)
 {
     tg_mcp *m = l->m;
     const char *method = json_string_value(json_object_get(msg, "method"));
@@ -346,30 +352,30 @@ static void upstream_notification(mcp_link *l, json_t *msg, const json_t *stream
     }
 }
 
-static void on_message(tg_upconn *c, json_t *msg, const json_t *stream_of, void *user)
+static void on_message(tg_upconn *c, const tg_upmsg *msg, int64_t stream_of, void *user)
 {
     mcp_link *l = user;
     if (!l->conn) l->conn = c;
-    if (c != l->conn) {
-        json_decref(msg);
+    if (c != l->conn) return;
+    const tg_jdoc *d = msg->doc;
+    if (msg->kind == TG_RPC_KIND_RESPONSE) {
+        /* The hot path: the answer keeps the upstream's bytes; only its id is rewritten,
+         * by splicing, when it goes to the client. */
+        int id = tg_jscan_get(d, msg->tok, "id");
+        int64_t gw;
+        mcp_pending *p = tg_jscan_int(d, id, &gw) == 0 ? mcp_pending_find(l->m, gw) : NULL;
+        if (p && p->link == l && p->sent && p->link_gen == l->gen) {
+            size_t base = d->toks[msg->tok].start;
+            mcp_pending_finish(p, mcp_reply_new(msg->raw, msg->len, d->toks[id].start - base,
+                                                d->toks[id].end - base));
+        } else {
+            tg_log_debug(COMPONENT, "upstream '%s': response to an unknown id dropped",
+                         l->conf->name);
+        }
         return;
     }
-    switch (tg_rpc_classify(msg, NULL)) {
-    case TG_RPC_KIND_RESPONSE: {
-        mcp_pending *p = mcp_pending_find(l->m, json_object_get(msg, "id"));
-        if (p && p->link == l && p->sent && p->link_gen == l->gen) mcp_pending_finish(p, msg);
-        else tg_log_debug(COMPONENT, "upstream '%s': response to an unknown id dropped",
-                          l->conf->name);
-        break;
-    }
-    case TG_RPC_KIND_REQUEST:
-        upstream_request(l, msg, stream_of);
-        break;
-    case TG_RPC_KIND_NOTIFICATION:
-        upstream_notification(l, msg, stream_of);
-        break;
-    default:
-        break;
-    }
-    json_decref(msg);
+    json_t *j = tg_jscan_json(d, msg->tok);
+    if (msg->kind == TG_RPC_KIND_REQUEST) upstream_request(l, j, stream_of);
+    else upstream_notification(l, j, stream_of);
+    json_decref(j);
 }

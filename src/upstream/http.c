@@ -43,7 +43,7 @@ typedef struct http_xfer {
     http_conn *hc;
     struct http_xfer *prev, *next;
     xf_kind kind;
-    json_t *id;                  /* POST of a request: its id (a copy); else NULL */
+    int64_t id;                  /* POST of a request: its id; else 0 */
     bool sent_session;           /* the request carried Mcp-Session-Id */
     struct curl_slist *headers;
     char *body;                  /* POST body (owned), kept until done */
@@ -110,6 +110,7 @@ static void http_free(http_conn *hc)
     for (int i = 0; i < hc->npool; i++) curl_easy_cleanup(hc->pool[i]);
     free(hc->session_id);
     free(hc->protocol_version);
+    tg_upstream_base_free(&hc->base);
     free(hc);
 }
 
@@ -218,7 +219,6 @@ static void http_xfer_free(http_xfer *xf)
     if (hc->stream == xf) hc->stream = NULL;
     http_easy_put(hc, xf->x.easy);
     curl_slist_free_all(xf->headers);
-    json_decref(xf->id);
     free(xf->body);
     free(xf->new_session);
     tg_buf_free(&xf->json);
@@ -405,7 +405,7 @@ static int http_xfer_start(http_xfer *xf, tg_error *err)
     return 0;
 }
 
-static int http_send(tg_upconn *c, const json_t *msg, tg_error *err)
+static int http_send(tg_upconn *c, const char *msg, size_t len, int64_t request_id, tg_error *err)
 {
     http_conn *hc = (http_conn *)c;
     http_xfer *xf = http_xfer_new(hc, XF_POST, "application/json, text/event-stream");
@@ -414,10 +414,10 @@ static int http_send(tg_upconn *c, const json_t *msg, tg_error *err)
      * and no header we did not choose. */
     add_line(&xf->headers, "Expect:");
 
-    json_t *id = json_object_get(msg, "id");
-    if (id && json_object_get(msg, "method")) xf->id = json_deep_copy(id);
-    size_t len;
-    xf->body = tg_json_dump(msg, &len);
+    xf->id = request_id;
+    xf->body = malloc(len ? len : 1);
+    if (!xf->body) abort();
+    memcpy(xf->body, msg, len);
     curl_easy_setopt(xf->x.easy, CURLOPT_POSTFIELDS, xf->body);
     curl_easy_setopt(xf->x.easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     return http_xfer_start(xf, err);

@@ -101,6 +101,7 @@ static void stdio_free(stdio_conn *sc)
     }
     free(sc->line);
     tg_buf_free(&sc->wbuf);
+    tg_upstream_base_free(&sc->base);
     free(sc);
 }
 
@@ -193,7 +194,7 @@ static void stdio_consume_lines(stdio_conn *sc)
         size_t end = (size_t)(nl - sc->line);
         size_t len = end - start;
         if (len > 0 && sc->line[start + len - 1] == '\r') len--;
-        if (len > 0) tg_upstream_deliver(&sc->base, sc->line + start, len, NULL, false, NULL);
+        if (len > 0) tg_upstream_deliver(&sc->base, sc->line + start, len, 0, false, NULL);
         start = sc->scanned = end + 1;
     }
     if (start > 0) {
@@ -396,13 +397,17 @@ static void stdio_write_cb(uv_write_t *req, int status)
     }
 }
 
-static int stdio_send(tg_upconn *c, const json_t *msg, tg_error *err)
+static int stdio_send(tg_upconn *c, const char *msg, size_t len, int64_t request_id, tg_error *err)
 {
     stdio_conn *sc = (stdio_conn *)c;
     if (!sc->child_running || uv_is_closing((uv_handle_t *)&sc->in))
         return tg_error_set(err, "upstream %s: the server's stdin is closed", c->conf->name);
     tg_buf_reset(&sc->wbuf);
-    tg_json_dump_buf(msg, &sc->wbuf);  /* compact: never contains a raw newline */
+    tg_buf_append(&sc->wbuf, msg, len);
+    /* One message per line: in valid JSON a raw CR or LF can only be whitespace (inside
+     * strings they are escaped), so it becomes a space. */
+    for (char *p = sc->wbuf.data; (p = memchr(p, '\n', sc->wbuf.data + len - p)); p++) *p = ' ';
+    for (char *p = sc->wbuf.data; (p = memchr(p, '\r', sc->wbuf.data + len - p)); p++) *p = ' ';
     tg_buf_append(&sc->wbuf, "\n", 1);
 
     size_t done = 0;

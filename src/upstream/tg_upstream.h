@@ -9,9 +9,13 @@
  * calls are the MCP router's job (src/mcp), because they are the same for both
  * transports.
  *
- * Messages in both directions are parsed jansson values. Everything read from an
- * upstream passes tg_json_parse (strict); a line or body that is not a valid JSON-RPC
- * message is logged (truncated, as data) and dropped — never forwarded.
+ * Messages travel as bytes, not as parsed values: the hot path forwards what it receives
+ * with a few spans replaced (docs/performance.md). Everything read from an upstream is
+ * validated by tg_jscan (exactly as strict as tg_json_parse) and delivered as its own
+ * bytes plus their tokens; a line or body that is not a valid JSON-RPC message is logged
+ * (truncated, as data) and dropped — never forwarded. JSON-RPC requests toolgate sends
+ * upstream always carry toolgate's own integer ids, so a request is named by an int64
+ * (0 = not a request).
  *
  * Lifecycle and callbacks (all on the loop thread):
  *   tg_upconn_new → TG_UPCONN_STARTING → on_state(UP) → ... → on_state(DOWN, why)
@@ -47,19 +51,29 @@ typedef enum {
     TG_UPCONN_CLOSED,
 } tg_upconn_state;
 
+/* One validated message from an upstream, borrowed for the duration of on_message:
+ * raw[0..len) are the upstream's bytes, doc their tokens, tok the message's token in doc
+ * (a batch element is one token of the batch's doc). tg_jscan_json(doc, tok) gives a
+ * jansson value when one is really needed. */
+typedef struct tg_upmsg {
+    const tg_jdoc *doc;
+    int tok;
+    tg_rpc_kind kind;          /* never TG_RPC_KIND_INVALID */
+    const char *raw;
+    size_t len;
+} tg_upmsg;
+
 typedef struct tg_upconn_cbs {
-    /* A message from the upstream (request, response or notification; already
-     * validated with tg_rpc_classify). `stream_of` is, for HTTP, the JSON-RPC id (as
-     * sent upstream) of the POSTed request whose response stream carried this message,
-     * or NULL when it came on the GET stream; always NULL for stdio. The callee takes
-     * ownership of msg (json_decref when done). */
-    void (*on_message)(tg_upconn *c, json_t *msg, const json_t *stream_of, void *user);
+    /* A message from the upstream (request, response or notification). `stream_of` is,
+     * for HTTP, the id of the POSTed request whose response stream carried this message,
+     * or 0 when it came on the GET stream; always 0 for stdio. */
+    void (*on_message)(tg_upconn *c, const tg_upmsg *msg, int64_t stream_of, void *user);
     /* State changes. `why` is a human-readable reason for DOWN. */
     void (*on_state)(tg_upconn *c, tg_upconn_state st, const char *why, void *user);
     /* HTTP only: the POST carrying this message failed (connection refused, timeout,
-     * non-2xx status, malformed body). `id` is the message's id as sent upstream (NULL
+     * non-2xx status, malformed body). `id` is the request id given to tg_upconn_send (0
      * for notifications/responses); `http_status` is 0 when there was no HTTP answer. */
-    void (*on_send_failed)(tg_upconn *c, const json_t *id, int http_status, const char *why,
+    void (*on_send_failed)(tg_upconn *c, int64_t id, int http_status, const char *why,
                            void *user);
 } tg_upconn_cbs;
 
@@ -73,10 +87,15 @@ void tg_upstream_global_cleanup(void);
 tg_upconn *tg_upconn_new(uv_loop_t *loop, const tg_upstream_conf *conf,
                          const tg_upconn_cbs *cbs, void *user, tg_error *err);
 
-/* Sends one message. Returns 0 if queued; -1 if the connection is not UP (err says
- * why). Does not take ownership of msg. For HTTP, the message is POSTed; a request's
- * response (JSON or SSE) comes back through on_message. */
-int tg_upconn_send(tg_upconn *c, const json_t *msg, tg_error *err);
+/* Sends one message: msg[0..len) is one valid JSON-RPC message (validated JSON; raw
+ * newlines, which can only be whitespace, are fine). request_id is its id when it is a
+ * request, else 0. Returns 0 if queued; -1 if the connection is not UP (err says why).
+ * The bytes are copied. For HTTP, the message is POSTed; a request's response (JSON or
+ * SSE) comes back through on_message with stream_of = request_id. */
+int tg_upconn_send(tg_upconn *c, const char *msg, size_t len, int64_t request_id, tg_error *err);
+/* The same for a jansson value (serialised here); request_id is taken from a message
+ * with "method" and an integer "id". */
+int tg_upconn_send_json(tg_upconn *c, const json_t *msg, tg_error *err);
 
 /* HTTP: the negotiated protocol version, sent as MCP-Protocol-Version on every later
  * request; and opens the GET stream for server-initiated messages (a 405 answer is

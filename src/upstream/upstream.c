@@ -1,7 +1,8 @@
 /*
  * upstream.c — the public face of src/upstream: process-wide set-up, dispatch of the
  * tg_upconn API to the stdio or HTTP transport, and what both transports share
- * (state reporting; strict parsing and validation of everything an upstream sends).
+ * (state reporting; strict validation of everything an upstream sends, by tg_jscan:
+ * messages are delivered as the upstream's own bytes, never parsed and re-serialised).
  */
 #include "upstream/upstream_int.h"
 
@@ -46,48 +47,56 @@ void tg_upstream_set_state(tg_upconn *c, tg_upconn_state st, const char *why)
     if (st != TG_UPCONN_CLOSING && c->cbs.on_state) c->cbs.on_state(c, st, why, c->user);
 }
 
-static bool deliver_one(tg_upconn *c, json_t *msg, const json_t *stream_of, bool *answered)
+void tg_upstream_base_free(tg_upconn *c)
+{
+    tg_jdoc_free(&c->doc);
+}
+
+static bool deliver_one(tg_upconn *c, const tg_jdoc *doc, int tok, int64_t stream_of,
+                        bool *answered)
 {
     tg_error err;
-    tg_rpc_kind kind = tg_rpc_classify(msg, &err);
-    if (kind == TG_RPC_KIND_INVALID) {
-        char *text = tg_json_dump(msg, NULL);
-        tg_log_warn(c->component, "dropped an invalid JSON-RPC message (%s): %.*s", err.msg,
-                    UP_LOG_EXCERPT, text);
-        free(text);
-        json_decref(msg);
+    const tg_jtok *t = &doc->toks[tok];
+    tg_upmsg msg = {doc, tok, tg_jscan_classify(doc, tok, &err), doc->buf + t->start,
+                    t->end - t->start};
+    if (msg.kind == TG_RPC_KIND_INVALID) {
+        int n = msg.len > UP_LOG_EXCERPT ? UP_LOG_EXCERPT : (int)msg.len;
+        tg_log_warn(c->component, "dropped an invalid JSON-RPC message (%s): %.*s", err.msg, n,
+                    msg.raw);
         return false;
     }
-    if (answered && stream_of && kind == TG_RPC_KIND_RESPONSE &&
-        json_equal(json_object_get(msg, "id"), (json_t *)stream_of))
+    int64_t id;
+    if (answered && stream_of && msg.kind == TG_RPC_KIND_RESPONSE &&
+        tg_jscan_int(doc, tg_jscan_get(doc, tok, "id"), &id) == 0 && id == stream_of)
         *answered = true;
-    if (c->state == TG_UPCONN_CLOSING || c->state == TG_UPCONN_CLOSED || !c->cbs.on_message) {
-        json_decref(msg);
+    if (c->state == TG_UPCONN_CLOSING || c->state == TG_UPCONN_CLOSED || !c->cbs.on_message)
         return false;
-    }
-    c->cbs.on_message(c, msg, stream_of, c->user);
+    c->cbs.on_message(c, &msg, stream_of, c->user);
     return true;
 }
 
-size_t tg_upstream_deliver(tg_upconn *c, const char *buf, size_t len, const json_t *stream_of,
+size_t tg_upstream_deliver(tg_upconn *c, const char *buf, size_t len, int64_t stream_of,
                            bool allow_batch, bool *answered)
 {
     tg_error err;
-    json_t *v = tg_json_parse(buf, len, TG_JSON_MAX_DEPTH, &err);
-    if (!v) {
+    /* The receiver may cause another delivery before returning (rare): that one gets a
+     * document of its own, so the tokens of this one stay valid. */
+    tg_jdoc nested = TG_JDOC_INIT, *doc = c->delivering ? &nested : &c->doc;
+    size_t delivered = 0;
+    c->delivering++;
+    if (tg_jscan(doc, buf, len, TG_JSON_MAX_DEPTH, &err) != 0) {
         int n = len > UP_LOG_EXCERPT ? UP_LOG_EXCERPT : (int)len;
         tg_log_warn(c->component, "dropped invalid JSON from upstream (%s): %.*s", err.msg, n,
                     buf);
-        return 0;
-    }
-    if (!allow_batch || !json_is_array(v)) return deliver_one(c, v, stream_of, answered) ? 1 : 0;
-
-    size_t delivered = 0, n = json_array_size(v);
-    for (size_t i = 0; i < n; i++) {
+    } else if (!allow_batch || doc->toks[0].type != TG_JT_ARRAY) {
+        delivered = deliver_one(c, doc, 0, stream_of, answered) ? 1 : 0;
+    } else {
         /* The callee may close the connection; later elements are then dropped. */
-        if (deliver_one(c, json_incref(json_array_get(v, i)), stream_of, answered)) delivered++;
+        for (uint32_t i = 1, k = 0; k < doc->toks[0].size; k++, i = doc->toks[i].next)
+            if (deliver_one(c, doc, (int)i, stream_of, answered)) delivered++;
     }
-    json_decref(v);
+    c->delivering--;
+    tg_jdoc_free(&nested);
     return delivered;
 }
 
@@ -107,11 +116,22 @@ tg_upconn *tg_upconn_new(uv_loop_t *loop, const tg_upstream_conf *conf,
     return NULL;
 }
 
-int tg_upconn_send(tg_upconn *c, const json_t *msg, tg_error *err)
+int tg_upconn_send(tg_upconn *c, const char *msg, size_t len, int64_t request_id, tg_error *err)
 {
     if (c->state != TG_UPCONN_UP)
         return tg_error_set(err, "upstream %s is not up", c->conf->name);
-    return c->ops->send(c, msg, err);
+    return c->ops->send(c, msg, len, request_id, err);
+}
+
+int tg_upconn_send_json(tg_upconn *c, const json_t *msg, tg_error *err)
+{
+    const json_t *id = json_object_get(msg, "id");
+    int64_t rid = json_is_integer(id) && json_object_get(msg, "method") ? json_integer_value(id) : 0;
+    size_t len;
+    char *text = tg_json_dump(msg, &len);
+    int rc = tg_upconn_send(c, text, len, rid, err);
+    free(text);
+    return rc;
 }
 
 void tg_upconn_set_protocol_version(tg_upconn *c, const char *version)

@@ -15,7 +15,7 @@
 #include "upstream/tg_upstream.h"
 
 typedef struct tg_upstream_ops {
-    int  (*send)(tg_upconn *c, const json_t *msg, tg_error *err);
+    int  (*send)(tg_upconn *c, const char *msg, size_t len, int64_t request_id, tg_error *err);
     void (*set_protocol_version)(tg_upconn *c, const char *version);
     void (*open_stream)(tg_upconn *c);
     int  (*pid)(const tg_upconn *c);
@@ -32,7 +32,12 @@ struct tg_upconn {
     tg_upconn_state state;
     const tg_upstream_ops *ops;
     char component[96];  /* "upstream:<name>", the log component */
+    tg_jdoc doc;         /* tokens of the message being delivered, reused */
+    int delivering;      /* > 0 while doc is in use (a nested delivery uses its own) */
 };
+
+/* Frees the shared part's memory (the transports call it when freeing a conn). */
+void tg_upstream_base_free(tg_upconn *c);
 
 /* Fills the shared part (component name, state STARTING). */
 void tg_upstream_base_init(tg_upconn *c, uv_loop_t *loop, const tg_upstream_conf *conf,
@@ -42,15 +47,15 @@ void tg_upstream_base_init(tg_upconn *c, uv_loop_t *loop, const tg_upstream_conf
  * initiated itself and therefore is not reported. */
 void tg_upstream_set_state(tg_upconn *c, tg_upconn_state st, const char *why);
 
-/* Parses bytes received from the upstream (strict), checks the JSON-RPC envelope and
- * hands each valid message to on_message. `allow_batch`: a JSON array is a batch whose
+/* Validates bytes received from the upstream (tg_jscan, strict), checks the JSON-RPC
+ * envelope and hands each valid message to on_message. `allow_batch`: a JSON array is a batch whose
  * elements are delivered one by one (HTTP bodies only). Invalid input is logged,
  * truncated to 200 bytes, and dropped. Nothing is delivered once the connection is
  * CLOSING. Returns the number of messages delivered. */
-size_t tg_upstream_deliver(tg_upconn *c, const char *buf, size_t len, const json_t *stream_of,
+size_t tg_upstream_deliver(tg_upconn *c, const char *buf, size_t len, int64_t stream_of,
                            bool allow_batch, bool *answered);
 /* `answered` (may be NULL) is set to true when a delivered message is the response to
- * the request whose id is stream_of. */
+ * the request whose id is stream_of (non-zero). */
 
 /* Transports */
 tg_upconn *tg_upstream_stdio_new(uv_loop_t *loop, const tg_upstream_conf *conf,

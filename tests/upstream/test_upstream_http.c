@@ -328,7 +328,7 @@ static void send_req(fixture *f, json_int_t id, const char *method)
 {
     json_t *m = make_request(id, method, json_object());
     tg_error err;
-    assert_int_equal(tg_upconn_send(f->c, m, &err), 0);
+    assert_int_equal(tg_upconn_send_json(f->c, m, &err), 0);
     json_decref(m);
 }
 
@@ -445,7 +445,7 @@ static void test_batch_and_202(void **state)
     /* a notification is answered 202: nothing to deliver, nothing failed */
     json_t *n = json_pack("{s:s,s:s}", "jsonrpc", "2.0", "method", "notifications/initialized");
     tg_error err;
-    assert_int_equal(tg_upconn_send(f.c, n, &err), 0);
+    assert_int_equal(tg_upconn_send_json(f.c, n, &err), 0);
     json_decref(n);
     want_n = 2;
     assert_true(run_until(&loop, cond_reqs, NULL, 5000));
@@ -491,7 +491,7 @@ static void test_session_expired(void **state)
     assert_int_equal(f.rec.failed_status[0], 404);
     json_t *m = make_request(3, "json", NULL);
     tg_error err;
-    assert_int_equal(tg_upconn_send(f.c, m, &err), -1);
+    assert_int_equal(tg_upconn_send_json(f.c, m, &err), -1);
     json_decref(m);
     close_and_wait(&f);
     /* the expired session is not DELETEd */
@@ -553,7 +553,7 @@ static void test_connection_refused(void **state)
 
 /* Closing from inside on_message (while curl is delivering an event stream) must be
  * safe and end with exactly one CLOSED and no later message. */
-static void close_in_callback(tg_upconn *c, json_t *msg, const json_t *stream_of, void *user)
+static void close_in_callback(tg_upconn *c, const tg_upmsg *msg, int64_t stream_of, void *user)
 {
     recorder_cbs.on_message(c, msg, stream_of, user);
     tg_upconn_close(c);

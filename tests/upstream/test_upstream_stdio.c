@@ -68,7 +68,7 @@ static void send_req(fixture *f, json_int_t id, const char *method, json_t *para
 {
     json_t *m = make_request(id, method, params);
     tg_error err;
-    assert_int_equal(tg_upconn_send(f->c, m, &err), 0);
+    assert_int_equal(tg_upconn_send_json(f->c, m, &err), 0);
     json_decref(m);
 }
 
@@ -198,7 +198,7 @@ static void test_crash_restart(void **state)
     assert_int_equal(tg_upconn_pid(f.c), 0);
     tg_error err;
     json_t *m = make_request(2, "echo", NULL);
-    assert_int_equal(tg_upconn_send(f.c, m, &err), -1);
+    assert_int_equal(tg_upconn_send_json(f.c, m, &err), -1);
     json_decref(m);
     assert_true(run_until(&loop, cond_up, &f.rec, 5000));
     int pid2 = tg_upconn_pid(f.c);
