@@ -261,6 +261,35 @@ static void test_shadow_modes(void **state)
     unload_fixture(&f);
 }
 
+static void test_resources_and_prompts(void **state)
+{
+    fixture f;
+    tg_decision d;
+    tg_error err;
+    load_fixture(&f, ISSUE_RULE, NULL,
+                 "@id(\"docs\") permit (principal, action == Action::\"mcp:resources/read\",\n"
+                 "  resource in Mcp::Server::\"atl\") when { resource == Mcp::Resource::\"jira://issue/OPS-1\" };\n",
+                 NULL);
+    tg_decide_in in = {.kind = TG_DECIDE_RESOURCE_READ, .identity = &alice, .upstream = "atl",
+                       .name = "jira://issue/OPS-1", .now_ms = TUESDAY_MS};
+    assert_int_equal(tg_policy_decide(f.pol, &in, f.a, &d, &err), 0);
+    assert_int_equal(d.decision, TG_DECISION_ALLOW);
+    assert_string_equal(d.action, "mcp:resources/read");
+    in.name = "jira://issue/FIN-1";
+    assert_int_equal(tg_policy_decide(f.pol, &in, f.a, &d, &err), 0);
+    assert_int_equal(d.decision, TG_DECISION_DENY);
+    in.kind = TG_DECIDE_PROMPT_GET;
+    in.name = "summarize_issue";
+    assert_int_equal(tg_policy_decide(f.pol, &in, f.a, &d, &err), 0);
+    assert_int_equal(d.decision, TG_DECISION_DENY);
+    assert_string_equal(d.resource.uid.type, "Mcp::Prompt");
+    /* An identity with neither agent nor delegator cannot be a principal. */
+    tg_identity nobody = {.method = "oauth"};
+    in.identity = &nobody;
+    assert_int_equal(tg_policy_decide(f.pol, &in, f.a, &d, &err), -1);
+    unload_fixture(&f);
+}
+
 /* ------------------------------------------------------------------ request building */
 
 static void test_context_and_entities(void **state)
@@ -480,6 +509,7 @@ int main(void)
         cmocka_unit_test(test_forbid_error_fails_closed),
         cmocka_unit_test(test_resource_unresolved),
         cmocka_unit_test(test_shadow_modes),
+        cmocka_unit_test(test_resources_and_prompts),
         cmocka_unit_test(test_context_and_entities),
         cmocka_unit_test(test_windows),
         cmocka_unit_test(test_in_change_window_context),
