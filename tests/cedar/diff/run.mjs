@@ -160,6 +160,13 @@ const mismatches = []; // {c, rq, actual}
   passed += nWritten - corpusFailed;
   failed += corpusFailed;
   console.log(`requests: ${nWritten - corpusFailed} passed, ${corpusFailed} failed (${secs()} s)`);
+  const kinds = new Map();
+  for (const { actual } of mismatches) {
+    const k = actual.failure ? `toolgate rejects the request: ${actual.failure.replace(/^.*?: (in |entity \d+: in )/, 'in ').slice(0, 120)}`
+      : 'decision, reasons or errors differ';
+    kinds.set(k, (kinds.get(k) ?? 0) + 1);
+  }
+  for (const [k, n] of [...kinds].sort((a, b) => b[1] - a[1])) console.log(`  ${n} x ${k}`);
 }
 
 // Requests the reference rejects as a whole (odd entity or context JSON) must not get a
