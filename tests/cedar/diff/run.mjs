@@ -28,6 +28,7 @@ import { genCase, caseSeed, renderPolicy, renderPolicySet } from './gen.mjs';
 import * as ref from './reference.mjs';
 import * as tg from './toolgate.mjs';
 import { minimize } from './shrink.mjs';
+import { mutate } from './mutate.mjs';
 
 // Node 20's optimizing compiler (TurboFan) aborts the process ("unreachable code" in the
 // deoptimizer) on a lazy deopt in the generation loop after ~10,000 requests. The mid tier
@@ -266,6 +267,35 @@ estCheckAll(cases.map((c) => ({ file: join(caseDir, `${c.name}.cedar`), text: c.
 console.log(`parse equivalence, generated: ${cases.length - estMismatches.length} passed, ${estMismatches.length} failed (${secs()} s)`);
 summarise('generated', estMismatches.map((m) => m.d));
 
+// Parse verdicts: one mutant per generated policy set (mutate.mjs); toolgate must accept
+// exactly the texts cedar-wasm accepts. Mutants that turn into templates are skipped (the
+// reference splits them off; toolgate's set has no linking).
+const verdictMismatches = [];
+{
+  const mdir = join(work, 'mut');
+  rmSync(mdir, { recursive: true, force: true });
+  mkdirSync(mdir, { recursive: true });
+  const muts = [];
+  for (const c of cases) {
+    const m = mutate(caseSeed(seed ^ 0x5bd1e995, c.i), c.cs.policies.map(renderPolicy));
+    const parts = ref.split(m.text);
+    if (parts.templates) continue;
+    const file = join(mdir, `${c.name}.cedar`);
+    writeFileSync(file, m.text);
+    muts.push({ ...m, file, refError: parts.failure ?? null });
+  }
+  for (let s = 0; s < muts.length; s += 200) {
+    const part = muts.slice(s, s + 200);
+    const { ok } = tg.check(part.map((m) => m.file));
+    for (const m of part) {
+      if ((m.refError === null) === ok.has(m.file)) { passed++; continue; }
+      failed++;
+      verdictMismatches.push({ ...m, tgError: ok.has(m.file) ? null : tg.check([m.file]).stderr.trim() });
+    }
+  }
+  console.log(`parse verdicts (mutants): ${muts.length - verdictMismatches.length} passed, ${verdictMismatches.length} failed (${secs()} s)`);
+}
+
 const corpusEstFailures = [];
 if (existsSync(corpusTar)) {
   const cdir = join(work, 'corpus');
@@ -282,7 +312,11 @@ if (existsSync(corpusTar)) {
     if (seen.has(text)) continue;
     seen.add(text);
     const parts = ref.split(text);
-    if (parts.failure) { failed++; corpusEstFailures.push(`${f}: reference cannot split it: ${parts.failure}`); continue; }
+    if (parts.failure || parts.templates) {
+      failed++;
+      corpusEstFailures.push(`${f}: reference cannot split it: ${parts.failure ?? 'it has templates'}`);
+      continue;
+    }
     sets.push({ f, file, text, policies: parts.policies });
   }
   let ok = 0;
@@ -354,6 +388,11 @@ rejectMismatches.slice(0, MAX_MINIMIZED).forEach((x, k) => {
   console.log(`\nNOT REJECTED ${k + 1}: case ${x.i} request ${x.j}: the reference rejects it (${x.failure.slice(0, 300)}), toolgate answers ${show(x.actual)}` +
     `\n--- entities\n${JSON.stringify(result.entities)}\n--- request\n${JSON.stringify(result.request)}` +
     `\n--- re-run: ${writeRepro(`reject${k}`, text, result.entities, result.request)}`);
+});
+
+verdictMismatches.slice(0, 5 * MAX_LISTED).forEach((m, k) => {
+  console.log(`\nPARSE VERDICT MISMATCH ${k + 1}: ${m.how}\n  cedar-wasm: ${m.refError ? `rejects: ${m.refError.slice(0, 300)}` : 'accepts'}` +
+    `\n  toolgate:   ${m.tgError ? `rejects: ${m.tgError.slice(0, 300)}` : 'accepts'}\n  re-run: ${tg.bin()} cedar check ${m.file}`);
 });
 
 corpusEstFailures.slice(0, MAX_LISTED).forEach((s, k) => console.log(`\nCORPUS PARSE MISMATCH ${k + 1}: ${s}`));

@@ -71,3 +71,15 @@ export function corpus(dir) {
   const m = [...out.matchAll(/(\d+) passed, (\d+) failed/g)].pop();
   return { passed: m ? Number(m[1]) : 0, failed: m ? Number(m[2]) : -1, output: out, exit: describeExit(r), status: r.status };
 }
+
+// `cedar check FILE…`: the set of files toolgate parses without error, and its stderr (the
+// errors, one per rejected file).
+export function check(files) {
+  const r = run(['check', ...files], 120000);
+  const ok = new Set();
+  for (const line of r.stdout.split('\n')) {
+    const m = line.match(/^(.*): \d+ polic(?:y|ies) ok$/);
+    if (m) ok.add(m[1]);
+  }
+  return { ok, stderr: r.stderr };
+}
