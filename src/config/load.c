@@ -433,6 +433,23 @@ static int read_field(loader *L, const field *f, const at *vw, void *obj)
         if (tg_config_parse_duration(text, (uint32_t *)(void *)dst, &why) < 0)
             return tg_cy_fail(L, vw, "%s, found \"%s\"", why, text);
         return 0;
+    case F_MS64: {
+        uint32_t ms;
+        if (tg_cy_scalar(L, vw, "a duration", &text, &plain) < 0)
+            return -1;
+        if (tg_config_parse_duration(text, &ms, &why) < 0)
+            return tg_cy_fail(L, vw, "%s, found \"%s\"", why, text);
+        *(int64_t *)(void *)dst = ms;
+        return 0;
+    }
+    case F_SECONDS:
+        if (tg_cy_scalar(L, vw, "a duration", &text, &plain) < 0)
+            return -1;
+        if (tg_config_parse_seconds(text, (int64_t *)(void *)dst, &why) < 0)
+            return tg_cy_fail(L, vw, "%s, found \"%s\"", why, text);
+        return 0;
+    case F_BOOL:
+        return tg_cy_bool(L, vw, (int *)(void *)dst);
     case F_NODE:
         *(at *)(void *)dst = *vw;
         return 0;
@@ -934,6 +951,9 @@ static const field top_fields[] = {
     {"upstreams", F_CUSTOM, 0, read_upstreams, 0},
     {"catalog", F_CUSTOM, 0, tg_cy_read_catalog, 0},
     {"policy", F_CUSTOM, 0, tg_cy_read_policy, 0},
+    {"store", F_CUSTOM, 0, tg_cy_read_store, 0},
+    {"audit", F_CUSTOM, 0, tg_cy_read_audit, 0},
+    {"auth", F_CUSTOM, 0, tg_cy_read_auth, 0},
 };
 
 static void set_defaults(tg_config *cfg)
@@ -957,8 +977,8 @@ static void set_defaults(tg_config *cfg)
     };
 }
 
-/* Defaults that depend on other keys: public_url from listen + mcp_path, and
- * allowed_hosts = localhost, 127.0.0.1, [::1] and the host of public_url. */
+/* Defaults that depend on other keys: public_url from listen + mcp_path, the auth
+ * audience and audit store from those (tg_cy_finish_runtime), and allowed_hosts = localhost, 127.0.0.1, [::1] and the host of public_url. */
 static void derive_defaults(tg_arena *a, tg_config *cfg)
 {
     if (!cfg->public_url) {
@@ -967,6 +987,7 @@ static void derive_defaults(tg_arena *a, tg_config *cfg)
                                            cfg->listen_host, v6 ? "]" : "",
                                            (unsigned)cfg->listen_port, cfg->mcp_path);
     }
+    tg_cy_finish_runtime(cfg);
     if (cfg->nallowed_hosts)
         return;
     const char *host = NULL, *why;
@@ -1067,11 +1088,11 @@ tg_config *tg_config_load(const char *path, tg_error *err)
     cfg->path = tg_arena_strdup(arena, path);
     set_defaults(cfg);
 
+    int rc = tg_cy_runtime_defaults(&L, cfg);
     at root = {fy_document_root(doc), NULL, ""};
-    int rc;
-    if (!root.node)
+    if (rc == 0 && !root.node)
         rc = tg_cy_fail(&L, &root, EMPTY_FILE);
-    else
+    else if (rc == 0)
         rc = tg_cy_walk_map(&L, &root, top_fields, sizeof top_fields / sizeof top_fields[0], cfg, 0);
     if (rc == 0 && cfg->nupstreams == 0)
         rc = tg_cy_missing(&L, &root, "upstreams", " (at least one MCP server to put behind toolgate)");

@@ -27,7 +27,7 @@
 
 /* ------------------------------------------------------------------ small readers */
 
-static int read_bool(loader *L, const at *w, int *out)
+int tg_cy_bool(loader *L, const at *w, int *out)
 {
     const char *s;
     bool plain;
@@ -348,7 +348,7 @@ static int res_required(loader *L, const at *w, void *o)
 {
     rule_build *b = o;
     b->has_required = true;
-    return read_bool(L, w, &b->r.required);
+    return tg_cy_bool(L, w, &b->r.required);
 }
 
 static const field resource_fields[] = {

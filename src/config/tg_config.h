@@ -18,6 +18,9 @@
 #include <stdint.h>
 
 #include "common/tg_common.h"
+#include "audit/tg_audit.h"
+#include "auth/tg_auth.h"
+#include "store/tg_store.h"
 
 typedef struct tg_kv {
     const char *key;
@@ -178,6 +181,20 @@ typedef struct tg_config {
     const tg_cat_rule *catalog_rules;
     size_t ncatalog_rules;
     tg_policy_conf policy;
+
+    /* store / audit / auth (issues 4 and 6; docs/configuration.md). Filled so that they
+     * can be handed to tg_store_open_opts / tg_audit_open / tg_auth_new as they are.
+     * Invariants: store.url is always set (default "sqlite:<config dir>/toolgate.db",
+     * sqlite paths absolute); audit.store_url == store.url; audit.instance_id is set
+     * (default: the host name); auth.resource == auth_audience or, when that is NULL,
+     * public_url (it follows a listen override). auth.key_store is NULL: whoever opens
+     * the store binds it (tg_keystore_sql). */
+    tg_store_options store;
+    tg_audit_options audit;
+    int auth_enabled;          /* 0: `auth: none` or no `auth:` section — no authentication */
+    const char *auth_where;    /* "FILE:LINE:COL" of the `auth:` section, or NULL */
+    const char *auth_audience; /* auth.oauth.audience, or NULL (= public_url) */
+    tg_auth_conf auth;         /* meaningful when auth_enabled */
 } tg_config;
 
 /* Loads and validates the whole file. On failure returns NULL and err holds

@@ -79,6 +79,58 @@ int tg_config_parse_size(const char *s, size_t *out, const char **why)
     return 0;
 }
 
+int tg_config_parse_seconds(const char *s, int64_t *out, const char **why)
+{
+    static const unit units[] = {
+        {"s", 1}, {"m", 60}, {"h", 60 * 60}, {"d", 24 * 60 * 60},
+    };
+    const uint64_t max = 100ull * 366 * 24 * 60 * 60;
+    const char *p = s;
+    uint64_t n, v;
+    int unknown = 0;
+    if (strcmp(s, "0") == 0) {
+        *out = 0;
+        return 0;
+    }
+    if (digits(&p, max, &n) < 0 ||
+        apply_unit(units, sizeof units / sizeof units[0], p, n, max, &v, &unknown) < 0) {
+        *why = unknown || p == s ? "expected a duration such as 30d, 12h, 90m, 45s or 0"
+                                 : "duration is too long (at most 100 years)";
+        return -1;
+    }
+    *out = (int64_t)v;
+    return 0;
+}
+
+int tg_config_check_cidr(const char *s, const char **why)
+{
+    char addr[INET6_ADDRSTRLEN + 1];
+    unsigned char bytes[16];
+    const char *slash = strchr(s, '/');
+    size_t len = slash ? (size_t)(slash - s) : strlen(s);
+    int v6 = memchr(s, ':', len) != NULL;
+    uint64_t prefix = v6 ? 128 : 32;
+    *why = "expected an IP address or CIDR such as 10.0.0.0/8 or 2001:db8::/32";
+    if (len == 0 || len >= sizeof addr)
+        return -1;
+    memcpy(addr, s, len);
+    addr[len] = '\0';
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, addr, bytes) != 1)
+        return -1;
+    if (slash) {
+        const char *p = slash + 1;
+        if (digits(&p, v6 ? 128 : 32, &prefix) < 0 || *p || (p - slash > 2 && slash[1] == '0'))
+            return -1;
+    }
+    for (unsigned bit = (unsigned)prefix; bit < (v6 ? 128u : 32u); bit++) {
+        if (bytes[bit / 8] & (0x80u >> (bit % 8))) {
+            *why = "the address has bits set past the prefix length (write the network address)";
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int tg_config_parse_duration(const char *s, uint32_t *out, const char **why)
 {
     static const unit units[] = {

@@ -38,6 +38,9 @@ typedef enum {
     F_SIZE,      /* "4MiB" → size_t */
     F_COUNT,     /* unquoted positive integer → size_t */
     F_DURATION,  /* "10s" → uint32_t milliseconds */
+    F_MS64,      /* "10s" → int64_t milliseconds (> 0) */
+    F_SECONDS,   /* "30d", "1h", "0" → int64_t seconds (0 allowed: "none") */
+    F_BOOL,      /* true / false → int */
     F_NODE,      /* the `at` itself is stored, for a check that needs sibling keys */
     F_CUSTOM,    /* fn reads the value */
     F_EARLIER,   /* read before the walk (upstream transport): accepted, not re-read */
@@ -68,6 +71,8 @@ int tg_cy_walk_map(loader *L, const at *w, const field *fields, size_t n, void *
                    unsigned scope);
 at tg_cy_find_key(loader *L, const at *w, const char *name);
 int tg_cy_missing(loader *L, const at *w, const char *key, const char *hint);
+/* true / false (unquoted) → 1 / 0 (policy_conf.c). */
+int tg_cy_bool(loader *L, const at *w, int *out);
 int tg_cy_two_words(loader *L, const at *w, const char *a, int va, const char *b, int vb,
                     int *out);
 struct fy_document *tg_cy_parse_yaml(const char *file, FILE *fp, tg_error *err);
@@ -77,6 +82,14 @@ const char *tg_cy_position(loader *L, const at *w);
 /* The `catalog:` and `policy:` sections (policy_conf.c). obj is the tg_config. */
 int tg_cy_read_catalog(loader *L, const at *w, void *obj);
 int tg_cy_read_policy(loader *L, const at *w, void *obj);
+/* The `store:`, `audit:` and `auth:` sections (runtime_conf.c). obj is the tg_config.
+ * tg_cy_runtime_defaults runs before the walk (defaults that need the file's directory
+ * and the host name), tg_cy_finish_runtime after it (values that follow other keys). */
+int tg_cy_read_store(loader *L, const at *w, void *obj);
+int tg_cy_read_audit(loader *L, const at *w, void *obj);
+int tg_cy_read_auth(loader *L, const at *w, void *obj);
+int tg_cy_runtime_defaults(loader *L, tg_config *cfg);
+void tg_cy_finish_runtime(tg_config *cfg);
 /* Cross-references checked once the whole file is read (upstream names). */
 int tg_cy_finish_policy(tg_error *err, const tg_config *cfg);
 

@@ -522,6 +522,259 @@ static void test_upstream_list_rules(void **state)
 
 /* ------------------------------------------------------------------ lifetime */
 
+/* ------------------------------------------------------------------ store, audit, auth */
+
+static void test_runtime_defaults(void **state)
+{
+    char host[256] = "";
+    tg_config *cfg = load_ok(UPSTREAMS);
+    char *want = NULL;
+    assert_true(asprintf(&want, "sqlite:%s/toolgate.db", realtmp) > 0);
+    assert_string_equal(cfg->store.url, want);
+    assert_string_equal(cfg->audit.store_url, want);
+    gethostname(host, sizeof host - 1);
+    assert_string_equal(cfg->audit.instance_id, host);
+    assert_int_equal(cfg->audit.durability, TG_AUDIT_STRICT);
+    assert_null(cfg->audit.signing_key_path);
+    assert_null(cfg->audit.jsonl_path);
+    assert_int_equal(cfg->auth_enabled, 0);
+    assert_null(cfg->auth_where);
+    assert_int_equal(cfg->auth.api_key_rotation_overlap_s, 86400);
+    free(want);
+    tg_config_unref(cfg);
+
+    cfg = load_ok("auth: none\n" UPSTREAMS);
+    assert_int_equal(cfg->auth_enabled, 0);
+    assert_string_equal(cfg->auth_where, "toolgate.yaml:1:7");
+    tg_config_unref(cfg);
+}
+
+static void test_store_audit_sections(void **state)
+{
+    setenv("TG_TEST_PGPASS", "pg-s3cret", 1);
+    tg_config *cfg = load_ok("store: sqlite:data/store.db\n" UPSTREAMS);
+    char *want = NULL;
+    assert_true(asprintf(&want, "sqlite:%s/data/store.db", realtmp) > 0);
+    assert_string_equal(cfg->store.url, want);
+    free(want);
+    tg_config_unref(cfg);
+
+    cfg = load_ok(
+        "store:\n"
+        "  url: postgres://tg:${TG_TEST_PGPASS}@db/toolgate\n"
+        "  queue_max: 50\n"
+        "  batch_max: 8\n"
+        "audit:\n"
+        "  instance_id: gw-eu-1\n"
+        "  mode: batched\n"
+        "  batched_queue_max: 77\n"
+        "  signing_key: keys/audit.key\n"
+        "  checkpoint: {every: 10, interval: 5s}\n"
+        "  redact: [\"*token*\", cookie]\n"
+        "  jsonl: \"-\"\n"
+        UPSTREAMS);
+    assert_string_equal(cfg->store.url, "postgres://tg:pg-s3cret@db/toolgate");
+    assert_int_equal(cfg->store.queue_max, 50);
+    assert_int_equal(cfg->store.batch_max, 8);
+    assert_string_equal(cfg->audit.store_url, cfg->store.url);
+    assert_string_equal(cfg->audit.instance_id, "gw-eu-1");
+    assert_int_equal(cfg->audit.durability, TG_AUDIT_BATCHED);
+    assert_int_equal(cfg->audit.batched_queue_max, 77);
+    assert_true(asprintf(&want, "%s/keys/audit.key", realtmp) > 0);
+    assert_string_equal(cfg->audit.signing_key_path, want);
+    free(want);
+    assert_int_equal(cfg->audit.checkpoint_every, 10);
+    assert_int_equal(cfg->audit.checkpoint_ms, 5000);
+    assert_int_equal(cfg->audit.n_redact, 2);
+    assert_string_equal(cfg->audit.redact[0], "*token*");
+    assert_string_equal(cfg->audit.redact[1], "cookie");
+    assert_string_equal(cfg->audit.jsonl_path, "-");
+    tg_config_unref(cfg);
+
+    cfg = load_ok("store: host=db dbname=toolgate\n" UPSTREAMS);
+    assert_string_equal(cfg->store.url, "host=db dbname=toolgate");
+    tg_config_unref(cfg);
+}
+
+static void test_store_audit_errors(void **state)
+{
+    setenv("TG_TEST_PGPASS", "pg-s3cret", 1);
+    expect_error("store: mysql://tg:${TG_TEST_PGPASS}@db\n" UPSTREAMS,
+                 "toolgate.yaml:1:8: store: expected sqlite:PATH, a postgres:// or postgresql:// "
+                 "URL, or a PostgreSQL conninfo such as \"host=db dbname=toolgate\"");
+    expect_error("store: \"sqlite:\"\n" UPSTREAMS,
+                 "toolgate.yaml:1:8: store: sqlite: needs a file path, e.g. "
+                 "sqlite:/var/lib/toolgate/store.db");
+    expect_error("store:\n  queue_max: 5\n" UPSTREAMS,
+                 "toolgate.yaml:2:3: store: missing required key \"url\" (sqlite:PATH or a "
+                 "PostgreSQL URL)");
+    expect_error("store:\n  url: sqlite:x.db\n  batch_max: 0\n" UPSTREAMS,
+                 "toolgate.yaml:3:14: store.batch_max: must be greater than 0, found \"0\"");
+    expect_error("audit:\n  mode: relaxed\n" UPSTREAMS,
+                 "toolgate.yaml:2:9: audit.mode: expected \"strict\" or \"batched\", found \"relaxed\"");
+    expect_error("audit:\n  instance_id: \"gw 1\"\n" UPSTREAMS,
+                 "toolgate.yaml:2:16: audit.instance_id: an instance id uses only letters, "
+                 "digits, _, - and . (at most 64)");
+    expect_error("audit:\n  checkpoint:\n    every: 10\n    intervall: 5s\n" UPSTREAMS,
+                 "toolgate.yaml:4:5: audit.checkpoint: unknown key \"intervall\" (did you mean "
+                 "\"interval\"?)");
+    expect_error("audit:\n  checkpoint: {every: 5000000000}\n" UPSTREAMS,
+                 "toolgate.yaml:2:23: audit.checkpoint.every: must be at most 4294967295, found "
+                 "\"5000000000\"");
+    expect_error("audit:\n  redact: []\n" UPSTREAMS,
+                 "toolgate.yaml:2:11: audit.redact: must name at least one key; omit `redact` for "
+                 "the defaults");
+}
+
+static void test_auth_section(void **state)
+{
+    tg_config *cfg = load_ok(
+        "public_url: https://toolgate.example/mcp\n"
+        "auth:\n"
+        "  trusted_proxies: [10.0.0.0/8, \"::1\"]\n"
+        "  oauth:\n"
+        "    issuers:\n"
+        "      - issuer: https://login.example.com/\n"
+        "        jwks_uri: https://login.example.com/jwks.json\n"
+        "      - {issuer: https://other.example/}\n"
+        "    required_scopes: [mcp:tools]\n"
+        "    scopes_supported: [mcp:tools, mcp:admin]\n"
+        "    leeway: 0\n"
+        "    delegator_claim: email\n"
+        "    groups_claim: roles\n"
+        "    domain_claim: upn\n"
+        "    allowed_domains: [example.com]\n"
+        "    default_agent: unknown-agent\n"
+        "    token_cache_size: 100\n"
+        "    max_token_size: 4KiB\n"
+        "    jwks_refetch_interval: 10s\n"
+        "    jwks_max_age: 2h\n"
+        "    fetch_timeout: 3s\n"
+        "  api_keys:\n"
+        "    allowed_cidrs: [127.0.0.0/8, \"2001:db8::/32\"]\n"
+        "    max_lifetime: 90d\n"
+        "    rotation_overlap: 0\n"
+        UPSTREAMS);
+    const tg_auth_conf *a = &cfg->auth;
+    assert_int_equal(cfg->auth_enabled, 1);
+    assert_string_equal(a->resource, "https://toolgate.example/mcp");
+    assert_int_equal(a->oauth_enabled, 1);
+    assert_int_equal(a->n_issuers, 2);
+    assert_string_equal(a->issuers[0].issuer, "https://login.example.com/");
+    assert_string_equal(a->issuers[0].jwks_uri, "https://login.example.com/jwks.json");
+    assert_null(a->issuers[1].jwks_uri);
+    assert_int_equal(a->n_required_scopes, 1);
+    assert_string_equal(a->required_scopes[0], "mcp:tools");
+    assert_int_equal(a->n_scopes_supported, 2);
+    assert_int_equal(a->leeway_s, -1);  /* 0 written: no tolerance */
+    assert_string_equal(a->delegator_claim, "email");
+    assert_string_equal(a->groups_claim, "roles");
+    assert_string_equal(a->domain_claim, "upn");
+    assert_string_equal(a->allowed_domains[0], "example.com");
+    assert_string_equal(a->default_agent, "unknown-agent");
+    assert_int_equal(a->token_cache_size, 100);
+    assert_int_equal(a->max_token_bytes, 4096);
+    assert_int_equal(a->jwks_refetch_interval_ms, 10000);
+    assert_int_equal(a->jwks_max_age_ms, 7200000);
+    assert_int_equal(a->fetch_timeout_ms, 3000);
+    assert_int_equal(a->api_keys_enabled, 1);
+    assert_int_equal(a->n_api_key_cidrs, 2);
+    assert_int_equal(a->api_key_max_lifetime_s, 90 * 86400);
+    assert_int_equal(a->api_key_rotation_overlap_s, 0);
+    assert_int_equal(a->n_trusted_proxies, 2);
+    assert_null(a->key_store);
+    tg_config_unref(cfg);
+
+    /* Either method can be switched off; the audience follows public_url and a listen
+     * override unless it is set. */
+    cfg = load_ok("auth:\n  oauth:\n    enabled: false\n  api_keys: {}\n" UPSTREAMS);
+    assert_int_equal(cfg->auth.oauth_enabled, 0);
+    assert_int_equal(cfg->auth.api_keys_enabled, 1);
+    assert_string_equal(cfg->auth.resource, "http://127.0.0.1:8080/mcp");
+    assert_int_equal(tg_config_set_listen(cfg, NULL, 9999, &(tg_error){{0}}), 0);
+    assert_string_equal(cfg->auth.resource, "http://127.0.0.1:9999/mcp");
+    tg_config_unref(cfg);
+
+    cfg = load_ok("auth:\n  oauth:\n    audience: https://aud.example/mcp\n"
+                  "    issuers: [{issuer: https://i.example/}]\n" UPSTREAMS);
+    assert_string_equal(cfg->auth.resource, "https://aud.example/mcp");
+    assert_int_equal(cfg->auth.api_keys_enabled, 0);
+    tg_config_unref(cfg);
+}
+
+static void test_auth_errors(void **state)
+{
+    expect_error("auth: off\n" UPSTREAMS,
+                 "toolgate.yaml:1:7: auth: expected `none` or a mapping with oauth / api_keys, "
+                 "found \"off\"");
+    expect_error("auth: {}\n" UPSTREAMS,
+                 "toolgate.yaml:1:1: auth: neither oauth nor api_keys is enabled; write `auth: "
+                 "none` to run without authentication");
+    expect_error("auth:\n  api_keys:\n    enabled: no\n" UPSTREAMS,
+                 "toolgate.yaml:3:14: auth.api_keys.enabled: expected true or false, found \"no\"");
+    expect_error("auth:\n  oauth:\n    required_scopes: [a]\n" UPSTREAMS,
+                 "toolgate.yaml:3:5: auth.oauth: missing required key \"issuers\" (who may issue "
+                 "tokens for toolgate)");
+    expect_error("auth:\n  oauth:\n    issuers: []\n" UPSTREAMS,
+                 "toolgate.yaml:3:14: auth.oauth.issuers: at least one issuer is required when "
+                 "oauth is enabled");
+    expect_error("auth:\n  oauth:\n    issuers:\n      - jwks_uri: https://x.example/k\n" UPSTREAMS,
+                 "toolgate.yaml:4:9: auth.oauth.issuers[0]: missing required key \"issuer\" (the "
+                 "exact `iss` of its tokens)");
+    expect_error("auth:\n  oauth:\n    issuers:\n      - issuer: login.example.com\n" UPSTREAMS,
+                 "toolgate.yaml:4:17: auth.oauth.issuers[0].issuer: expected an absolute "
+                 "http:// or https:// URL");
+    expect_error("auth:\n  oauth:\n    issuers: [{issuer: https://a.example/}, "
+                 "{issuer: https://a.example/}]\n" UPSTREAMS,
+                 "toolgate.yaml:3:54: auth.oauth.issuers[1].issuer: issuer is already listed at "
+                 "auth.oauth.issuers[0]");
+    expect_error("auth:\n  oauth:\n    issuers: [{issuer: https://a.example/}]\n    leeway: 11m\n"
+                 UPSTREAMS,
+                 "toolgate.yaml:4:13: auth.oauth.leeway: at most 10m: a larger leeway accepts "
+                 "long-expired tokens");
+    expect_error("auth:\n  api_keys:\n    allowed_cidrs: [10.0.0.1/8]\n" UPSTREAMS,
+                 "toolgate.yaml:3:21: auth.api_keys.allowed_cidrs[0]: the address has bits set "
+                 "past the prefix length (write the network address), found \"10.0.0.1/8\"");
+    expect_error("auth:\n  trusted_proxies: [10.0.0.0/33]\n  api_keys: {}\n" UPSTREAMS,
+                 "toolgate.yaml:2:21: auth.trusted_proxies[0]: expected an IP address or CIDR "
+                 "such as 10.0.0.0/8 or 2001:db8::/32, found \"10.0.0.0/33\"");
+    expect_error("auth:\n  api_keys:\n    max_lifetime: 3w\n" UPSTREAMS,
+                 "toolgate.yaml:3:19: auth.api_keys.max_lifetime: expected a duration such as "
+                 "30d, 12h, 90m, 45s or 0, found \"3w\"");
+    expect_error("auth:\n  api_keys:\n    rotation_overlaps: 1d\n" UPSTREAMS,
+                 "toolgate.yaml:3:5: auth.api_keys: unknown key \"rotation_overlaps\" (did you "
+                 "mean \"rotation_overlap\"?)");
+    expect_error("auth:\n  oauth:\n    issuers: [{issuer: https://a.example/}]\n"
+                 "    allowed_domains: [alice@example.com]\n" UPSTREAMS,
+                 "toolgate.yaml:4:23: auth.oauth.allowed_domains[0]: expected a domain name such "
+                 "as example.com");
+}
+
+static void test_seconds_and_cidrs(void **state)
+{
+    int64_t v;
+    const char *why;
+    assert_int_equal(tg_config_parse_seconds("30d", &v, &why), 0);
+    assert_int_equal(v, 30 * 86400);
+    assert_int_equal(tg_config_parse_seconds("0", &v, &why), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(tg_config_parse_seconds("90m", &v, &why), 0);
+    assert_int_equal(v, 5400);
+    assert_int_equal(tg_config_parse_seconds("1500ms", &v, &why), -1);
+    assert_int_equal(tg_config_parse_seconds("d", &v, &why), -1);
+    assert_int_equal(tg_config_parse_seconds("-1d", &v, &why), -1);
+    assert_int_equal(tg_config_parse_seconds("99999999999d", &v, &why), -1);
+    assert_int_equal(tg_config_check_cidr("10.0.0.0/8", &why), 0);
+    assert_int_equal(tg_config_check_cidr("127.0.0.1", &why), 0);
+    assert_int_equal(tg_config_check_cidr("2001:db8::/32", &why), 0);
+    assert_int_equal(tg_config_check_cidr("::/0", &why), 0);
+    assert_int_equal(tg_config_check_cidr("2001:db8::1/32", &why), -1);
+    assert_int_equal(tg_config_check_cidr("10.0.0.0/08", &why), -1);
+    assert_int_equal(tg_config_check_cidr("10.0.0.0/", &why), -1);
+    assert_int_equal(tg_config_check_cidr("10.0.0/8", &why), -1);
+    assert_int_equal(tg_config_check_cidr("/8", &why), -1);
+}
+
 static void test_refcount(void **state)
 {
     tg_config *cfg = load_ok(UPSTREAMS);
@@ -605,6 +858,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upstream_list_rules, setup_each, teardown_each),
         cmocka_unit_test_setup_teardown(test_refcount, setup_each, teardown_each),
         cmocka_unit_test_setup_teardown(test_set_listen, setup_each, teardown_each),
+        cmocka_unit_test_setup_teardown(test_runtime_defaults, setup_each, teardown_each),
+        cmocka_unit_test_setup_teardown(test_store_audit_sections, setup_each, teardown_each),
+        cmocka_unit_test_setup_teardown(test_store_audit_errors, setup_each, teardown_each),
+        cmocka_unit_test_setup_teardown(test_auth_section, setup_each, teardown_each),
+        cmocka_unit_test_setup_teardown(test_auth_errors, setup_each, teardown_each),
+        cmocka_unit_test(test_seconds_and_cidrs),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
