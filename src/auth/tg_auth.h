@@ -107,6 +107,13 @@ typedef struct tg_apikey_store {
 tg_apikey_store *tg_apikey_memstore_new(void);
 void tg_apikey_memstore_free(tg_apikey_store *st);
 
+/* The store's api_keys table (src/store; keystore_sql.c). `store` is borrowed and must
+ * outlive the key store. Whoever calls these links tg_store too. Group names and CIDRs
+ * must not contain a comma (put refuses them). */
+struct tg_store;
+tg_apikey_store *tg_apikey_sqlstore_new(struct tg_store *store);
+void tg_apikey_sqlstore_free(tg_apikey_store *st);
+
 /* What `toolgate keys create` asks for. */
 typedef struct tg_apikey_params {
     const char *agent;          /* required */
