@@ -112,15 +112,44 @@ bad:
                         (int)(t.n > 60 ? 60 : t.n), t.p);
 }
 
+/* Fails when a JSON value has a number with a fraction or exponent anywhere inside it. The
+ * reference reads every value whole before looking at escapes, so such a number fails the
+ * request even inside a field an escape ignores. */
+static int check_no_reals(const cj *j, tg_error *err)
+{
+    if (j->kind == CJ_REAL)
+        return tg_error_set(err, "numbers with a fraction or exponent are not Cedar values");
+    for (uint32_t i = 0; (j->kind == CJ_ARR || j->kind == CJ_OBJ) && i < j->n; i++)
+        if (check_no_reals(j->items[i], err)) return -1;
+    return 0;
+}
+
+/* The `__entity` payload shape: an object with string "type" and "id" (other fields are
+ * ignored, as the reference does). */
+static bool is_type_and_id(const cj *x)
+{
+    const cj *t = cj_get(x, "type"), *id = cj_get(x, "id");
+    return t && t->kind == CJ_STR && id && id->kind == CJ_STR;
+}
+
+static int uid_from_type_and_id(tg_arena *a, const cj *x, const cedar_uid **out, tg_error *err)
+{
+    const cj *t = cj_get(x, "type");
+    if (check_no_reals(x, err) || check_type_name(t->s, err)) return -1;
+    *out = cedar_uid_new(a, t->s, cj_get(x, "id")->s);
+    return 0;
+}
+
+/* An entity uid where only a uid may appear (entity "uid", "parents", request variables):
+ * {"__entity": {"type","id"}} or {"type","id"} itself; {"__expr": "..."} is refused. */
 int cedar_uid_from_cj(tg_arena *a, const cj *j, const cedar_uid **out, tg_error *err)
 {
-    if (j && j->kind == CJ_OBJ && j->n == 1 && cj_get(j, "__entity")) j = cj_get(j, "__entity");
-    const cj *t = cj_get(j, "type"), *id = cj_get(j, "id");
-    if (!j || j->kind != CJ_OBJ || j->n != 2 || !t || t->kind != CJ_STR || !id || id->kind != CJ_STR)
-        return tg_error_set(err, "expected an entity uid {\"type\": \"...\", \"id\": \"...\"}");
-    if (check_type_name(t->s, err)) return -1;
-    *out = cedar_uid_new(a, t->s, id->s);
-    return 0;
+    const cj *x = cj_get(j, "__expr");
+    if (x && x->kind == CJ_STR) return tg_error_set(err, "the `__expr` escape is no longer supported");
+    x = cj_get(j, "__entity");
+    if (x && is_type_and_id(x)) return uid_from_type_and_id(a, x, out, err);
+    if (is_type_and_id(j)) return uid_from_type_and_id(a, j, out, err);
+    return tg_error_set(err, "expected an entity uid {\"type\": \"...\", \"id\": \"...\"}");
 }
 
 static int fn_by_name(cstr name)
@@ -131,28 +160,54 @@ static int fn_by_name(cstr name)
     return -1;
 }
 
-static int extn_from_cj(tg_arena *a, const cj *x, cedar_value *out, int depth, tg_error *err)
+/* The arguments of an `__extn` payload x: "arg" (one value) when present, else "args" when
+ * it is an array. NULL when x does not have the shape of an extension call (an object of at
+ * least two fields with a string "fn"), which makes {"__extn": x} a plain record. */
+static const cj *extn_args(const cj *x, bool *single)
 {
     const cj *fn = cj_get(x, "fn"), *arg = cj_get(x, "arg"), *args = cj_get(x, "args");
-    if (!x || x->kind != CJ_OBJ || !fn || fn->kind != CJ_STR || (!arg == !args) || x->n != 2)
-        return tg_error_set(err, "expected {\"__extn\": {\"fn\": \"...\", \"arg\": ...}} or with \"args\": [...]");
+    if (!fn || fn->kind != CJ_STR || x->n < 2) return NULL;
+    *single = arg != NULL;
+    return arg ? arg : args && args->kind == CJ_ARR ? args : NULL;
+}
+
+static int extn_from_cj(tg_arena *a, const cj *x, const cj *args, bool single, cedar_value *out,
+                        int depth, tg_error *err)
+{
+    if (check_no_reals(x, err)) return -1;
+    const cj *fn = cj_get(x, "fn");
     int id = fn_by_name(fn->s);
     if (id < 0)
-        return tg_error_set(err, "unknown extension function `%.*s`", (int)(fn->s.n > 40 ? 40 : fn->s.n), fn->s.p);
+        return tg_error_set(err, "extension function `%.*s` does not exist",
+                            (int)(fn->s.n > 40 ? 40 : fn->s.n), fn->s.p);
+    /* checked before converting: it bounds vals (no extension function takes more) */
+    uint32_t n = single ? 1 : args->n;
+    if ((int)n != cedar_fns[id].nargs)
+        return tg_error_set(err, "wrong number of arguments to extension function `%s`: expected %d, got %u",
+                            cedar_fns[id].name, cedar_fns[id].nargs, n);
     cedar_value vals[4];
-    uint32_t n = 0;
-    if (arg) {
-        if (cedar_value_from_cj(a, arg, &vals[0], depth + 1, err)) return -1;
-        n = 1;
-    } else {
-        if (args->kind != CJ_ARR || args->n > 4)
-            return tg_error_set(err, "\"args\" of `%s` must be an array of at most 4 values", cedar_fns[id].name);
-        for (; n < args->n; n++)
-            if (cedar_value_from_cj(a, args->items[n], &vals[n], depth + 1, err)) return -1;
-    }
+    for (uint32_t i = 0; i < n; i++)
+        if (cedar_value_from_cj(a, single ? args : args->items[i], &vals[i], depth + 1, err)) return -1;
     return cedar_call_fn(a, id, vals, n, out, err);
 }
 
+/* The fields of object j as a record, each value converted; j itself is never an escape. */
+static int record_fields_from_cj(tg_arena *a, const cj *j, cedar_value *out, int depth, tg_error *err)
+{
+    cedar_value *vals = tg_arena_alloc(a, (j->n ? j->n : 1) * sizeof *vals);
+    cstr *keys = tg_arena_alloc(a, (j->n ? j->n : 1) * sizeof *keys);
+    for (uint32_t i = 0; i < j->n; i++) {
+        keys[i] = (cstr){tg_arena_strndup(a, j->keys[i].p, j->keys[i].n), j->keys[i].n};
+        if (cedar_value_from_cj(a, j->items[i], &vals[i], depth + 1, err)) return -1;
+    }
+    out->kind = CV_RECORD;
+    out->u.rec = cv_record_make(a, keys, vals, j->n, NULL);  /* keys are unique */
+    return 0;
+}
+
+/* Cedar's JSON value encoding. An object of exactly one field is an escape when its payload
+ * has the escape's shape ({"__expr": string} is refused: that escape was retired); any other
+ * object, a malformed escape included, is a plain record, as the reference reads it. */
 int cedar_value_from_cj(tg_arena *a, const cj *j, cedar_value *out, int depth, tg_error *err)
 {
     if (depth > CEDAR_MAX_DEPTH) return tg_error_set(err, "value nests deeper than %d levels", CEDAR_MAX_DEPTH);
@@ -180,20 +235,18 @@ int cedar_value_from_cj(tg_arena *a, const cj *j, cedar_value *out, int depth, t
         return 0;
     }
     case CJ_OBJ: {
-        if (j->n == 1 && cj_get(j, "__entity")) {
+        const cj *x = j->n == 1 ? j->items[0] : NULL, *args;
+        cstr key = j->n == 1 ? j->keys[0] : (cstr){"", 0};
+        bool single;
+        if (x && cstr_eq(key, (cstr){"__expr", 6}) && x->kind == CJ_STR)
+            return tg_error_set(err, "the `__expr` escape is no longer supported");
+        if (x && cstr_eq(key, (cstr){"__entity", 8}) && x->kind == CJ_OBJ && x->n >= 2 && is_type_and_id(x)) {
             out->kind = CV_ENTITY;
-            return cedar_uid_from_cj(a, j, &out->u.uid, err);
+            return uid_from_type_and_id(a, x, &out->u.uid, err);
         }
-        if (j->n == 1 && cj_get(j, "__extn")) return extn_from_cj(a, cj_get(j, "__extn"), out, depth, err);
-        cedar_value *vals = tg_arena_alloc(a, (j->n ? j->n : 1) * sizeof *vals);
-        cstr *keys = tg_arena_alloc(a, (j->n ? j->n : 1) * sizeof *keys);
-        for (uint32_t i = 0; i < j->n; i++) {
-            keys[i] = (cstr){tg_arena_strndup(a, j->keys[i].p, j->keys[i].n), j->keys[i].n};
-            if (cedar_value_from_cj(a, j->items[i], &vals[i], depth + 1, err)) return -1;
-        }
-        out->kind = CV_RECORD;
-        out->u.rec = cv_record_make(a, keys, vals, j->n, NULL);  /* keys are unique */
-        return 0;
+        if (x && cstr_eq(key, (cstr){"__extn", 6}) && (args = extn_args(x, &single)))
+            return extn_from_cj(a, x, args, single, out, depth, err);
+        return record_fields_from_cj(a, j, out, depth, err);
     }
     case CJ_REAL: return tg_error_set(err, "numbers with a fraction or exponent are not Cedar values");
     case CJ_NULL: return tg_error_set(err, "null is not a Cedar value");
@@ -201,6 +254,16 @@ int cedar_value_from_cj(tg_arena *a, const cj *j, cedar_value *out, int depth, t
     return tg_error_set(err, "unsupported JSON value");
 }
 
+/* Prefixes err's message with where the value was ("in \"attrs\": ..."); returns -1. */
+static int error_in(tg_error *err, const char *what)
+{
+    char tmp[sizeof err->msg];
+    snprintf(tmp, sizeof tmp, "in \"%s\": %.900s", what, err->msg);
+    return tg_error_set(err, "%s", tmp);
+}
+
+/* An entity's "attrs" or "tags": an object whose fields are values. The object itself is
+ * never an escape: {"__entity": ..} here is an attribute named "__entity". */
 static int record_from_cj(tg_arena *a, const cj *j, const char *what, const cv_record **out,
                           tg_error *err)
 {
@@ -209,15 +272,19 @@ static int record_from_cj(tg_arena *a, const cj *j, const char *what, const cv_r
         return 0;
     }
     if (j->kind != CJ_OBJ) return tg_error_set(err, "\"%s\" must be an object", what);
-    /* An object here is always a record, never an escape. */
-    if (j->n == 1 && (cj_get(j, "__entity") || cj_get(j, "__extn")))
-        return tg_error_set(err, "\"%s\" must be a record, not an escape", what);
     cedar_value v;
-    if (cedar_value_from_cj(a, j, &v, 1, err)) {
-        char tmp[sizeof err->msg];
-        snprintf(tmp, sizeof tmp, "in \"%s\": %.900s", what, err->msg);
-        return tg_error_set(err, "%s", tmp);
-    }
+    if (record_fields_from_cj(a, j, &v, 1, err)) return error_in(err, what);
+    *out = v.u.rec;
+    return 0;
+}
+
+/* A request context: a value (escapes included) that must turn out to be a record. */
+static int context_from_cj(tg_arena *a, const cj *j, const cv_record **out, tg_error *err)
+{
+    cedar_value v;
+    if (cedar_value_from_cj(a, j, &v, 1, err)) return error_in(err, "context");
+    if (v.kind != CV_RECORD)
+        return tg_error_set(err, "the context must be a record, not %s", cv_kind_name(v.kind));
     *out = v.u.rec;
     return 0;
 }
@@ -404,7 +471,7 @@ int cedar_request_set_context_json(cedar_request *rq, const char *json, size_t l
 {
     const cj *j = cj_parse(rq->arena, json, len, err);
     const cv_record *r;
-    if (!j || record_from_cj(rq->arena, j, "context", &r, err)) return -1;
+    if (!j || context_from_cj(rq->arena, j, &r, err)) return -1;
     rq->context.kind = CV_RECORD;
     rq->context.u.rec = r;
     return 0;
@@ -468,7 +535,7 @@ int cedar_request_from_cj(cedar_request *rq, const cj *req, tg_error *err)
     const cj *ctx = cj_get(req, "context");
     if (!ctx) return 0;
     const cv_record *r;
-    if (record_from_cj(rq->arena, ctx, "context", &r, err)) return -1;
+    if (context_from_cj(rq->arena, ctx, &r, err)) return -1;
     rq->context.u.rec = r;
     return 0;
 }

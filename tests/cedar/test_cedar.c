@@ -349,6 +349,75 @@ static void test_est(void **state)
     cedar_policy_set_free(ps);
 }
 
+/* Fails (returns the error) when the context JSON is rejected; NULL when accepted. */
+static char *context_error(const char *context, char *buf)
+{
+    tg_arena *a = tg_arena_new(0);
+    cedar_request *rq = cedar_request_new(a, NULL);
+    tg_error err;
+    int rc = cedar_request_set_context_json(rq, context, strlen(context), &err);
+    if (rc) strcpy(buf, err.msg);
+    tg_arena_free(a);
+    return rc ? buf : NULL;
+}
+
+/* Cedar's JSON value escapes read exactly as the reference (cedar-wasm 4.13) reads them. */
+static void test_json_escapes(void **state)
+{
+    (void)state;
+    char buf[1100];
+    /* the retired `__expr` escape fails the request (it used to be accepted: fail-open),
+     * in the context, nested, in an escape's argument, in attributes, tags and uids */
+    assert_non_null(context_error("{\"odd\":{\"__expr\":\"1\"}}", buf));
+    assert_non_null(strstr(buf, "__expr"));
+    assert_non_null(context_error("{\"__expr\":\"true\"}", buf));
+    assert_non_null(context_error("{\"a\":[{\"b\":{\"__expr\":\"1\"}}]}", buf));
+    assert_non_null(context_error("{\"o\":{\"__extn\":{\"fn\":\"ip\",\"arg\":{\"__expr\":\"1\"}}}}", buf));
+    tg_error err;
+    const char *bad_entities[] = {
+        "[{\"uid\":{\"type\":\"U\",\"id\":\"a\"},\"attrs\":{\"o\":{\"__expr\":\"1\"}},\"parents\":[]}]",
+        "[{\"uid\":{\"type\":\"U\",\"id\":\"a\"},\"attrs\":{},\"tags\":{\"t\":{\"__expr\":\"1\"}},\"parents\":[]}]",
+        "[{\"uid\":{\"__expr\":\"U::\\\"a\\\"\"},\"attrs\":{},\"parents\":[]}]",
+    };
+    for (size_t i = 0; i < sizeof bad_entities / sizeof *bad_entities; i++) {
+        cedar_store *st = cedar_store_load(bad_entities[i], strlen(bad_entities[i]), &err);
+        assert_null(st);
+        assert_non_null(strstr(err.msg, "__expr"));
+    }
+    /* `__expr` with a non-string value, or beside other keys, is a plain record */
+    assert_int_equal(check("context.o.__expr == 1", NULL, "{\"o\":{\"__expr\":1}}"), 1);
+    assert_int_equal(check("context.o.x == 2", NULL, "{\"o\":{\"__expr\":\"1\",\"x\":2}}"), 1);
+    /* malformed `__entity` / `__extn` payloads are plain records, not errors */
+    assert_int_equal(check("context.odd.__entity.type == \"User\"", NULL,
+                           "{\"odd\":{\"__entity\":{\"type\":\"User\"}}}"), 1);
+    assert_int_equal(check("context.odd.__extn.fn == \"ip\"", NULL, "{\"odd\":{\"__extn\":{\"fn\":\"ip\"}}}"), 1);
+    assert_int_equal(check("context.o has __extn", NULL, "{\"o\":{\"__extn\":{\"fn\":\"ip\",\"args\":\"x\"}}}"), 1);
+    assert_int_equal(check("context.o has __entity", NULL, "{\"o\":{\"__entity\":{\"type\":1,\"id\":\"a\"}}}"), 1);
+    /* an escape beside another key is a record too */
+    assert_int_equal(check("context.o.y == 1 && context.o.__entity.id == \"a\"", NULL,
+                           "{\"o\":{\"__entity\":{\"type\":\"User\",\"id\":\"a\"},\"y\":1}}"), 1);
+    /* well-formed escapes: extra payload fields are ignored; "arg" wins over "args" */
+    assert_int_equal(check("context.o == User::\"a\"", NULL,
+                           "{\"o\":{\"__entity\":{\"type\":\"User\",\"id\":\"a\",\"x\":null}}}"), 1);
+    assert_int_equal(check("context.o == ip(\"1.2.3.4\")", NULL,
+                           "{\"o\":{\"__extn\":{\"fn\":\"ip\",\"arg\":\"1.2.3.4\",\"args\":[\"10.0.0.1\"]}}}"), 1);
+    assert_int_equal(check("context.o == decimal(\"1.5\")", NULL,
+                           "{\"o\":{\"__extn\":{\"fn\":\"decimal\",\"args\":[\"1.5\"]}}}"), 1);
+    /* well-formed escapes that cannot be evaluated fail the request */
+    assert_non_null(context_error("{\"o\":{\"__extn\":{\"fn\":\"nope\",\"arg\":\"1\"}}}", buf));
+    assert_non_null(context_error("{\"o\":{\"__extn\":{\"fn\":\"ip\",\"args\":[]}}}", buf));
+    assert_non_null(context_error("{\"o\":{\"__extn\":{\"fn\":\"ip\",\"arg\":null}}}", buf));
+    assert_non_null(context_error("{\"o\":{\"__entity\":{\"type\":\"Bad Type\",\"id\":\"x\"}}}", buf));
+    /* a number with a fraction fails even inside a field an escape ignores */
+    assert_non_null(context_error("{\"o\":{\"__entity\":{\"type\":\"User\",\"id\":\"a\",\"x\":1.5}}}", buf));
+    /* the context is a value that must be a record; attrs are fields, never an escape */
+    assert_non_null(context_error("{\"__entity\":{\"type\":\"User\",\"id\":\"a\"}}", buf));
+    assert_int_equal(check("context.__extn.fn == \"ip\"", NULL, "{\"__extn\":{\"fn\":\"ip\"}}"), 1);
+    assert_int_equal(check("User::\"alice\".__entity == User::\"b\"",
+                           "[{\"uid\":{\"type\":\"User\",\"id\":\"alice\"},\"attrs\":{\"__entity\":"
+                           "{\"__entity\":{\"type\":\"User\",\"id\":\"b\"}}},\"parents\":[]}]", NULL), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -362,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_authorizer),
         cmocka_unit_test(test_index_scaling),
         cmocka_unit_test(test_est),
+        cmocka_unit_test(test_json_escapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
