@@ -8,4 +8,18 @@
  * NULL and port < 0 mean none), serves until SIGINT/SIGTERM. Returns the exit status. */
 int tg_cli_serve(const char *config_path, const char *listen, int port);
 
+/* `toolgate keys create|list|revoke|rotate` (keys.c); argv[0] is "keys". keys_usage is
+ * its help text. Returns the exit status. */
+extern const char tg_cli_keys_usage[];
+int tg_cli_keys(int argc, char **argv);
+
+/* Shared by the commands (main.c). */
+/* "toolgate: <message>", a blank line and usage on stderr; returns 2. */
+int tg_cli_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* -h or --help */
+int tg_cli_is_help(const char *a);
+/* Matches "--name VALUE" or "--name=VALUE" at argv[*i]. 1 matched (value in *out, *i
+ * advanced past it), 0 not this option, -1 the value is missing. */
+int tg_cli_opt_value(int argc, char **argv, int *i, const char *name, const char **out);
+
 #endif /* TG_CLI_INT_H */

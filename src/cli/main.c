@@ -1,7 +1,9 @@
 /*
  * main.c — the `toolgate` command: parses the command line and dispatches to
  * `serve` (serve.c: the gateway itself), `check` (validate a configuration),
- * `cedar` (the Cedar policy tools, src/cedar), `help` and `--version`.
+ * `keys` (API keys, keys.c), `audit` (src/audit's tools, with --config naming the
+ * store), `policy test` and `decide` (src/policy), `cedar` (the Cedar policy tools,
+ * src/cedar), `help` and `--version`.
  *
  * Exit statuses are part of the interface: 0 success, 1 the work failed (invalid
  * configuration, start-up error), 2 the command line was wrong. Usage errors go to
@@ -14,8 +16,10 @@
 
 #include "cli/cli_int.h"
 #include "common/tg_common.h"
+#include "audit/tg_audit.h"
 #include "cedar/cedar_cli.h"
 #include "config/tg_config.h"
+#include "policy/tg_policy.h"
 
 static const char main_usage[] =
     "usage: toolgate <command> [options]\n"
@@ -28,6 +32,13 @@ static const char main_usage[] =
     "  serve --config FILE [--listen HOST:PORT] [--port N]\n"
     "                      run the gateway\n"
     "  check --config FILE validate a configuration file and exit\n"
+    "  keys ...            create, list, revoke and rotate API keys (toolgate help keys)\n"
+    "  audit ...           verify, query, export and prune the audit trail\n"
+    "                      (toolgate help audit)\n"
+    "  policy test --config FILE CASES.yaml\n"
+    "                      run policy test cases\n"
+    "  decide --config FILE --agent ID --tool NAME ...\n"
+    "                      explain the decision for one call (toolgate help decide)\n"
     "  cedar ...           Cedar policy tools (toolgate help cedar)\n"
     "  help [COMMAND]      show this help, or the help of COMMAND\n"
     "\n"
@@ -86,8 +97,55 @@ static const char cedar_usage[] =
     "\n"
     "exit status: 0 ok, 1 failure, 2 usage error.\n";
 
+static const char audit_usage[] =
+    "usage: toolgate audit verify [--config FILE | --store URL] [--pubkey FILE]...\n"
+    "                             [--require-signed-tail]\n"
+    "       toolgate audit query  [--config FILE | --store URL] [--since DATE] [--until DATE]\n"
+    "                             [--instance ID] [--delegator U] [--agent A] [--tool T]\n"
+    "                             [--resource UID] [--decision D] [--reason CODE]\n"
+    "                             [--ticket T] [--approval ID] [--format table|jsonl]\n"
+    "       toolgate audit export [--config FILE | --store URL] --format jsonl [--instance ID]\n"
+    "       toolgate audit prune  [--config FILE | --store URL] --before DATE --key FILE\n"
+    "                             [--instance ID]\n"
+    "       toolgate audit keygen --out FILE\n"
+    "\n"
+    "The audit trail (docs/audit.md). --config FILE uses the store of FILE (`store:`);\n"
+    "--store URL names one directly (sqlite:PATH, postgres://…, \"host=… dbname=…\") and\n"
+    "wins over --config.\n"
+    "  verify   check every hash chain and checkpoint signature (--pubkey: the .pub of\n"
+    "           audit.signing_key); prints a summary per instance, BAD lines for problems\n"
+    "  query    records matching the filters (--resource also matches parents)\n"
+    "  export   every record as JSON Lines with its chain fields\n"
+    "  prune    delete records before DATE, leaving a signed prune checkpoint\n"
+    "  keygen   write an Ed25519 signing key (mode 0600) and FILE.pub\n"
+    "DATE: 2026-03-01, 2026-03-01T12:00:00Z (UTC, optional .mmm) or Unix milliseconds.\n"
+    "\n"
+    "exit status: 0 ok, 1 problems found or failure, 2 usage error.\n";
+
+static const char policy_usage[] =
+    "usage: toolgate policy test --config FILE CASES.yaml\n"
+    "\n"
+    "Runs the policy test cases of CASES.yaml (a top-level list `cases:`, see\n"
+    "docs/policy.md and examples/policies/cases.yaml) against the catalog and policies of\n"
+    "FILE, without starting anything. Prints \"ok\" or \"FAIL\" per case, then\n"
+    "\"N passed, N failed\".\n"
+    "\n"
+    "exit status: 0 all cases passed, 1 some failed, 2 usage error or FILE/CASES invalid.\n";
+
+static const char decide_usage[] =
+    "usage: toolgate decide --config FILE --agent ID [--delegator USER] [--groups G1,G2]\n"
+    "         [--scopes S1,S2] [--auth-method oauth|api_key] [--client-ip IP]\n"
+    "         --tool NAME [--upstream NAME] [--args JSON] [--meta JSON] [--now RFC3339]\n"
+    "\n"
+    "Decides one tools/call as the gateway would, for the identity given by the flags\n"
+    "(no credential is checked), with the catalog and policies of FILE, and prints the\n"
+    "decision explained as JSON: decision, reasons, determining policies, resource and\n"
+    "context.\n"
+    "\n"
+    "exit status: 0 allowed, 1 denied or approval required, 2 usage error or FILE invalid.\n";
+
 __attribute__((format(printf, 2, 3)))
-static int usage_error(const char *usage, const char *fmt, ...)
+int tg_cli_usage_error(const char *usage, const char *fmt, ...)
 {
     va_list ap;
     fputs("toolgate: ", stderr);
@@ -99,7 +157,7 @@ static int usage_error(const char *usage, const char *fmt, ...)
     return 2;
 }
 
-static int is_help(const char *a)
+int tg_cli_is_help(const char *a)
 {
     return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0;
 }
@@ -111,9 +169,7 @@ typedef struct cli_opts {
     int help;
 } cli_opts;
 
-/* Matches "--name VALUE" or "--name=VALUE" at argv[*i]. 1 matched (value in *out, *i
- * advanced past it), 0 not this option, -1 the value is missing. */
-static int opt_value(int argc, char **argv, int *i, const char *name, const char **out)
+int tg_cli_opt_value(int argc, char **argv, int *i, const char *name, const char **out)
 {
     size_t n = strlen(name);
     if (strncmp(argv[*i], name, n) != 0)
@@ -153,30 +209,30 @@ static int try_opts(int argc, char **argv, int serve, const char *usage, cli_opt
     for (int i = 1; i < argc; i++) {
         const char *v = NULL, *port = NULL;
         int r;
-        if (is_help(argv[i])) {
+        if (tg_cli_is_help(argv[i])) {
             o->help = 1;
             return 0;
         }
-        if ((r = opt_value(argc, argv, &i, "--config", &v)) != 0) {
+        if ((r = tg_cli_opt_value(argc, argv, &i, "--config", &v)) != 0) {
             if (r < 0)
-                return usage_error(usage, "%s needs a value", "--config");
+                return tg_cli_usage_error(usage, "%s needs a value", "--config");
             o->config = v;
-        } else if (serve && (r = opt_value(argc, argv, &i, "--listen", &v)) != 0) {
+        } else if (serve && (r = tg_cli_opt_value(argc, argv, &i, "--listen", &v)) != 0) {
             if (r < 0)
-                return usage_error(usage, "%s needs a value", "--listen");
+                return tg_cli_usage_error(usage, "%s needs a value", "--listen");
             o->listen = v;
-        } else if (serve && (r = opt_value(argc, argv, &i, "--port", &port)) != 0) {
+        } else if (serve && (r = tg_cli_opt_value(argc, argv, &i, "--port", &port)) != 0) {
             if (r < 0)
-                return usage_error(usage, "%s needs a value", "--port");
+                return tg_cli_usage_error(usage, "%s needs a value", "--port");
             if (parse_port(port, &o->port) < 0)
-                return usage_error(usage, "--port: expected a number from 0 to 65535, found \"%s\"",
+                return tg_cli_usage_error(usage, "--port: expected a number from 0 to 65535, found \"%s\"",
                                    port);
         } else {
-            return usage_error(usage, "unexpected argument \"%s\"", argv[i]);
+            return tg_cli_usage_error(usage, "unexpected argument \"%s\"", argv[i]);
         }
     }
     if (!o->config)
-        return usage_error(usage, "%s is required", "--config FILE");
+        return tg_cli_usage_error(usage, "%s is required", "--config FILE");
     return 0;
 }
 
@@ -218,6 +274,82 @@ static int cmd_check(int argc, char **argv)
     return 0;
 }
 
+/* `toolgate audit SUB …`: tg_audit_cli_main, with `--config FILE` turned into
+ * `--store <the store of FILE>` unless --store is given. */
+static int cmd_audit(int argc, char **argv)
+{
+    const char *config = NULL, *v;
+    int has_store = 0, n = 0, status;
+    if (argc < 2 || tg_cli_is_help(argv[1])) {
+        if (argc < 2)
+            return tg_cli_usage_error(audit_usage, "%s", "audit needs a subcommand");
+        fputs(audit_usage, stdout);
+        return 0;
+    }
+    char **args = calloc((size_t)argc + 3, sizeof *args);
+    if (!args)
+        abort();
+    for (int i = 0; i < argc; i++) {
+        int r = i > 0 ? tg_cli_opt_value(argc, argv, &i, "--config", &v) : 0;
+        if (r < 0) {
+            free(args);
+            return tg_cli_usage_error(audit_usage, "%s needs a value", "--config");
+        }
+        if (r > 0) {
+            config = v;
+            continue;
+        }
+        if (tg_cli_is_help(argv[i])) {
+            free(args);
+            fputs(audit_usage, stdout);
+            return 0;
+        }
+        has_store |= strncmp(argv[i], "--store", 7) == 0 && (!argv[i][7] || argv[i][7] == '=');
+        args[n++] = argv[i];
+    }
+    tg_config *cfg = NULL;
+    if (config && !has_store) {
+        tg_error err;
+        if (!(cfg = tg_config_load(config, &err))) {
+            fprintf(stderr, "%s\n", err.msg);
+            free(args);
+            return 1;
+        }
+        args[n++] = "--store";
+        args[n++] = (char *)cfg->store.url;
+    }
+    status = tg_audit_cli_main(n, args);
+    tg_config_unref(cfg);
+    free(args);
+    return status;
+}
+
+/* `toolgate policy test …` and `toolgate decide …`: src/policy does the work; help
+ * texts live here with the others. */
+static int cmd_policy(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (tg_cli_is_help(argv[i])) {
+            fputs(policy_usage, stdout);
+            return 0;
+        }
+    }
+    if (argc < 2 || strcmp(argv[1], "test") != 0)
+        return tg_cli_usage_error(policy_usage, "%s", "the policy subcommand is `test`");
+    return tg_policy_test_main(argc, argv);
+}
+
+static int cmd_decide(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (tg_cli_is_help(argv[i])) {
+            fputs(decide_usage, stdout);
+            return 0;
+        }
+    }
+    return tg_policy_decide_main(argc, argv);
+}
+
 typedef struct command {
     const char *name;
     const char *usage;
@@ -227,6 +359,10 @@ typedef struct command {
 static const command commands[] = {
     {"serve", serve_usage, cmd_serve},
     {"check", check_usage, cmd_check},
+    {"keys", tg_cli_keys_usage, tg_cli_keys},
+    {"audit", audit_usage, cmd_audit},
+    {"policy", policy_usage, cmd_policy},
+    {"decide", decide_usage, cmd_decide},
     {"cedar", cedar_usage, cedar_cli_main},  /* src/cedar: argv[0] is "cedar" */
 };
 
@@ -246,9 +382,9 @@ static int cmd_help(int argc, char **argv)
         return 0;
     }
     if (argc > 2)
-        return usage_error(main_usage, "help takes one command name, found \"%s\"", argv[2]);
+        return tg_cli_usage_error(main_usage, "help takes one command name, found \"%s\"", argv[2]);
     if (!(c = find_command(argv[1])))
-        return usage_error(main_usage, "no such command \"%s\"", argv[1]);
+        return tg_cli_usage_error(main_usage, "no such command \"%s\"", argv[1]);
     fputs(c->usage, stdout);
     return 0;
 }
@@ -257,8 +393,8 @@ int main(int argc, char **argv)
 {
     const command *c;
     if (argc < 2)
-        return usage_error(main_usage, "%s", "a command is required");
-    if (is_help(argv[1])) {
+        return tg_cli_usage_error(main_usage, "%s", "a command is required");
+    if (tg_cli_is_help(argv[1])) {
         fputs(main_usage, stdout);
         return 0;
     }
@@ -269,6 +405,6 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "help") == 0)
         return cmd_help(argc - 1, argv + 1);
     if (!(c = find_command(argv[1])))
-        return usage_error(main_usage, "unknown command \"%s\"", argv[1]);
+        return tg_cli_usage_error(main_usage, "unknown command \"%s\"", argv[1]);
     return c->run(argc - 1, argv + 1);
 }

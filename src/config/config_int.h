@@ -22,10 +22,6 @@ int tg_config_parse_size(const char *s, size_t *out, const char **why);
 /* "250ms", "10s", "2m", "1h" → milliseconds; > 0 and < 2^32 ms. A unit is required. */
 int tg_config_parse_duration(const char *s, uint32_t *out, const char **why);
 
-/* "30d", "12h", "90m", "45s" → seconds, or "0" / "0s" (callers decide what 0 means);
- * at most 100 years. A unit is required except for "0". */
-int tg_config_parse_seconds(const char *s, int64_t *out, const char **why);
-
 /* An IPv4 or IPv6 address with an optional /PREFIX ("10.0.0.0/8", "::1"); host bits
  * past the prefix must be zero. */
 int tg_config_check_cidr(const char *s, const char **why);

@@ -220,6 +220,12 @@ int tg_config_set_listen(tg_config *cfg, const char *listen, int port, tg_error 
  * (Addition by the catalog/policy module.) */
 json_t *tg_config_yaml_json(const char *path, tg_error *err);
 
+/* The duration grammar of the seconds-valued keys (auth.api_keys.max_lifetime …), shared
+ * with the command line (`keys create --ttl`): "30d", "12h", "90m", "45s" → seconds, or
+ * "0" (callers decide what 0 means); at most 100 years; a unit is required except for 0.
+ * -1 with *why a static sentence that never quotes the value. */
+int tg_config_parse_seconds(const char *s, int64_t *out, const char **why);
+
 /* Finds an upstream by name, or NULL. */
 const tg_upstream_conf *tg_config_upstream(const tg_config *cfg, const char *name);
 

@@ -9,6 +9,7 @@
  * security problem for a gateway, so anything ambiguous is an error.
  */
 #include "config/config_int.h"
+#include "config/tg_config.h"
 
 #include <arpa/inet.h>
 #include <string.h>
