@@ -129,6 +129,15 @@ static void log_listening(const server *s)
                 v6 ? "[" : "", cfg->listen_host, v6 ? "]" : "",
                 (unsigned)tg_http_server_port(s->http), cfg->mcp_path, cfg->public_url, ups.data);
     tg_buf_free(&ups);
+    /* Running open must never go unnoticed. The router does not enforce `auth:` yet
+     * either (docs/configuration.md), so say that too rather than imply protection. */
+    if (!cfg->auth_enabled)
+        tg_log_warn(LOG_COMPONENT, "authentication is off (%s): every client that can reach "
+                    "%s is served; configure `auth:` (docs/authentication.md)",
+                    cfg->auth_where ? "auth: none" : "no auth section", cfg->public_url);
+    else
+        tg_log_warn(LOG_COMPONENT, "`auth:` is configured but not enforced yet: the MCP router "
+                    "does not call the authenticator in this version (docs/configuration.md)");
 }
 
 /* Everything up to a running loop; on failure err says why and the caller tears down

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # test_cli.sh — the `toolgate` command line as a user and scripts rely on it: --version,
 # --help and help texts, exit statuses (0 ok, 1 invalid configuration, 2 usage error),
-# `check` reporting FILE:LINE:COL, and `serve` starting, answering, surviving SIGHUP and
-# shutting down cleanly on SIGTERM. Needs TOOLGATE_BIN and DEMO_BIN (set by meson).
+# `check` reporting FILE:LINE:COL, `serve` starting, answering, surviving SIGHUP and
+# shutting down cleanly on SIGTERM, `keys` against a temporary SQLite store (secrets
+# shown once, never listed), `audit verify` on an empty store, `policy test` on the
+# example cases and `decide` explaining a decision. Needs TOOLGATE_BIN and DEMO_BIN (set
+# by meson).
 # Prints "N passed, N failed".
 set -uo pipefail
 : "${TOOLGATE_BIN:?set TOOLGATE_BIN}" "${DEMO_BIN:?set DEMO_BIN}"
@@ -40,6 +43,13 @@ run "-V" 0 -V && expect "-V prints the version" "$out" "toolgate 0.1.0"
 run "--help" 0 --help && expect "--help lists every command" "$out" "serve --config FILE [--listen HOST:PORT] [--port N]
                       run the gateway
   check --config FILE validate a configuration file and exit
+  keys ...            create, list, revoke and rotate API keys (toolgate help keys)
+  audit ...           verify, query, export and prune the audit trail
+                      (toolgate help audit)
+  policy test --config FILE CASES.yaml
+                      run policy test cases
+  decide --config FILE --agent ID --tool NAME ...
+                      explain the decision for one call (toolgate help decide)
   cedar ...           Cedar policy tools (toolgate help cedar)
   help [COMMAND]      show this help, or the help of COMMAND"
 run "help serve" 0 help serve && expect "help serve lists its options" "$out" "  --port N            listen on port N"
@@ -101,6 +111,7 @@ if [ -n "$port" ] && [ "$port" != 0 ]; then
   kill -HUP "$pid"; sleep 0.3
   kill -0 "$pid" 2>/dev/null && ok "serve keeps running after SIGHUP" || bad "serve keeps running after SIGHUP" "$(cat "$work/serve.log")"
   expect "SIGHUP is logged" "$(cat "$work/serve.log")" "SIGHUP received"
+  expect "serve warns that authentication is off" "$(cat "$work/serve.log")" "authentication is off (no auth section)"
   kill -TERM "$pid"
   status=
   for _ in $(seq 1 100); do
@@ -112,6 +123,66 @@ if [ -n "$port" ] && [ "$port" != 0 ]; then
 else
   bad "serve logs where it listens" "$(cat "$work/serve.log")"
 fi
+
+# ------------------------------------------------------------------ keys, audit, policy
+for c in keys audit policy decide; do
+  run "help $c" 0 help "$c" && expect "help $c shows its usage" "$out" "usage: toolgate $c"
+done
+run "keys --help" 0 keys create --help && expect "keys create --help is the keys text" "$out" "cannot be shown again"
+run "keys without subcommand" 2 keys && expect "keys needs a subcommand" "$err" "keys needs a subcommand"
+run "keys create without --agent" 2 keys create --config "$work/keys.yaml" && expect "keys create requires --agent" "$err" "--agent ID is required"
+run "keys list with --agent" 2 keys list --config x --agent a && expect "keys list refuses create's flags" "$err" "keys list does not take --agent"
+
+cat >"$work/keys.yaml" <<YAML
+store: sqlite:state/keys.db
+auth:
+  api_keys:
+    rotation_overlap: 1h
+upstreams:
+  - name: demo
+    transport: stdio
+    command: [$DEMO_BIN]
+YAML
+mkdir -p "$work/state"
+secret=
+run "keys create" 0 keys create --config "$work/keys.yaml" --agent ci-bot --delegator alice \
+    --groups eng,oncall --ttl 30d --cidr 10.0.0.0/8,127.0.0.1 --note "nightly pipeline" && {
+  secret=$out
+  [[ "$secret" =~ ^tgk_[a-z2-7]{12}_[A-Za-z0-9_-]{43}$ ]] && ok "keys create prints one tgk_ secret on stdout" || bad "keys create prints one tgk_ secret on stdout" "$secret"
+  expect "keys create says the secret cannot be shown again" "$err" "cannot be shown again"
+  [ -f "$work/state/keys.db" ] && ok "the sqlite store path is relative to the configuration" || bad "the sqlite store path is relative to the configuration"
+}
+id=${secret:4:12}
+run "keys list" 0 keys list --config "$work/keys.yaml" && {
+  expect "keys list shows the key and its fences" "$out" "$id  ci-bot            alice         eng,oncall        10.0.0.0/8,127.0.0.1/32"
+  expect "keys list shows the state" "$out" "active"
+  [[ "$out" != *"${secret:17}"* && "$out" != *tgk_* ]] && ok "keys list never prints the secret" || bad "keys list never prints the secret" "$out"
+}
+run "keys rotate" 0 keys rotate --config "$work/keys.yaml" "$id" && {
+  [[ "$out" =~ ^tgk_${id}_[A-Za-z0-9_-]{43}$ && "$out" != "$secret" ]] && ok "keys rotate prints a new secret" || bad "keys rotate prints a new secret" "$out"
+  expect "keys rotate gives the overlap" "$err" "the previous secret stays valid until"
+}
+run "keys list after rotate" 0 keys list --config "$work/keys.yaml" && expect "a rotated key is rotating" "$out" "rotating"
+run "keys revoke" 0 keys revoke --config "$work/keys.yaml" "$id" && expect "keys revoke confirms" "$out" "API key $id: revoked"
+run "keys list after revoke" 0 keys list --config "$work/keys.yaml" && expect "keys list shows the revoked state" "$out" "revoked"
+run "keys rotate revoked" 1 keys rotate --config "$work/keys.yaml" "$id" && expect "a revoked key cannot be rotated" "$err" "API key $id is revoked"
+run "keys revoke unknown" 1 keys revoke --config "$work/keys.yaml" aaaaaaaaaaaa && expect "unknown key id is named" "$err" "no API key with id aaaaaaaaaaaa"
+run "keys create bad ttl" 2 keys create --config "$work/keys.yaml" --agent a --ttl 3w && expect "--ttl grammar" "$err" "--ttl: expected a duration such as 30d"
+run "keys create bad cidr" 1 keys create --config "$work/keys.yaml" --agent a --cidr 10.0.0.1/8 && ok "keys create refuses a CIDR with host bits"
+
+run "audit verify empty store" 0 audit verify --config "$work/keys.yaml" && expect "audit verify on the configured store" "$out" "0 record(s)"
+run "audit without subcommand" 2 audit && expect "audit needs a subcommand" "$err" "audit needs a subcommand"
+
+src=$(cd "$(dirname "$0")/../.." && pwd)
+sed -e "s|\.\./build/toolgate-demo-atlassian|$DEMO_BIN|" -e "s|\.\./presets/|$src/presets/|" \
+    -e "s|policies/|$src/examples/policies/|" "$src/examples/toolgate.yaml" >"$work/policy.yaml"
+run "policy test" 0 policy test --config "$work/policy.yaml" "$src/examples/policies/cases.yaml" &&
+  expect "policy test runs the example cases" "$out" " passed, 0 failed"
+run "policy without test" 2 policy --config "$work/policy.yaml" && expect "policy needs test" "$err" 'the policy subcommand is `test`'
+run "decide allow" 0 decide --config "$work/policy.yaml" --agent claude --delegator alice \
+    --tool jira_get_issue --args '{"issue_key":"OPS-1"}' && expect "decide prints an explain JSON" "$out" '"decision": "allow"'
+run "decide deny" 1 decide --config "$work/policy.yaml" --agent claude --delegator alice \
+    --tool jira_get_issue --args '{"issue_key":"FIN-1"}' && expect "decide explains a deny" "$out" 'NO_MATCHING_PERMIT'
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
