@@ -105,7 +105,7 @@ typedef enum {
     N_IF,         /* a ? b : c */
     N_EQ, N_NE, N_LT, N_LE, N_GT, N_GE, N_IN,
     N_ADD, N_SUB, N_MUL,
-    N_HAS,        /* a has str */
+    N_HAS,        /* a has keys[0].keys[1]... (npath components) */
     N_GETATTR,    /* a.str */
     N_LIKE,       /* a like pattern */
     N_IS,         /* a is str [in b] */
@@ -152,12 +152,13 @@ struct cedar_node {
     uint16_t  fn;      /* N_METHOD, N_CALL: fn_id */
     uint32_t  line, col;
     cedar_node *a, *b, *c;
-    cstr      str;     /* N_HAS / N_GETATTR attribute, N_IS entity type */
+    cstr      str;     /* N_GETATTR attribute, N_IS entity type */
     cedar_value val;   /* N_VALUE */
     like_pat  pat;     /* N_LIKE */
     uint32_t  nargs;   /* N_SET, N_RECORD, N_METHOD, N_CALL */
     cedar_node **args;
-    cstr     *keys;    /* N_RECORD */
+    cstr     *keys;    /* N_RECORD: one key per arg; N_HAS: the attribute path */
+    uint32_t  npath;   /* N_HAS: path length, >= 1 */
 };
 
 /* Scope constraint of principal/action/resource. */
@@ -174,9 +175,11 @@ typedef struct scope {
     const cedar_uid **uids;
 } scope;
 
+/* `@key` without a value reads as value "" with has_value false (the EST says null). */
 typedef struct annotation {
     cstr key;
     cstr value;
+    bool has_value;
 } annotation;
 
 typedef struct cond {

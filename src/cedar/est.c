@@ -8,7 +8,9 @@
  * where annotations are sorted by key and omitted when empty; record literal keys are
  * sorted; `like` patterns list one element per character ("Wildcard" or
  * {"Literal":"c"}); extension calls and extension methods are {"name":[args...]} with
- * the receiver first; `has a.b` appears desugared into `&&` as Cedar does.
+ * the receiver first; `has a.b` keeps its path ("attr":["a","b"], a plain string for one
+ * attribute); `action in [A]` with one element is `"entity"`, as for `action in A`; `@key`
+ * without a value is null.
  */
 #include "cedar/cedar_int.h"
 
@@ -132,8 +134,17 @@ static void est_expr(tg_buf *o, const cedar_node *n)
         tg_buf_appends(o, "}}");
         return;
     case N_HAS:
+        tg_buf_appends(o, "{\"has\":{\"left\":");
+        est_expr(o, n->a);
+        tg_buf_appends(o, n->npath > 1 ? ",\"attr\":[" : ",\"attr\":");
+        for (uint32_t i = 0; i < n->npath; i++) {
+            if (i) tg_buf_appends(o, ",");
+            est_str(o, n->keys[i]);
+        }
+        tg_buf_appends(o, n->npath > 1 ? "]}}" : "}}");
+        return;
     case N_GETATTR:
-        tg_buf_printf(o, "{\"%s\":{\"left\":", n->kind == N_HAS ? "has" : ".");
+        tg_buf_appends(o, "{\".\":{\"left\":");
         est_expr(o, n->a);
         tg_buf_appends(o, ",\"attr\":");
         est_str(o, n->str);
@@ -213,6 +224,12 @@ static void est_scope(tg_buf *o, const scope *sc, const char *slot)
         tg_buf_appends(o, sc->op == SC_IS_IN ? ",\"in\":{" : "");
         break;
     case SC_IN_SET:
+        if (sc->nuids == 1) {
+            tg_buf_appends(o, "{\"op\":\"in\",\"entity\":");
+            est_uid(o, sc->uids[0]);
+            tg_buf_appends(o, "}");
+            return;
+        }
         tg_buf_appends(o, "{\"op\":\"in\",\"entities\":[");
         for (uint32_t i = 0; i < sc->nuids; i++) {
             if (i) tg_buf_appends(o, ",");
@@ -267,7 +284,8 @@ void cedar_policy_set_est(const cedar_policy_set *ps, tg_buf *out)
                 if (k) tg_buf_appends(out, ",");
                 est_str(out, p->annos[order[k]].key);
                 tg_buf_appends(out, ":");
-                est_str(out, p->annos[order[k]].value);
+                if (p->annos[order[k]].has_value) est_str(out, p->annos[order[k]].value);
+                else tg_buf_appends(out, "null");
             }
             tg_buf_appends(out, "}");
             free(order);

@@ -275,7 +275,13 @@ static int ev(ev_ctx *c, const cedar_node *n, cedar_value *out)
         if (ev(c, n->a, &l) || ev(c, n->b, &r)) return -1;
         return ev_arith(c, n->kind, &l, &r, out);
     case N_HAS:
-        if (ev(c, n->a, &l) || ev_attr(c, &l, n->str, NULL, &b)) return -1;
+        /* `e has a.b` is `e has a && e.a has b`: stop at the first missing attribute */
+        if (ev(c, n->a, &l)) return -1;
+        b = true;
+        for (uint32_t i = 0; b && i < n->npath; i++) {
+            if (ev_attr(c, &l, n->keys[i], NULL, &b)) return -1;
+            if (b && i + 1 < n->npath && ev_attr(c, &l, n->keys[i], &l, NULL)) return -1;
+        }
         out->kind = CV_BOOL;
         out->u.b = b;
         return 0;

@@ -12,8 +12,11 @@
  *     how -9223372036854775808 is expressible; other integer literals above i64 max fail.
  *   - `!`/`-` stack up to 4 of the same operator; mixing or a fifth one is an error.
  *   - Relational operators do not chain (`a < b < c` needs parentheses).
- *   - `has a.b` means `has a && .a has b`; `is T in E` keeps its `in` for the EST.
- *   - Reserved words cannot name variables, types or functions.
+ *   - `e has a.b` means `e has a && e.a has b`: one N_HAS node keeps the path (the EST
+ *     shows it) and the evaluator walks it; `is T in E` keeps its `in` for the EST.
+ *   - Reserved words cannot name variables, types, functions, attributes after `.` or
+ *     `has`, or record keys (the quoted forms `["in"]`, `has "in"`, `{"in": 1}` can).
+ *   - An action scope's entities have type `Action` or `Ns::Action`.
  */
 #include "cedar/cedar_int.h"
 
@@ -55,11 +58,28 @@ static bool tok_is(const tok *t, const char *s)
     return (t->kind == T_PUNCT || t->kind == T_IDENT) && t->n == n && memcmp(t->p, s, n) == 0;
 }
 
+static cstr tok_str(const tok *t)
+{
+    return (cstr){t->p, t->n};
+}
+
 static bool is_reserved(cstr s)
 {
     for (int i = 0; reserved[i]; i++)
         if (strlen(reserved[i]) == s.n && memcmp(reserved[i], s.p, s.n) == 0) return true;
     return false;
+}
+
+static int fail_at(parser *p, uint32_t line, uint32_t col, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* An identifier used as an attribute name or record key: reserved words are refused. */
+static int check_attr_ident(parser *p, const tok *t)
+{
+    if (t->kind == T_IDENT && is_reserved(tok_str(t)))
+        return fail_at(p, t->line, t->col, "`%.*s` is a reserved word and cannot name an attribute "
+                       "(quote it: \"%.*s\")", (int)t->n, t->p, (int)t->n, t->p);
+    return 0;
 }
 
 /* Describes a token for "found ..." in error messages. */
@@ -73,8 +93,6 @@ static void describe_tok(const tok *t, char *out, size_t cap)
     }
 }
 
-static int fail_at(parser *p, uint32_t line, uint32_t col, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 static int fail_at(parser *p, uint32_t line, uint32_t col, const char *fmt, ...)
 {
     char msg[900];
@@ -400,11 +418,6 @@ static cedar_node *mk2(parser *p, int kind, cedar_node *l, cedar_node *r, uint32
     return n;
 }
 
-static cstr tok_str(const tok *t)
-{
-    return (cstr){t->p, t->n};
-}
-
 static cstr arena_cstr(parser *p, const char *s, size_t n)
 {
     return (cstr){tg_arena_strndup(p->a, s, n), (uint32_t)n};
@@ -489,7 +502,8 @@ static cedar_node *parse_record(parser *p, uint32_t line, uint32_t col)
         cstr key;
         if (p->t.kind == T_STR) {
             if (unescape(p, &p->t, &key, NULL)) return NULL;
-        } else if (p->t.kind == T_IDENT && !tok_is(&p->t, "true") && !tok_is(&p->t, "false")) {
+        } else if (p->t.kind == T_IDENT) {
+            if (check_attr_ident(p, &p->t)) return NULL;
             key = arena_cstr(p, p->t.p, p->t.n);
         } else {
             expected(p, "record key (identifier or string)");
@@ -678,6 +692,7 @@ static cedar_node *parse_member_tail(parser *p, cedar_node *n)
             }
             tok nm = p->t;
             if (next(p)) return NULL;
+            if (!tok_is(&p->t, "(") && check_attr_ident(p, &nm)) return NULL;
             if (tok_is(&p->t, "(")) {
                 int id;
                 const fn_info *fi = fn_lookup(tok_str(&nm), true, &id);
@@ -844,38 +859,39 @@ static int relop_kind(const tok *t)
     return -1;
 }
 
-/* `e has a.b.c` → `e has a && e.a has b && e.a.b has c` (Cedar's desugaring). */
+/* `e has a.b.c`: one N_HAS node with the path [a, b, c] (a string literal is a path of
+ * one). It means `e has a && e.a has b && e.a.b has c` (Cedar's desugaring), which the
+ * evaluator follows; the EST shows the path as the reference does. */
 static cedar_node *parse_has(parser *p, cedar_node *target, const tok *op)
 {
-    cedar_node *result = NULL, *obj = target;
+    cedar_node *h = mk(p, N_HAS, op->line, op->col);
+    h->a = target;
+    uint32_t cap = 0;
     for (;;) {
         cstr attr;
         tok t = p->t;
-        if (t.kind == T_STR) {
+        if (t.kind == T_STR && h->npath == 0) {
             if (unescape(p, &t, &attr, NULL)) return NULL;
         } else if (t.kind == T_IDENT) {
+            if (check_attr_ident(p, &t)) return NULL;
             attr = arena_cstr(p, t.p, t.n);
         } else {
-            expected(p, "attribute name (identifier or string) after `has`");
+            expected(p, h->npath ? "attribute name after `.`"
+                                 : "attribute name (identifier or string) after `has`");
             return NULL;
         }
+        if (h->npath == cap) {
+            cap = cap ? cap * 2 : 2;
+            cstr *np = tg_arena_alloc(p->a, cap * sizeof *np);
+            if (h->npath) memcpy(np, h->keys, h->npath * sizeof *np);
+            h->keys = np;
+        }
+        h->keys[h->npath++] = attr;
         if (next(p)) return NULL;
-        cedar_node *h = mk(p, N_HAS, op->line, op->col);
-        h->a = obj;
-        h->str = attr;
-        result = result ? mk2(p, N_AND, result, h, op->line, op->col) : h;
         if (!tok_is(&p->t, ".") || t.kind == T_STR) break;
         if (next(p)) return NULL;
-        if (p->t.kind != T_IDENT) {
-            expected(p, "attribute name after `.`");
-            return NULL;
-        }
-        cedar_node *g = mk(p, N_GETATTR, op->line, op->col);
-        g->a = obj;
-        g->str = attr;
-        obj = g;
     }
-    return result;
+    return h;
 }
 
 static cedar_node *parse_relation(parser *p)
@@ -1018,6 +1034,16 @@ static int check_depth(parser *p, const cedar_node *n, int d)
 
 /* ---------------------------------------------------------------- policies */
 
+/* An entity in the action scope must be an action: type `Action` or `Ns::Action`. */
+static int check_action_uid(parser *p, const cedar_node *e)
+{
+    cstr t = e->val.u.uid->type;
+    if ((t.n == 6 || (t.n > 6 && t.p[t.n - 7] == ':')) && memcmp(t.p + t.n - 6, "Action", 6) == 0)
+        return 0;
+    return fail_at(p, e->line, e->col, "expected an entity of type `Action` (or `Ns::Action`) in the "
+                   "action scope, found type `%.*s`", (int)(t.n > 60 ? 60 : t.n), t.p);
+}
+
 /* Parses one scope element: `principal [== E | in E | is T [in E]]` etc. */
 static int parse_scope(parser *p, const char *var, scope *sc)
 {
@@ -1068,6 +1094,7 @@ static int parse_scope(parser *p, const char *var, scope *sc)
             return fail_at(p, at.line, at.col, "expected ?%s in the %s scope", var, var);
         sc->slot = true;
     } else if (e->kind == N_VALUE && e->val.kind == CV_ENTITY) {
+        if (is_action && check_action_uid(p, e)) return -1;
         sc->uid = e->val.u.uid;
     } else if (is_action && in && e->kind == N_SET) {
         sc->nuids = e->nargs;
@@ -1076,6 +1103,7 @@ static int parse_scope(parser *p, const char *var, scope *sc)
             const cedar_node *x = e->args[i];
             if (x->kind != N_VALUE || x->val.kind != CV_ENTITY)
                 return fail_at(p, x->line, x->col, "expected an entity literal in the action list");
+            if (check_action_uid(p, x)) return -1;
             sc->uids[i] = x->val.u.uid;
         }
         sc->op = SC_IN_SET;
@@ -1104,7 +1132,8 @@ static int parse_policy(parser *p, cedar_policy *pol, uint32_t index)
                 return fail_at(p, key.line, key.col, "duplicate annotation `@%.*s`", (int)key.n, key.p);
         if (next(p)) return -1;
         cstr val = {"", 0};
-        if (tok_is(&p->t, "(")) {
+        bool has_value = tok_is(&p->t, "(");
+        if (has_value) {
             if (next(p)) return -1;
             if (p->t.kind != T_STR) return expected(p, "string literal as annotation value");
             if (unescape(p, &p->t, &val, NULL) || next(p)) return -1;
@@ -1118,6 +1147,7 @@ static int parse_policy(parser *p, cedar_policy *pol, uint32_t index)
             pol->annos = na;
         }
         pol->annos[pol->nannos].key = arena_cstr(p, key.p, key.n);
+        pol->annos[pol->nannos].has_value = has_value;
         pol->annos[pol->nannos++].value = val;
         if (key.n == 2 && memcmp(key.p, "id", 2) == 0) id = val.p;
     }

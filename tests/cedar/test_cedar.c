@@ -327,26 +327,96 @@ static void test_index_scaling(void **state)
     tg_buf_free(&b);
 }
 
+/* The EST is what cedar-wasm 4.13's policyToJson prints for the same text (byte for byte
+ * here; the differential test compares it ignoring key order): a one-element action list
+ * is "entity", `has` keeps its path, `@a` without a value is null. */
 static void test_est(void **state)
 {
     (void)state;
     const char *text = "@b(\"2\") @a permit(principal is User in Group::\"g\", action in [Action::\"r\"], resource)"
-                       " when { context.s like \"a*\" && ip(\"1.2.3.4\").isLoopback() && {z: 1, a: -2}.a == -2 };";
+                       " when { context.s like \"a*\" && ip(\"1.2.3.4\").isLoopback() && {z: 1, a: -2}.a == -2"
+                       " && context has x.y };\n"
+                       "permit(principal, action in [Action::\"r\", NS::Action::\"w\"], resource)"
+                       " when { principal has \"a b\" };";
     tg_error err;
     cedar_policy_set *ps = cedar_policy_set_parse(text, strlen(text), &err);
     assert_non_null(ps);
     tg_buf out = TG_BUF_INIT;
     cedar_policy_set_est(ps, &out);
     assert_string_equal(out.data,
-        "[{\"effect\":\"permit\",\"principal\":{\"op\":\"is\",\"entity_type\":\"User\",\"in\":{\"entity\":"
-        "{\"type\":\"Group\",\"id\":\"g\"}}},\"action\":{\"op\":\"in\",\"entities\":[{\"type\":\"Action\",\"id\":\"r\"}]},"
-        "\"resource\":{\"op\":\"All\"},\"conditions\":[{\"kind\":\"when\",\"body\":{\"&&\":{\"left\":{\"&&\":{\"left\":"
-        "{\"like\":{\"left\":{\".\":{\"left\":{\"Var\":\"context\"},\"attr\":\"s\"}},\"pattern\":[{\"Literal\":\"a\"},\"Wildcard\"]}},"
-        "\"right\":{\"isLoopback\":[{\"ip\":[{\"Value\":\"1.2.3.4\"}]}]}}},\"right\":{\"==\":{\"left\":{\".\":{\"left\":"
-        "{\"Record\":{\"a\":{\"Value\":-2},\"z\":{\"Value\":1}}},\"attr\":\"a\"}},\"right\":{\"Value\":-2}}}}}}],"
-        "\"annotations\":{\"a\":\"\",\"b\":\"2\"}}]");
+        "[{\"effect\":\"permit\",\"principal\":{\"op\":\"is\",\"entity_type\":\"User\",\"in\":{\"entity\":{"
+        "\"type\":\"Group\",\"id\":\"g\"}}},\"action\":{\"op\":\"in\",\"entity\":{\"type\":\"Action\",\"id\":\"r"
+        "\"}},\"resource\":{\"op\":\"All\"},\"conditions\":[{\"kind\":\"when\",\"body\":{\"&&\":{\"left\":{\""
+        "&&\":{\"left\":{\"&&\":{\"left\":{\"like\":{\"left\":{\".\":{\"left\":{\"Var\":\"context\"},\"attr\":"
+        "\"s\"}},\"pattern\":[{\"Literal\":\"a\"},\"Wildcard\"]}},\"right\":{\"isLoopback\":[{\"ip\":[{\"V"
+        "alue\":\"1.2.3.4\"}]}]}}},\"right\":{\"==\":{\"left\":{\".\":{\"left\":{\"Record\":{\"a\":{\"Value"
+        "\":-2},\"z\":{\"Value\":1}}},\"attr\":\"a\"}},\"right\":{\"Value\":-2}}}}},\"right\":{\"has\":{\"l"
+        "eft\":{\"Var\":\"context\"},\"attr\":[\"x\",\"y\"]}}}}}],\"annotations\":{\"a\":null,\"b\":\"2\"}},"
+        "{\"effect\":\"permit\",\"principal\":{\"op\":\"All\"},\"action\":{\"op\":\"in\",\"entities\":[{\"ty"
+        "pe\":\"Action\",\"id\":\"r\"},{\"type\":\"NS::Action\",\"id\":\"w\"}]},\"resource\":{\"op\":\"All\"},"
+        "\"conditions\":[{\"kind\":\"when\",\"body\":{\"has\":{\"left\":{\"Var\":\"principal\"},\"attr\":\"a"
+        " b\"}}}]}]");
+    /* callers still read `@a` as "" */
+    assert_string_equal(cedar_policy_annotation(ps, 0, "a"), "");
     tg_buf_free(&out);
     cedar_policy_set_free(ps);
+}
+
+/* `e has a.b.c` evaluates as `e has a && e.a has b && e.a.b has c`. */
+static void test_has_path(void **state)
+{
+    (void)state;
+    const char *ctx = "{\"a\":{\"b\":{\"c\":1},\"n\":5,\"u\":{\"__entity\":{\"type\":\"User\",\"id\":\"nobody\"}}}}";
+    assert_int_equal(check("context has a.b.c", NULL, ctx), 1);
+    assert_int_equal(check("context has a.b", NULL, ctx), 1);
+    assert_int_equal(check("context has a.x.c", NULL, ctx), 0);  /* stops at the missing `x` */
+    assert_int_equal(check("context has a.b.x", NULL, ctx), 0);
+    assert_int_equal(check("context has a.n.c", NULL, ctx), -1); /* `5 has c` is a type error */
+    assert_int_equal(check("context has a.u.c", NULL, ctx), 0);  /* a missing entity has nothing */
+    assert_int_equal(check("context.a has b.c", NULL, ctx), 1);
+    assert_int_equal(check("User::\"alice\" has p.q",
+                           "[{\"uid\":{\"type\":\"User\",\"id\":\"alice\"},\"attrs\":{\"p\":{\"q\":true}},\"parents\":[]}]",
+                           NULL), 1);
+}
+
+/* Identifiers the reference refuses: reserved words as attribute names and record keys, and
+ * action scopes naming entities that are not actions. */
+static void test_reserved_and_action_types(void **state)
+{
+    (void)state;
+    char buf[1100];
+    static const char *const reserved[] = {"true", "false", "if", "then", "else", "in", "is", "like",
+                                           "has", "__cedar"};
+    for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++) {
+        const char *w = reserved[i];
+        char text[256];
+        static const char *const forms[][2] = {{"principal.", ""}, {"principal has ", ""},
+                                               {"principal has a.", ""}, {"{", ": 1} == {}"}};
+        for (size_t f = 0; f < sizeof forms / sizeof *forms; f++) {
+            snprintf(text, sizeof text, "permit(principal, action, resource) when { %s%s%s };",
+                     forms[f][0], w, forms[f][1]);
+            if (!parse_error(text, buf)) fail_msg("accepted: %s", text);
+            assert_non_null(strstr(buf, "reserved"));
+        }
+        /* quoted forms and annotation names are fine */
+        snprintf(text, sizeof text, "@%s permit(principal, action, resource) when { principal[\"%s\"] ||"
+                 " principal has \"%s\" || {\"%s\": 1} == {} };", w, w, w, w);
+        assert_null(parse_error(text, buf));
+    }
+    /* words that are not reserved */
+    assert_null(parse_error("permit(principal, action, resource) when { principal.permit && principal has "
+                            "when.unless && {principal: 1, context: 2} == {} };", buf));
+    /* the action scope takes Action or Ns::Action entities only */
+    assert_non_null(parse_error("permit(principal, action == Acton::\"read\", resource);", buf));
+    assert_non_null(strstr(buf, "Action"));
+    assert_non_null(strstr(buf, "1:29"));
+    assert_non_null(parse_error("permit(principal, action in Actions::\"read\", resource);", buf));
+    assert_non_null(parse_error("permit(principal, action in [Action::\"a\", Ation::\"b\"], resource);", buf));
+    assert_non_null(parse_error("permit(principal, action == XAction::\"read\", resource);", buf));
+    assert_null(parse_error("permit(principal, action in [Action::\"a\", NS::Action::\"b\", A::B::Action::\"c\"],"
+                            " resource);", buf));
+    /* elsewhere any entity type may appear */
+    assert_null(parse_error("permit(principal == Action::\"a\", action, resource) when { action == Acton::\"x\" };", buf));
 }
 
 /* Fails (returns the error) when the context JSON is rejected; NULL when accepted. */
@@ -432,6 +502,8 @@ int main(void)
         cmocka_unit_test(test_index_scaling),
         cmocka_unit_test(test_est),
         cmocka_unit_test(test_json_escapes),
+        cmocka_unit_test(test_has_path),
+        cmocka_unit_test(test_reserved_and_action_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
