@@ -7,6 +7,14 @@
  * 0 ms timeout we schedule a real 0 ms timer: rounding it up to 1 ms cost a proxied
  * call more than a millisecond of latency (stack.md pitfall 2).
  *
+ * Socket watches outlive transfers: when a transfer ends, curl keeps its connection for
+ * the next one and says CURL_POLL_REMOVE; closing the uv_poll there and opening a new one
+ * for the next request cost a malloc and two epoll_ctl calls per proxied call. So a
+ * watch stays (reading only, and stopped at the first event while idle) until curl
+ * closes the socket, which it does through tg_upstream_curl_closesocket. Only sockets
+ * curl opened through tg_upstream_curl_opensocket are kept so: others (the resolver's
+ * wake-up pipe) are closed by curl behind our back, so their watch ends at REMOVE.
+ *
  * libcurl forbids adding or removing easy handles from inside its own callbacks, yet
  * a write callback delivers messages whose receiver may send or close right away. So
  * while curl is running (`depth` > 0) adds and cancels are queued and carried out, in
@@ -15,8 +23,22 @@
 #include "upstream/upstream_int.h"
 
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 enum { DEFER_NONE = 0, DEFER_ADD, DEFER_CANCEL };
+
+/* One watched socket. Invariant: a connection socket (`kept`) is on cl.socks from its
+ * opening until curl closes it; `idle` while curl has no transfer on it (after
+ * CURL_POLL_REMOVE). Any other socket's watch lives from curl's first interest to its
+ * REMOVE and is never on cl.socks. `inited` once the uv_poll is initialised. */
+typedef struct cl_sock {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    int events;              /* UV_READABLE | UV_WRITABLE being watched, 0 when stopped */
+    bool idle, kept, inited;
+    struct cl_sock *next;
+} cl_sock;
 
 /* Invariant: multi != NULL exactly between a successful init and cleanup; everything
  * here is touched only from `loop`'s thread. */
@@ -26,16 +48,60 @@ static struct {
     uv_timer_t timer;
     int depth;                              /* > 0 while inside curl_multi_* */
     tg_upstream_xfer *defer_head, *defer_tail;
+    cl_sock *socks;
 } cl;
-
-typedef struct cl_sock {
-    uv_poll_t poll;
-    curl_socket_t fd;
-} cl_sock;
 
 static void cl_sock_closed(uv_handle_t *h)
 {
     free(h->data);
+}
+
+static cl_sock *cl_sock_find(curl_socket_t fd)
+{
+    for (cl_sock *s = cl.socks; s; s = s->next)
+        if (s->fd == fd) return s;
+    return NULL;
+}
+
+static void cl_watch(cl_sock *s, int ev)
+{
+    if (ev == s->events) return;  /* no epoll_ctl for an unchanged interest */
+    if (ev) uv_poll_start(&s->poll, ev, s->poll.poll_cb);
+    else uv_poll_stop(&s->poll);
+    s->events = ev;
+}
+
+curl_socket_t tg_upstream_curl_opensocket(void *clientp, curlsocktype purpose,
+                                          struct curl_sockaddr *addr)
+{
+    curl_socket_t fd = socket(addr->family, addr->socktype, addr->protocol);
+    if (fd == CURL_SOCKET_BAD) return fd;
+    cl_sock *s = calloc(1, sizeof *s);
+    if (!s) abort();
+    s->fd = fd;
+    s->kept = true;
+    s->next = cl.socks;
+    cl.socks = s;
+    return fd;
+}
+
+static void cl_sock_end(cl_sock *s)
+{
+    /* uv_close drops the fd from epoll at once, so closing it right after is safe */
+    if (s->inited) uv_close((uv_handle_t *)&s->poll, cl_sock_closed);
+    else free(s);
+}
+
+int tg_upstream_curl_closesocket(void *clientp, curl_socket_t fd)
+{
+    cl_sock **pp = &cl.socks;
+    while (*pp && (*pp)->fd != fd) pp = &(*pp)->next;
+    if (*pp) {
+        cl_sock *s = *pp;
+        *pp = s->next;
+        cl_sock_end(s);
+    }
+    return close(fd);
 }
 
 static void cl_finish(tg_upstream_xfer *x, CURLcode result)
@@ -99,6 +165,13 @@ static void cl_action(curl_socket_t fd, int flags)
 static void cl_poll_cb(uv_poll_t *h, int status, int events)
 {
     cl_sock *s = h->data;
+    if (s->idle) {
+        /* The peer closed a cached connection (or sent something unasked): curl finds
+         * out when it next checks the connection; until then, stop the level-triggered
+         * event from spinning. */
+        cl_watch(s, 0);
+        return;
+    }
     int flags = 0;
     if (status < 0) flags = CURL_CSELECT_ERR;
     if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
@@ -108,12 +181,14 @@ static void cl_poll_cb(uv_poll_t *h, int status, int events)
 
 static int cl_socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
 {
-    cl_sock *s = socketp;
+    cl_sock *s = socketp ? socketp : cl_sock_find(fd);
     if (what == CURL_POLL_REMOVE) {
-        if (s) {
-            uv_poll_stop(&s->poll);
-            uv_close((uv_handle_t *)&s->poll, cl_sock_closed);
+        if (s && s->kept) {
+            s->idle = true;
+            cl_watch(s, s->events & UV_READABLE);
+        } else if (s) {
             curl_multi_assign(cl.multi, fd, NULL);
+            cl_sock_end(s);
         }
         return 0;
     }
@@ -121,19 +196,24 @@ static int cl_socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *
         s = calloc(1, sizeof *s);
         if (!s) abort();
         s->fd = fd;
+    }
+    if (!s->inited) {
         int rc = uv_poll_init_socket(cl.loop, &s->poll, fd);
         if (rc != 0) {
             tg_log_error("upstream", "cannot watch a curl socket: %s", uv_strerror(rc));
-            free(s);
+            if (!s->kept) free(s);
             return -1;  /* curl fails the transfer */
         }
+        s->inited = true;
         s->poll.data = s;
-        curl_multi_assign(cl.multi, fd, s);
+        s->poll.poll_cb = cl_poll_cb;
     }
+    if (!socketp) curl_multi_assign(cl.multi, fd, s);
+    s->idle = false;
     int ev = 0;
     if (what & CURL_POLL_IN) ev |= UV_READABLE;
     if (what & CURL_POLL_OUT) ev |= UV_WRITABLE;
-    uv_poll_start(&s->poll, ev, cl_poll_cb);
+    cl_watch(s, ev);
     return 0;
 }
 

@@ -387,6 +387,8 @@ static http_xfer *http_xfer_new(http_conn *hc, xf_kind kind, const char *accept)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, xf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, xf);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, tg_upstream_curl_opensocket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, tg_upstream_curl_closesocket);
     return xf;
 }
 

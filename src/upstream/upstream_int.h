@@ -85,6 +85,12 @@ bool tg_upstream_curl_ready(void);
 void tg_upstream_curl_cleanup(void);
 /* Starts the transfer. -1 (err set) if the driver is not initialised or curl refuses. */
 int  tg_upstream_curl_add(tg_upstream_xfer *x, tg_error *err);
+/* CURLOPT_OPENSOCKETFUNCTION and CURLOPT_CLOSESOCKETFUNCTION for every easy handle on
+ * the driver: connection sockets are registered when opened, so their watch can outlive
+ * a transfer, and their watch ends just before they are closed. */
+curl_socket_t tg_upstream_curl_opensocket(void *clientp, curlsocktype purpose,
+                                          struct curl_sockaddr *addr);
+int  tg_upstream_curl_closesocket(void *clientp, curl_socket_t fd);
 /* Stops the transfer; `done` follows with CURLE_ABORTED_BY_CALLBACK (synchronously when
  * not called from inside a curl callback). */
 void tg_upstream_curl_cancel(tg_upstream_xfer *x);
