@@ -275,7 +275,8 @@ static int cmd_check(int argc, char **argv)
 }
 
 /* `toolgate audit SUB …`: tg_audit_cli_main, with `--config FILE` turned into
- * `--store <the store of FILE>` unless --store is given. */
+ * `--store <the store of FILE>` unless --store is given (keygen has no store: there
+ * --config is accepted and ignored). */
 static int cmd_audit(int argc, char **argv)
 {
     const char *config = NULL, *v;
@@ -308,7 +309,7 @@ static int cmd_audit(int argc, char **argv)
         args[n++] = argv[i];
     }
     tg_config *cfg = NULL;
-    if (config && !has_store) {
+    if (config && !has_store && strcmp(argv[1], "keygen") != 0) {
         tg_error err;
         if (!(cfg = tg_config_load(config, &err))) {
             fprintf(stderr, "%s\n", err.msg);

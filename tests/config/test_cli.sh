@@ -171,6 +171,8 @@ run "keys create bad ttl" 2 keys create --config "$work/keys.yaml" --agent a --t
 run "keys create bad cidr" 1 keys create --config "$work/keys.yaml" --agent a --cidr 10.0.0.1/8 && ok "keys create refuses a CIDR with host bits"
 
 run "audit verify empty store" 0 audit verify --config "$work/keys.yaml" && expect "audit verify on the configured store" "$out" "0 record(s)"
+run "audit keygen with --config" 0 audit keygen --config "$work/keys.yaml" --out "$work/audit.key" &&
+  { [ -f "$work/audit.key.pub" ] && ok "audit keygen ignores --config and writes the key pair" || bad "audit keygen writes the key pair"; }
 run "audit without subcommand" 2 audit && expect "audit needs a subcommand" "$err" "audit needs a subcommand"
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
