@@ -5,16 +5,20 @@
  *
  * Start-up order: load the configuration → apply --listen/--port → transports' global
  * set-up → front created and bound (so a port-0 listen is known before anyone holds the
- * configuration and the default public URL can name the real port) → router created
- * (it takes its own reference to the configuration and starts shared upstreams) →
- * signals → loop. No request can arrive before the router exists: requests are only
- * read once the loop runs.
+ * configuration and the default public URL — the OAuth audience — can name the real
+ * port) → the gates, in dependency order: store (`store:`) → audit writer (`audit:`) →
+ * API-key store on that store → authenticator (`auth:`, unless off) → policy (`policy:`,
+ * when present) → router (it takes its own reference to the configuration, starts shared
+ * upstreams and borrows the gates) → signals → loop. No request can arrive before the
+ * router exists: requests are only read once the loop runs. Any failure is logged with
+ * its reason and exits 1.
  *
  * Shutdown (SIGINT/SIGTERM): the front stops accepting and the router ends sessions and
  * fails in-flight calls at the same time (an in-flight response waits on its upstream,
  * so closing the front first and the router after could wait a whole call timeout);
- * when both report done, the signal handles close, the loop runs dry and everything is
- * freed. A second signal exits at once.
+ * when both report done, the signal handles close and the audit writer closes (final
+ * checkpoint, pending writes), then the store; the loop runs dry and everything is
+ * freed in reverse order of creation. A second signal exits at once.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -22,22 +26,34 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "audit/tg_audit.h"
+#include "auth/tg_auth.h"
 #include "cli/cli_int.h"
 #include "common/tg_common.h"
 #include "config/tg_config.h"
 #include "front/tg_front.h"
 #include "mcp/tg_mcp.h"
+#include "policy/tg_policy.h"
+#include "store/tg_store.h"
 #include "upstream/tg_upstream.h"
 
 #define LOG_COMPONENT "toolgate"
 
 /* Invariants: `mcp` is non-NULL whenever the loop runs with `http` listening (see the
  * start-up order above); `pending` counts shutdown steps (front close, router shutdown)
- * not yet reported done, and is meaningful only once `stopping` is set. */
+ * not yet reported done, and is meaningful only once `stopping` is set. The gates are
+ * NULL when not configured (auth off, no policy section, no API keys) or not built yet;
+ * `store` and `audit` are handed to their close functions once (close_records) and set
+ * to NULL then. */
 typedef struct server {
     uv_loop_t loop;
     tg_config *cfg;
     tg_http_server *http;
+    tg_store *store;
+    tg_audit *audit;
+    tg_apikey_store *keys;
+    tg_auth *auth;
+    tg_policy *policy;
     tg_mcp *mcp;
     uv_signal_t signals[3];
     int nsignals;      /* signal handles initialised (closed when shutdown completes) */
@@ -54,6 +70,26 @@ static void on_request(tg_http_req *req, void *ctx)
     tg_mcp_handle(req, s->mcp);
 }
 
+static void audit_closed(void *arg)
+{
+    server *s = arg;
+    tg_store_close(s->store);
+    s->store = NULL;
+}
+
+/* The audit trail, then its store: after the router, so every record it appended is
+ * written (or failed) before the store goes. */
+static void close_records(server *s)
+{
+    if (s->audit) {
+        tg_audit *a = s->audit;
+        s->audit = NULL;
+        tg_audit_close(a, audit_closed, s);
+    } else if (s->store) {
+        audit_closed(s);
+    }
+}
+
 static void step_done(void *arg)
 {
     server *s = arg;
@@ -62,6 +98,7 @@ static void step_done(void *arg)
     for (int i = 0; i < s->nsignals; i++)
         uv_close((uv_handle_t *)&s->signals[i], NULL);
     s->nsignals = 0;
+    close_records(s);
 }
 
 static void begin_shutdown(server *s)
@@ -129,15 +166,44 @@ static void log_listening(const server *s)
                 v6 ? "[" : "", cfg->listen_host, v6 ? "]" : "",
                 (unsigned)tg_http_server_port(s->http), cfg->mcp_path, cfg->public_url, ups.data);
     tg_buf_free(&ups);
-    /* Running open must never go unnoticed. The router does not enforce `auth:` yet
-     * either (docs/configuration.md), so say that too rather than imply protection. */
+    /* Running open must never go unnoticed. */
     if (!cfg->auth_enabled)
         tg_log_warn(LOG_COMPONENT, "authentication is off (%s): every client that can reach "
-                    "%s is served; configure `auth:` (docs/authentication.md)",
+                    "%s is served as \"anonymous\"; configure `auth:` (docs/authentication.md)",
                     cfg->auth_where ? "auth: none" : "no auth section", cfg->public_url);
+    if (!s->policy)
+        tg_log_warn(LOG_COMPONENT, "no `policy:` section: calls are forwarded without a "
+                    "decision and not audited (docs/policy.md)");
     else
-        tg_log_warn(LOG_COMPONENT, "`auth:` is configured but not enforced yet: the MCP router "
-                    "does not call the authenticator in this version (docs/configuration.md)");
+        tg_log_info(LOG_COMPONENT, "policy version %s (%s mode), audit %s to %s",
+                    tg_policy_version(s->policy), cfg->policy.shadow ? "shadow" : "enforce",
+                    cfg->audit.durability == TG_AUDIT_BATCHED ? "batched" : "strict",
+                    tg_store_backend(s->store) == TG_STORE_SQLITE ? "SQLite" : "PostgreSQL");
+}
+
+/* Store → audit → API keys → authenticator → policy, each with a message naming what
+ * failed. */
+static int open_gates(server *s, tg_error *err)
+{
+    tg_config *cfg = s->cfg;
+    tg_error e;
+    if (!(s->store = tg_store_open_opts(&s->loop, &cfg->store, &e)))
+        return tg_error_set(err, "store: %s", e.msg);
+    if (!(s->audit = tg_audit_open(&s->loop, s->store, &cfg->audit, &e)))
+        return tg_error_set(err, "audit: %s", e.msg);
+    if (!cfg->auth_enabled)
+        return (cfg->policy.where && !(s->policy = tg_policy_new(cfg, &e)))
+            ? tg_error_set(err, "policy: %s", e.msg) : 0;
+    tg_auth_conf ac = cfg->auth;
+    if (ac.api_keys_enabled) {
+        s->keys = tg_apikey_sqlstore_new(s->store);
+        ac.key_store = s->keys;
+    }
+    if (!(s->auth = tg_auth_new(&s->loop, &ac, &e)))
+        return tg_error_set(err, "auth: %s", e.msg);
+    if (cfg->policy.where && !(s->policy = tg_policy_new(cfg, &e)))
+        return tg_error_set(err, "policy: %s", e.msg);
+    return 0;
 }
 
 /* Everything up to a running loop; on failure err says why and the caller tears down
@@ -153,7 +219,10 @@ static int start(server *s, tg_error *err)
     if (s->cfg->listen_port == 0 &&
         tg_config_set_listen(s->cfg, NULL, tg_http_server_port(s->http), err) < 0)
         return -1;
-    if (!(s->mcp = tg_mcp_new(&s->loop, s->cfg, err)))
+    if (open_gates(s, err) < 0)
+        return -1;
+    tg_mcp_gates gates = {s->auth, s->policy, s->audit};
+    if (!(s->mcp = tg_mcp_new(&s->loop, s->cfg, &gates, err)))
         return -1;
     return start_signals(s, err);
 }
@@ -188,11 +257,18 @@ int tg_cli_serve(const char *config_path, const char *listen, int port)
         s.nsignals = 0;
         if (s.http)
             begin_shutdown(&s);
+        else
+            close_records(&s);
     }
     uv_run(&s.loop, UV_RUN_DEFAULT);
 
     if (s.mcp)
         tg_mcp_free(s.mcp);
+    tg_policy_free(s.policy);
+    if (s.auth)
+        tg_auth_free(s.auth);
+    if (s.keys)
+        tg_apikey_sqlstore_free(s.keys);
     if (s.http)
         tg_http_server_free(s.http);
     if (s.transports)

@@ -31,6 +31,13 @@ static bool transparent(const tg_mcp *m)
            !(m->cfg->upstreams[0].prefix && m->cfg->upstreams[0].prefix[0]);
 }
 
+/* With a policy, tools are routed through the session's lists even when transparent:
+ * the catalog needs each tool's annotations and tools/list must be filtered. */
+static bool tools_transparent(const tg_mcp *m)
+{
+    return transparent(m) && !m->gates.policy;
+}
+
 static size_t nup(const mcp_call *c)
 {
     return c->m->cfg->nupstreams;
@@ -44,7 +51,7 @@ static const char *prefix_of(const tg_mcp *m, size_t idx)
 /* ---------------------------------------------------------------- forwarding */
 
 /* The single part's reply, under the client's id: the upstream's bytes with the id
- * spliced in, nothing re-serialised. */
+ * spliced in, nothing re-serialised. A decided call records its outcome first. */
 static void finish_forward(mcp_call *c)
 {
     mcp_reply *reply = NULL;
@@ -52,13 +59,16 @@ static void finish_forward(mcp_call *c)
     tg_jsplice ed = {reply->id_start, reply->id_end, c->idkey, strlen(c->idkey)};
     tg_buf out = TG_BUF_INIT;
     tg_jsplice_build(&out, reply->raw, 0, reply->len, &ed, 1);
+    if (c->gate) {
+        size_t len = out.len;
+        mcp_gate_answer(c, reply, tg_buf_steal(&out), len);
+        return;
+    }
     mcp_call_answer_raw(c, out.data, out.len);
     tg_buf_free(&out);
 }
 
-/* Forwards the call to upstream idx: with params (a jansson value) when the route built
- * new ones, else the client's own request spliced (params.name → rename if not NULL). */
-static void forward(mcp_call *c, size_t idx, json_t *params, const char *rename)
+void mcp_forward(mcp_call *c, size_t idx, json_t *params, const char *rename)
 {
     c->finish = finish_forward;
     c->nwait++;
@@ -117,6 +127,7 @@ void mcp_routes_invalidate(mcp_session *s, const char *which)
 {
     if (strncmp(which, "tools/", 6) == 0) {
         mcp_map_clear(&s->tools);
+        json_object_clear(s->tool_annotations);
         s->tools_known = false;
     } else if (strncmp(which, "prompts/", 8) == 0) {
         mcp_map_clear(&s->prompts);
@@ -148,6 +159,9 @@ static char *absorb(mcp_session *s, const list_kind *k, size_t idx, const json_t
             return NULL;
         }
         mcp_map_put(map, visible, strlen(visible), (void *)(idx + 1));
+        json_t *ann = json_object_get(item, "annotations");
+        if (k->id == K_TOOLS && json_is_object(ann))
+            json_object_set(s->tool_annotations, visible, ann);
     } else {
         json_array_append_new(s->templates, json_pack("[I,s]", (json_int_t)idx, name));
     }
@@ -185,6 +199,10 @@ static void list_finish(mcp_call *c)
             json_t *item = json_array_get(arr, j);
             char *visible = absorb(s, k, i, item);
             if (!visible) continue;
+            if (k->id == K_TOOLS && !mcp_gate_tool_visible(c, i, item, visible)) {
+                free(visible);
+                continue;
+            }
             json_t *out = json_copy(item);
             json_object_set_new(out, k->key, json_string(visible));
             json_array_append_new(items, out);
@@ -214,8 +232,8 @@ static void list_finish(mcp_call *c)
 
 static void route_list(mcp_call *c, const list_kind *k)
 {
-    if (transparent(c->m)) {
-        forward(c, 0, NULL, NULL);
+    if (k->id == K_TOOLS ? tools_transparent(c->m) : transparent(c->m)) {
+        mcp_forward(c, 0, NULL, NULL);
         return;
     }
     json_t *cursor = json_object_get(mcp_call_params(c), "cursor");
@@ -316,8 +334,8 @@ static int resolve_name(mcp_call *c, const list_kind *k, const char *name, size_
 static void forward_named(mcp_call *c, const list_kind *k, const char *what,
                           void (*resume)(mcp_call *))
 {
-    if (transparent(c->m)) {
-        forward(c, 0, NULL, NULL);
+    if (k->id == K_TOOLS ? tools_transparent(c->m) : transparent(c->m)) {
+        mcp_gate_forward(c, 0, c->name, NULL);
         return;
     }
     const char *name = c->name;
@@ -330,7 +348,7 @@ static void forward_named(mcp_call *c, const list_kind *k, const char *what,
     int r = resolve_name(c, k, name, &idx, &orig, resume);
     if (r < 0) mcp_call_error(c, TG_RPC_INVALID_PARAMS, NULL, "Unknown %s: %s", what, name);
     if (r <= 0) return;
-    forward(c, idx, NULL, orig);
+    mcp_gate_forward(c, idx, orig, orig);
 }
 
 /* The one place a tools/call is forwarded upstream. */
@@ -405,7 +423,8 @@ static void route_resource(mcp_call *c)
         else mcp_map_del(&c->s->subs, key, klen);
         free(key);
     }
-    forward(c, (size_t)idx, NULL, NULL);
+    if (strcmp(c->method, "resources/read") == 0) mcp_gate_forward(c, (size_t)idx, uri, NULL);
+    else mcp_forward(c, (size_t)idx, NULL, NULL);
 }
 
 static void route_completion(mcp_call *c)
@@ -413,7 +432,7 @@ static void route_completion(mcp_call *c)
     json_t *ref = json_object_get(mcp_call_params(c), "ref");
     const char *type = json_string_value(json_object_get(ref, "type"));
     if (transparent(c->m)) {
-        forward(c, 0, NULL, NULL);
+        mcp_forward(c, 0, NULL, NULL);
     } else if (type && strcmp(type, "ref/resource") == 0) {
         route_resource(c);
     } else if (type && strcmp(type, "ref/prompt") == 0) {
@@ -428,7 +447,7 @@ static void route_completion(mcp_call *c)
         json_object_set_new(ref2, "name", json_string(orig));
         json_t *p = json_copy(mcp_call_params(c));
         json_object_set_new(p, "ref", ref2);
-        forward(c, idx, p, NULL);
+        mcp_forward(c, idx, p, NULL);
         json_decref(p);
     } else {
         mcp_call_error(c, TG_RPC_INVALID_PARAMS, NULL, "Invalid params: unknown ref type");
@@ -462,7 +481,7 @@ static void finish_any_ok(mcp_call *c)
 static void route_set_level(mcp_call *c)
 {
     if (transparent(c->m)) {
-        forward(c, 0, NULL, NULL);
+        mcp_forward(c, 0, NULL, NULL);
         return;
     }
     c->finish = finish_any_ok;
@@ -543,7 +562,7 @@ void mcp_route_request(mcp_call *c)
         route_resource(c);
     else if (strcmp(method, "completion/complete") == 0) route_completion(c);
     else if (strcmp(method, "logging/setLevel") == 0) route_set_level(c);
-    else if (nup(c) == 1) forward(c, 0, NULL, NULL); /* the server decides */
+    else if (nup(c) == 1) mcp_forward(c, 0, NULL, NULL); /* the server decides */
     else mcp_call_error(c, TG_RPC_METHOD_NOT_FOUND, NULL, "Method not found: %s", method);
 }
 

@@ -144,6 +144,15 @@ struct mcp_link {
     json_t *init_result;         /* owned, or NULL */
 };
 
+/* Where a reply came from: the upstream itself, or toolgate standing in for an upstream
+ * that did not answer (the audit outcome tells these apart). */
+typedef enum {
+    MCP_REPLY_UPSTREAM = 0,
+    MCP_REPLY_TIMEOUT,        /* no answer within call_timeout */
+    MCP_REPLY_CRASH,          /* the upstream died or failed with the request in flight */
+    MCP_REPLY_UNAVAILABLE,    /* never sent: the upstream was not (or no longer) usable */
+} mcp_reply_origin;
+
 /* An upstream's answer to a pending request, as bytes: the upstream's own (the hot path
  * never re-serialises them) or a synthesised error. The jansson value is built only for
  * the few answers the router must look into (initialize, federated lists). */
@@ -152,6 +161,7 @@ typedef struct mcp_reply {
     size_t len;
     size_t id_start, id_end;     /* span of the "id" value in raw */
     json_t *json;                /* parsed on demand by mcp_reply_json, owned */
+    mcp_reply_origin origin;
 } mcp_reply;
 
 /* Copies a response's bytes; id span relative to raw. */
@@ -208,6 +218,16 @@ struct mcp_call {
     size_t npending;             /* pendings whose call is this one */
     void (*finish)(mcp_call *c); /* all parts in: build and send the answer */
     int refreshes;               /* name-map refreshes done for this call */
+    /* The gates (gate.c). arena holds the per-call copies (identity, decision, audit
+     * fields) and lives as long as the call. gate is non-NULL once the policy decided
+     * this call; wait is non-NULL while an audit append for it is outstanding (the
+     * append's callback finds the call through it, or nothing once the call is gone). */
+    tg_arena *arena;
+    const tg_identity *identity;
+    const char *traceparent;
+    uint64_t started_ns;         /* when the request arrived (total latency) */
+    struct mcp_gate *gate;
+    struct mcp_wait *wait;
 };
 
 /* A POST carrying requests. Invariant: freed when open == 0 and the HTTP request is
@@ -249,7 +269,8 @@ struct mcp_session {
     mcp_session *prev, *next;
     tg_mcp *m;
     char id[65];
-    const char *principal;       /* who created it; another principal gets 404 */
+    char *principal;             /* identity->principal_key of its creator (owned); any
+                                    other principal presenting the id gets 404 */
     char version[16];            /* negotiated protocol revision */
     bool initialized;            /* notifications/initialized received */
     bool ending;
@@ -263,6 +284,8 @@ struct mcp_session {
     uint64_t next_s2c;
     /* Name routing, filled by the lists this session fetched: visible name → idx+1. */
     mcp_map tools, prompts, resources;
+    json_t *tool_annotations;    /* visible tool name → its `annotations` (owned object);
+                                    the catalog classifies unlisted tools with them */
     bool tools_known, prompts_known, resources_known;
     json_t *templates;           /* [[idx, "uriTemplate"], ...] (owned) */
     mcp_map subs;                /* "<idx> <uri>" → (void*)1 */
@@ -274,6 +297,7 @@ struct mcp_session {
 struct tg_mcp {
     uv_loop_t *loop;
     tg_config *cfg;
+    tg_mcp_gates gates;          /* borrowed; see tg_mcp.h */
     mcp_link **links;            /* nupstreams: SHARED links (NULL for PER_CLIENT) */
     mcp_session *sessions;
     mcp_map sessions_by_id;
@@ -324,12 +348,12 @@ void mcp_pending_start(mcp_link *l, const char *method, json_t *params, mcp_call
 mcp_pending *mcp_pending_find(tg_mcp *m, int64_t gw_id);
 /* Completes p with reply, handed over (the on_reply callback runs, then p is freed). */
 void mcp_pending_finish(mcp_pending *p, mcp_reply *reply);
-void mcp_pending_fail(mcp_pending *p, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void mcp_pending_fail(mcp_pending *p, mcp_reply_origin origin, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Link became READY / FAILED / DOWN: send queued, fail everything, fail sent ones. */
 void mcp_pending_link_ready(mcp_link *l);
-void mcp_pending_link_failed(mcp_link *l, bool only_sent, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void mcp_pending_link_failed(mcp_link *l, bool only_sent, mcp_reply_origin origin,
+                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Calls, from a scanned request (token tok of d; everything needed is copied) or from a
  * jansson value (borrowed). A second call with an id in progress is created but not
@@ -385,6 +409,10 @@ void mcp_maybe_done(tg_mcp *m);
 
 /* ================================================================ federation.c (routing) */
 
+/* Forwards the call to upstream idx: with params (a jansson value) when the route built
+ * new ones, else the client's own request spliced (params.name → rename if not NULL). */
+void mcp_forward(mcp_call *c, size_t idx, json_t *params, const char *rename);
+
 /* Dispatches one client request (a call already registered). */
 void mcp_route_request(mcp_call *c);
 /* Client notifications other than initialized / cancelled. */
@@ -394,5 +422,39 @@ void mcp_routes_invalidate(mcp_session *s, const char *which);
 /* Builds the client's InitializeResult (finish callback of the initialize call). */
 void mcp_initialize_finish(mcp_call *c);
 
+/* ================================================================ gate.c */
+
+/* Who is asking: the result of authentication, in the HTTP request's arena. */
+typedef struct mcp_asker {
+    const tg_identity *identity;
+    const char *traceparent;     /* the client's valid traceparent, or a generated one */
+    uint64_t started_ns;
+} mcp_asker;
+
+/* The identity every request acts as when authentication is off. */
+extern const tg_identity mcp_anonymous;
+
+/* Gives a new call its own copy of who is asking (before it is routed). */
+void mcp_gate_adopt(mcp_call *c, const mcp_asker *who);
+/* A traceparent: the header's value when it is a valid W3C one, else a new one
+ * (version 00, random trace and parent ids, sampled). In arena. */
+const char *mcp_gate_traceparent(tg_arena *a, const char *header, size_t len);
+/* Records a refused authentication (audit record + nothing else; logging is the caller's). */
+void mcp_gate_auth_failure(tg_mcp *m, tg_http_req *req, const tg_auth_result *res,
+                           const char *traceparent);
+
+/* The decision point for tools/call, resources/read and prompts/get, once the route
+ * knows the upstream (idx) and the upstream's own name (orig: tool or prompt name
+ * without the prefix; the URI for resources/read; NULL when the request names none):
+ * decides, records, then forwards as mcp_forward(c, idx, NULL, rename) (allow, shadow)
+ * or answers the refusal. Without a policy it forwards at once. */
+void mcp_gate_forward(mcp_call *c, size_t idx, const char *orig, const char *rename);
+/* The answer to a decided call (the client's bytes, id already the client's): records
+ * the outcome, then sends it. Takes the bytes (malloc'd). */
+void mcp_gate_answer(mcp_call *c, mcp_reply *reply, char *data, size_t len);
+/* tools/list: may this session's identity see this tool (item from upstream idx)? */
+bool mcp_gate_tool_visible(mcp_call *c, size_t idx, const json_t *item, const char *visible);
+/* The call is going away: forget it in any outstanding audit wait, free its gate state. */
+void mcp_gate_release(mcp_call *c);
 
 #endif /* MCP_INT_H */

@@ -127,8 +127,9 @@ static void pending_send(mcp_pending *p)
     }
     tg_error err;
     if (!l->conn || tg_upconn_send(l->conn, p->out.data, p->out.len, p->gw_id, &err) != 0) {
-        mcp_pending_fail(p, TG_RPC_INTERNAL_ERROR, "upstream '%s' is unavailable: %s",
-                         l->conf->name, l->conn ? err.msg : "closed");
+        mcp_pending_fail(p, MCP_REPLY_UNAVAILABLE, TG_RPC_INTERNAL_ERROR,
+                         "upstream '%s' is unavailable: %s", l->conf->name,
+                         l->conn ? err.msg : "closed");
         return;
     }
     p->sent = true;
@@ -174,8 +175,9 @@ static void pending_go(mcp_pending *p)
     if (l->state == MCP_LINK_READY || (l->state == MCP_LINK_INITIALIZING && is_initialize(p))) {
         pending_send(p);
     } else if (l->state == MCP_LINK_FAILED || l->state == MCP_LINK_CLOSING) {
-        mcp_pending_fail(p, TG_RPC_INTERNAL_ERROR, "upstream '%s' is unavailable: %s",
-                         l->conf->name, l->why[0] ? l->why : "closing");
+        mcp_pending_fail(p, MCP_REPLY_UNAVAILABLE, TG_RPC_INTERNAL_ERROR,
+                         "upstream '%s' is unavailable: %s", l->conf->name,
+                         l->why[0] ? l->why : "closing");
     } else {
         p->deadline_ms = tg_now_ms() + l->conf->init_timeout_ms;
         pending_arm(m, p->deadline_ms);
@@ -209,7 +211,7 @@ void mcp_pending_finish(mcp_pending *p, mcp_reply *reply)
     pending_free(p);
 }
 
-void mcp_pending_fail(mcp_pending *p, int code, const char *fmt, ...)
+void mcp_pending_fail(mcp_pending *p, mcp_reply_origin origin, int code, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -219,7 +221,9 @@ void mcp_pending_fail(mcp_pending *p, int code, const char *fmt, ...)
     json_t *id = json_integer(p->gw_id);
     json_t *r = tg_rpc_error(id, code, msg, NULL);
     json_decref(id);
-    mcp_pending_finish(p, mcp_reply_from_json(r));
+    mcp_reply *reply = mcp_reply_from_json(r);
+    reply->origin = origin;
+    mcp_pending_finish(p, reply);
     json_decref(r);
 }
 
@@ -300,7 +304,8 @@ void mcp_pending_link_ready(mcp_link *l)
     free(ids);
 }
 
-void mcp_pending_link_failed(mcp_link *l, bool only_sent, const char *fmt, ...)
+void mcp_pending_link_failed(mcp_link *l, bool only_sent, mcp_reply_origin origin,
+                             const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -311,7 +316,7 @@ void mcp_pending_link_failed(mcp_link *l, bool only_sent, const char *fmt, ...)
     size_t n = collect(l->m, &ids, only_sent ? sent_on : on_link, l);
     for (size_t i = 0; i < n; i++) {
         mcp_pending *p = find_int(l->m, ids[i]);
-        if (p) mcp_pending_fail(p, TG_RPC_INTERNAL_ERROR, "%s", msg);
+        if (p) mcp_pending_fail(p, origin, TG_RPC_INTERNAL_ERROR, "%s", msg);
     }
     free(ids);
 }
@@ -335,12 +340,12 @@ static void pending_tick(uv_timer_t *t)
         if (p->sent) {
             uint32_t ms = is_initialize(p) ? l->conf->init_timeout_ms : l->conf->call_timeout_ms;
             send_cancelled(p, "timeout");
-            mcp_pending_fail(p, TG_RPC_INTERNAL_ERROR, "upstream '%s' did not answer within %u ms",
-                             l->conf->name, ms);
+            mcp_pending_fail(p, MCP_REPLY_TIMEOUT, TG_RPC_INTERNAL_ERROR,
+                             "upstream '%s' did not answer within %u ms", l->conf->name, ms);
         } else {
-            mcp_pending_fail(p, TG_RPC_INTERNAL_ERROR, "upstream '%s' is not ready after %u ms%s%s",
-                             l->conf->name, l->conf->init_timeout_ms, l->why[0] ? ": " : "",
-                             l->why);
+            mcp_pending_fail(p, MCP_REPLY_UNAVAILABLE, TG_RPC_INTERNAL_ERROR,
+                             "upstream '%s' is not ready after %u ms%s%s", l->conf->name,
+                             l->conf->init_timeout_ms, l->why[0] ? ": " : "", l->why);
         }
     }
     free(ids);
@@ -555,6 +560,7 @@ static void call_release(mcp_call *c, const char *reason)
         char key[24];
         mcp_map_del(&m->tokens, key, mcp_int_key(c->gw_token, key));
     }
+    mcp_gate_release(c);
     if (c->prev) c->prev->next = c->next;
     else s->calls = c->next;
     if (c->next) c->next->prev = c->prev;
@@ -569,6 +575,7 @@ static void call_release(mcp_call *c, const char *reason)
     free(c->method);
     free(c->name);
     free(c->idkey);
+    if (c->arena) tg_arena_free(c->arena);
     mcp_exchange *x = c->x;
     free(c);
     if (x && --x->open == 0) exchange_close(x);

@@ -31,22 +31,28 @@
  *    (session, id); cancellations mapped both ways; server-to-client requests get "tg-N"
  *    ids per session and the client's answers are mapped back (pending.c,
  *    upstream_link.c). Before notifications/initialized a session may only ping.
+ *  - Authentication (gates.auth) runs right after the Host/Origin checks and before
+ *    anything MCP-level: the request waits for tg_auth_authenticate (cancelled if the
+ *    client goes away); a refusal is answered with the status, WWW-Authenticate and
+ *    message the auth module gives, logged with the reason and client IP (never the
+ *    credential) and recorded in the audit trail. RFC 9728 metadata is served, without
+ *    authentication, at /.well-known/oauth-protected-resource and its MCP-path variant.
+ *    Without gates.auth every request acts as mcp_anonymous.
+ *  - Sessions are bound to identity->principal_key at initialize; session_of() answers
+ *    404 to any other principal, exactly as for an unknown id.
  *  - The client's Authorization header is never passed on: the transports take no
  *    client headers at all.
- *  - Extension points: the principal check in session_of(); route_tools_call() in
- *    federation.c is the single place a tools/call is forwarded.
+ *  - mcp_gate_forward() (gate.c), called by the routes in federation.c, is the single
+ *    place a tools/call, resources/read or prompts/get is decided and forwarded.
  */
 #include "mcp/mcp_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define COMPONENT "mcp"
-
-/* Until authentication lands (issue 4) every request acts for this principal; sessions
- * still record and check it so the binding exists from the start. */
-#define ANONYMOUS_PRINCIPAL "anonymous"
 
 static void http_error(tg_http_req *req, int status, int code, const tg_http_header *h,
                        size_t nh, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
@@ -66,6 +72,9 @@ static void http_error(tg_http_req *req, int status, int code, const tg_http_hea
     tg_http_respond_json(req, status, h, nh, body, len);
     free(body);
 }
+
+static void serve_mcp(tg_mcp *m, tg_http_req *req, const mcp_asker *who);
+static void authenticate(tg_mcp *m, tg_http_req *req);
 
 static void respond_rpc(tg_http_req *req, int status, json_t *msg_steal)
 {
@@ -104,8 +113,9 @@ static bool allowed_before_initialized(const char *method)
 }
 
 /* A just-created call: refused, or routed. */
-static void dispatch_request(mcp_session *s, mcp_call *c)
+static void dispatch_request(mcp_session *s, mcp_call *c, const mcp_asker *who)
 {
+    mcp_gate_adopt(c, who);
     /* a call whose id was already in progress is not registered under it */
     bool dup = mcp_map_get(&s->calls_by_id, c->idkey, strlen(c->idkey)) != c;
     if (dup) {
@@ -169,7 +179,7 @@ static void client_message(mcp_session *s, json_t *msg, tg_rpc_kind kind)
 
 /* ---------------------------------------------------------------- POST */
 
-static void post_initialize(tg_mcp *m, tg_http_req *req, json_t *msg, const char *principal)
+static void post_initialize(tg_mcp *m, tg_http_req *req, json_t *msg, const mcp_asker *who)
 {
     json_t *params = json_object_get(msg, "params");
     const char *want = json_string_value(json_object_get(params, "protocolVersion"));
@@ -189,7 +199,7 @@ static void post_initialize(tg_mcp *m, tg_http_req *req, json_t *msg, const char
     const char *version = mcp_version_supported(want, strlen(want)) ? want : TG_MCP_LATEST_VERSION;
     json_t *caps = json_object_get(params, "capabilities");
     json_t *own_caps = json_is_object(caps) ? json_incref(caps) : json_object();
-    mcp_session *s = mcp_session_new(m, principal, version, own_caps);
+    mcp_session *s = mcp_session_new(m, who->identity->principal_key, version, own_caps);
     json_decref(own_caps);
     for (size_t i = 0; i < m->cfg->nupstreams; i++)
         if (m->cfg->upstreams[i].sessions == TG_UP_SESSIONS_PER_CLIENT)
@@ -200,6 +210,7 @@ static void post_initialize(tg_mcp *m, tg_http_req *req, json_t *msg, const char
     x->announce_session = true;
     mcp_call *c = mcp_call_new_json(s, x, msg);
     json_decref(msg);
+    mcp_gate_adopt(c, who);
     c->finish = mcp_initialize_finish;
     c->nwait++;
     for (size_t i = 0; i < m->cfg->nupstreams; i++) mcp_call_ask(c, i, NULL, NULL);
@@ -213,9 +224,9 @@ static bool is_initialize(const json_t *msg, tg_rpc_kind kind)
            strcmp(json_string_value(json_object_get(msg, "method")), "initialize") == 0;
 }
 
-static void post_batch(tg_mcp *m, tg_http_req *req, json_t *batch, const char *principal)
+static void post_batch(tg_mcp *m, tg_http_req *req, json_t *batch, const mcp_asker *who)
 {
-    mcp_session *s = session_of(m, req, principal);
+    mcp_session *s = session_of(m, req, who->identity->principal_key);
     if (!s) return;
     size_t n = json_array_size(batch), nreq = 0;
     tg_error err;
@@ -248,14 +259,14 @@ static void post_batch(tg_mcp *m, tg_http_req *req, json_t *batch, const char *p
     for (size_t i = 0; i < n; i++) {
         json_t *msg = json_array_get(batch, i);
         tg_rpc_kind kind = tg_rpc_classify(msg, NULL);
-        if (kind == TG_RPC_KIND_REQUEST) dispatch_request(s, mcp_call_new_json(s, x, msg));
+        if (kind == TG_RPC_KIND_REQUEST) dispatch_request(s, mcp_call_new_json(s, x, msg), who);
         else client_message(s, msg, kind);
     }
     if (x) mcp_exchange_settle(x);
     else tg_http_respond(req, 202, NULL, 0, NULL, 0);
 }
 
-static void handle_post(tg_mcp *m, tg_http_req *req, const char *principal)
+static void handle_post(tg_mcp *m, tg_http_req *req, const mcp_asker *who)
 {
     size_t len;
     const char *accept = tg_http_req_header(req, "Accept", &len);
@@ -281,7 +292,7 @@ static void handle_post(tg_mcp *m, tg_http_req *req, const char *principal)
     }
     if (d->toks[0].type == TG_JT_ARRAY) {
         json_t *batch = tg_jscan_json(d, 0);
-        post_batch(m, req, batch, principal);
+        post_batch(m, req, batch, who);
         json_decref(batch);
         return;
     }
@@ -296,14 +307,14 @@ static void handle_post(tg_mcp *m, tg_http_req *req, const char *principal)
                        "Bad Request: initialize must not carry MCP-Session-Id");
             return;
         }
-        post_initialize(m, req, tg_jscan_json(d, 0), principal);
+        post_initialize(m, req, tg_jscan_json(d, 0), who);
         return;
     }
-    mcp_session *s = session_of(m, req, principal);
+    mcp_session *s = session_of(m, req, who->identity->principal_key);
     if (!s) return;
     if (kind == TG_RPC_KIND_REQUEST) {
         mcp_exchange *x = mcp_exchange_new(s, req);
-        dispatch_request(s, mcp_call_new(s, x, d, 0));
+        dispatch_request(s, mcp_call_new(s, x, d, 0), who);
         mcp_exchange_settle(x);
         return;
     }
@@ -315,7 +326,7 @@ static void handle_post(tg_mcp *m, tg_http_req *req, const char *principal)
 
 /* ---------------------------------------------------------------- GET, DELETE */
 
-static void handle_get(tg_mcp *m, tg_http_req *req, const char *principal)
+static void handle_get(tg_mcp *m, tg_http_req *req, const mcp_asker *who)
 {
     size_t len;
     const char *accept = tg_http_req_header(req, "Accept", &len);
@@ -324,7 +335,7 @@ static void handle_get(tg_mcp *m, tg_http_req *req, const char *principal)
                    "Not Acceptable: Accept must list text/event-stream");
         return;
     }
-    mcp_session *s = session_of(m, req, principal);
+    mcp_session *s = session_of(m, req, who->identity->principal_key);
     if (!s) return;
     if (s->get_req) {
         http_error(req, 409, TG_RPC_SERVER_ERROR, NULL, 0,
@@ -334,12 +345,123 @@ static void handle_get(tg_mcp *m, tg_http_req *req, const char *principal)
     mcp_session_open_stream(s, req, tg_http_req_header(req, "Last-Event-ID", &len));
 }
 
-static void handle_delete(tg_mcp *m, tg_http_req *req, const char *principal)
+static void handle_delete(tg_mcp *m, tg_http_req *req, const mcp_asker *who)
 {
-    mcp_session *s = session_of(m, req, principal);
+    mcp_session *s = session_of(m, req, who->identity->principal_key);
     if (!s) return;
     mcp_session_end(s, "deleted by the client");
     tg_http_respond(req, 200, NULL, 0, NULL, 0);
+}
+
+/* ---------------------------------------------------------------- authentication */
+
+/* One request waiting for the authenticator; lives in the request's arena. done is set
+ * once the callback ran, so the abort hook never cancels a finished authentication. */
+typedef struct auth_wait {
+    tg_mcp *m;
+    tg_http_req *req;
+    tg_auth_pending *pending;
+    const char *traceparent;
+    bool done;
+} auth_wait;
+
+/* Every value of a (repeatable) header joined with ", ", in the request's arena; NULL
+ * when absent. */
+static const char *joined_header(tg_http_req *req, const char *name)
+{
+    tg_buf b = TG_BUF_INIT;
+    bool any = false;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const tg_http_header *h = &req->headers[i];
+        if (h->name_len != strlen(name) || strncasecmp(h->name, name, h->name_len) != 0) continue;
+        if (any) tg_buf_append(&b, ", ", 2);
+        tg_buf_append(&b, h->value, h->value_len);
+        any = true;
+    }
+    const char *out = any ? tg_arena_strndup(req->arena, b.data ? b.data : "", b.len) : NULL;
+    tg_buf_free(&b);
+    return out;
+}
+
+static void auth_aborted(tg_http_req *req, void *user)
+{
+    (void)req;
+    auth_wait *w = user;
+    if (!w->done && w->pending) tg_auth_cancel(w->pending);
+    w->done = true;
+}
+
+static void auth_done(const tg_auth_result *res, void *user)
+{
+    auth_wait *w = user;
+    tg_http_req *req = w->req;
+    w->done = true;
+    tg_http_req_on_abort(req, NULL, NULL);
+    if (res->identity) {
+        mcp_asker who = {res->identity, w->traceparent, req->received_ns};
+        serve_mcp(w->m, req, &who);
+        return;
+    }
+    /* The client learns the message the auth module chose ("invalid credentials" …);
+     * the reason goes to the log and the audit trail only. */
+    tg_log_warn(COMPONENT, "authentication refused (%d) for %s: %s", res->status, req->client_ip,
+                res->log_reason ? res->log_reason : "no reason given");
+    mcp_gate_auth_failure(w->m, req, res, w->traceparent);
+    tg_http_header h = {"WWW-Authenticate", 16, res->www_authenticate,
+                        res->www_authenticate ? strlen(res->www_authenticate) : 0};
+    http_error(req, res->status, TG_RPC_SERVER_ERROR, &h, res->www_authenticate ? 1 : 0, "%s",
+               res->client_message ? res->client_message : "invalid credentials");
+}
+
+static void authenticate(tg_mcp *m, tg_http_req *req)
+{
+    size_t len;
+    const char *tp = tg_http_req_header(req, "traceparent", &len);
+    const char *traceparent = mcp_gate_traceparent(req->arena, tp, tp ? len : 0);
+    if (!m->gates.auth) {
+        tg_identity *anon = tg_identity_copy(req->arena, &mcp_anonymous);
+        anon->client_ip = req->client_ip;
+        mcp_asker who = {anon, traceparent, req->received_ns};
+        serve_mcp(m, req, &who);
+        return;
+    }
+    auth_wait *w = tg_arena_calloc(req->arena, 1, sizeof *w);
+    w->m = m;
+    w->req = req;
+    w->traceparent = traceparent;
+    tg_auth_input in = {
+        .authorization = joined_header(req, "Authorization"),
+        .authorization_repeated = tg_http_req_header_count(req, "Authorization") > 1,
+        .query = req->query,
+        .peer_ip = req->client_ip,
+        .x_forwarded_for = joined_header(req, "X-Forwarded-For"),
+        .forwarded = joined_header(req, "Forwarded"),
+    };
+    tg_http_req_on_abort(req, auth_aborted, w);
+    tg_auth_pending *p = tg_auth_authenticate(m->gates.auth, &in, req->arena, auth_done, w);
+    if (!w->done) w->pending = p;
+}
+
+/* RFC 9728 metadata, at /.well-known/oauth-protected-resource and the variant with the
+ * MCP path appended. Returns true when the path was one of them (answered). */
+static bool serve_metadata(tg_mcp *m, tg_http_req *req, const char *mcp_path)
+{
+    static const char base[] = "/.well-known/oauth-protected-resource";
+    size_t blen = sizeof base - 1;
+    if (req->path_len < blen || memcmp(req->path, base, blen) != 0) return false;
+    const char *rest = req->path + blen;
+    size_t rlen = req->path_len - blen;
+    if (rlen != 0 && (rlen != strlen(mcp_path) || memcmp(rest, mcp_path, rlen) != 0)) return false;
+    if (!m->gates.auth) {
+        http_error(req, 404, TG_RPC_SERVER_ERROR, NULL, 0, "Not Found: authentication is off");
+    } else if (req->method != TG_HTTP_GET) {
+        tg_http_header allow = {"Allow", 5, "GET", 3};
+        http_error(req, 405, TG_RPC_SERVER_ERROR, &allow, 1, "Method Not Allowed");
+    } else {
+        const char *md = tg_auth_metadata_json(m->gates.auth);
+        tg_http_respond_json(req, 200, NULL, 0, md, strlen(md));
+    }
+    return true;
 }
 
 /* ---------------------------------------------------------------- entry */
@@ -350,6 +472,7 @@ void tg_mcp_handle(tg_http_req *req, void *ctx)
     const tg_config *cfg = m->cfg;
     size_t len;
     const char *path = cfg->mcp_path ? cfg->mcp_path : "/mcp";
+    if (serve_metadata(m, req, path)) return;
     if (req->path_len != strlen(path) || memcmp(req->path, path, req->path_len) != 0) {
         http_error(req, 404, TG_RPC_SERVER_ERROR, NULL, 0, "Not Found");
         return;
@@ -367,6 +490,13 @@ void tg_mcp_handle(tg_http_req *req, void *ctx)
                    (int)(len > 255 ? 255 : len), origin);
         return;
     }
+    authenticate(m, req);
+}
+
+/* Everything MCP-level, for an authenticated request. */
+static void serve_mcp(tg_mcp *m, tg_http_req *req, const mcp_asker *who)
+{
+    size_t len;
     static const char *const singletons[] = {"MCP-Session-Id", "MCP-Protocol-Version",
                                              "Last-Event-ID", "Content-Type", "Accept"};
     for (size_t i = 0; i < sizeof singletons / sizeof singletons[0]; i++) {
@@ -384,11 +514,10 @@ void tg_mcp_handle(tg_http_req *req, void *ctx)
                    tg_mcp_supported_versions[2]);
         return;
     }
-    const char *principal = ANONYMOUS_PRINCIPAL;
     switch (req->method) {
-    case TG_HTTP_POST: handle_post(m, req, principal); break;
-    case TG_HTTP_GET: handle_get(m, req, principal); break;
-    case TG_HTTP_DELETE: handle_delete(m, req, principal); break;
+    case TG_HTTP_POST: handle_post(m, req, who); break;
+    case TG_HTTP_GET: handle_get(m, req, who); break;
+    case TG_HTTP_DELETE: handle_delete(m, req, who); break;
     default: {
         tg_http_header allow = {"Allow", 5, "GET, POST, DELETE", 17};
         http_error(req, 405, TG_RPC_SERVER_ERROR, &allow, 1, "Method Not Allowed");
@@ -404,11 +533,12 @@ static void sweep_cb(uv_timer_t *t)
     mcp_session_sweep(t->data);
 }
 
-tg_mcp *tg_mcp_new(uv_loop_t *loop, tg_config *cfg, tg_error *err)
+tg_mcp *tg_mcp_new(uv_loop_t *loop, tg_config *cfg, const tg_mcp_gates *gates, tg_error *err)
 {
     tg_mcp *m = calloc(1, sizeof *m);
     if (!m) abort();
     m->loop = loop;
+    if (gates) m->gates = *gates;
     m->cfg = tg_config_ref(cfg);
     tg_random_bytes(m->cursor_key, sizeof m->cursor_key);
     m->links = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof *m->links);

@@ -28,7 +28,9 @@ mcp_session *mcp_session_new(tg_mcp *m, const char *principal, const char *versi
     if (!s) abort();
     s->m = m;
     tg_random_hex(s->id, 32);
-    s->principal = principal;
+    s->principal = strdup(principal);
+    if (!s->principal) abort();
+    s->tool_annotations = json_object();
     snprintf(s->version, sizeof s->version, "%s", version);
     s->client_caps = json_incref(client_caps);
     s->last_active_ms = tg_now_ms();
@@ -93,7 +95,9 @@ void mcp_session_end(mcp_session *s, const char *why)
     mcp_map_clear(&s->subs);
     for (size_t i = 0; i < MCP_RING; i++) free(s->ring[i].data);
     json_decref(s->templates);
+    json_decref(s->tool_annotations);
     json_decref(s->client_caps);
+    free(s->principal);
     mcp_map_del(&m->sessions_by_id, s->id, 64);
     if (s->prev) s->prev->next = s->next;
     else m->sessions = s->next;

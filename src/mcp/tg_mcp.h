@@ -16,6 +16,9 @@
 #include "common/tg_common.h"
 #include "config/tg_config.h"
 #include "front/tg_front.h"
+#include "audit/tg_audit.h"
+#include "auth/tg_auth.h"
+#include "policy/tg_policy.h"
 
 typedef struct tg_mcp tg_mcp;
 
@@ -23,8 +26,23 @@ typedef struct tg_mcp tg_mcp;
 #define TG_MCP_LATEST_VERSION "2025-11-25"
 extern const char *const tg_mcp_supported_versions[]; /* NULL-terminated */
 
-/* Creates the router and starts connections to every shared upstream. */
-tg_mcp *tg_mcp_new(uv_loop_t *loop, tg_config *cfg, tg_error *err);
+/* The gates a request passes besides the router's own checks. Each is borrowed (the
+ * caller frees it after tg_mcp_free) and may be NULL:
+ *   auth    NULL: nobody is authenticated; every request acts as the anonymous identity
+ *           (principal "anonymous", agent and delegator "anonymous", method "none").
+ *   policy  NULL: no per-call authorization (the configuration has no `policy:`
+ *           section); tools/call, resources/read and prompts/get are forwarded as asked
+ *           and no audit record is written for them (nothing was decided).
+ *   audit   NULL: decisions and authentication failures are logged, not recorded. */
+typedef struct tg_mcp_gates {
+    tg_auth *auth;
+    tg_policy *policy;
+    tg_audit *audit;
+} tg_mcp_gates;
+
+/* Creates the router and starts connections to every shared upstream. gates may be NULL
+ * (all three gates off). */
+tg_mcp *tg_mcp_new(uv_loop_t *loop, tg_config *cfg, const tg_mcp_gates *gates, tg_error *err);
 
 /* The tg_http_handler for the front: `ctx` is the tg_mcp. Serves the MCP path
  * (POST/GET/DELETE) and answers 404 for any other path. */

@@ -87,7 +87,8 @@ static void init_reply(mcp_pending *p, mcp_reply *r)
         snprintf(l->why, sizeof l->why, "initialize failed: %s%s%s", problem ? problem : "error",
                  version ? " " : "", version ? version : "");
         tg_log_error(COMPONENT, "upstream '%s': %s", l->conf->name, l->why);
-        mcp_pending_link_failed(l, false, "upstream '%s' is unavailable: %s", l->conf->name, l->why);
+        mcp_pending_link_failed(l, false, MCP_REPLY_UNAVAILABLE, "upstream '%s' is unavailable: %s",
+                                l->conf->name, l->why);
         mcp_reply_free(r);
         return;
     }
@@ -130,7 +131,7 @@ static void on_state(tg_upconn *c, tg_upconn_state st, const char *why, void *us
         snprintf(l->why, sizeof l->why, "%s", why ? why : "connection lost");
         tg_log_warn(COMPONENT, "upstream '%s' down: %s", l->conf->name, l->why);
         bool stdio = l->conf->transport == TG_UP_STDIO;
-        mcp_pending_link_failed(l, true, "upstream '%s' %s: %s", l->conf->name,
+        mcp_pending_link_failed(l, true, MCP_REPLY_CRASH, "upstream '%s' %s: %s", l->conf->name,
                                 stdio ? "crashed" : "failed", l->why);
         if (!stdio && l->state == MCP_LINK_DOWN) {
             /* stdio restarts by itself; an HTTP upstream that lost its session needs a
@@ -149,7 +150,8 @@ static void on_send_failed(tg_upconn *c, int64_t id, int http_status, const char
     mcp_link *l = user;
     mcp_pending *p = id ? mcp_pending_find(l->m, id) : NULL;
     if (p && p->link == l) {
-        mcp_pending_fail(p, TG_RPC_INTERNAL_ERROR, "upstream '%s' failed: %s", l->conf->name, why);
+        mcp_pending_fail(p, MCP_REPLY_CRASH, TG_RPC_INTERNAL_ERROR, "upstream '%s' failed: %s",
+                         l->conf->name, why);
     } else {
         tg_log_warn(COMPONENT, "upstream '%s': a message could not be delivered: %s",
                     l->conf->name, why);
@@ -173,7 +175,8 @@ static void link_connect(mcp_link *l, tg_error *err)
         l->state = MCP_LINK_FAILED;
         snprintf(l->why, sizeof l->why, "could not start: %.200s", (err ? err : &e2)->msg);
         tg_log_error(COMPONENT, "upstream '%s' %s", l->conf->name, l->why);
-        mcp_pending_link_failed(l, false, "upstream '%s' is unavailable: %s", l->conf->name, l->why);
+        mcp_pending_link_failed(l, false, MCP_REPLY_UNAVAILABLE, "upstream '%s' is unavailable: %s",
+                                l->conf->name, l->why);
         return;
     }
     if (!l->conn) l->conn = conn;
@@ -202,7 +205,8 @@ void mcp_link_close(mcp_link *l)
     if (l->state == MCP_LINK_CLOSING) return;
     l->state = MCP_LINK_CLOSING;
     snprintf(l->why, sizeof l->why, "closing");
-    mcp_pending_link_failed(l, false, "upstream '%s' is closing", l->conf->name);
+    mcp_pending_link_failed(l, false, MCP_REPLY_UNAVAILABLE, "upstream '%s' is closing",
+                            l->conf->name);
     if (l->conn) {
         l->m->closing++;
         tg_upconn_close(l->conn); /* the last on_state(CLOSED) frees the link */

@@ -98,7 +98,7 @@ static void gateway_start(gateway *g, const char *name, const char *limits,
     tg_error err;
     g->cfg = tg_config_load(path, &err);
     if (!g->cfg) fail_msg("config: %s", err.msg);
-    g->mcp = tg_mcp_new(&loop, g->cfg, &err);
+    g->mcp = tg_mcp_new(&loop, g->cfg, NULL, &err);
     assert_non_null(g->mcp);
     g->srv = tg_http_server_new(&loop, &g->cfg->limits, tg_mcp_handle, g->mcp);
     assert_int_equal(tg_http_server_listen(g->srv, "127.0.0.1", 0, &err), 0);

@@ -1,0 +1,404 @@
+/*
+ * gate.c — where the router meets the referee and the recorder: per-call authorization
+ * (catalog → resource → Cedar decision, src/policy) at the one point a tools/call,
+ * resources/read or prompts/get is forwarded, tools/list filtering, and the audit
+ * records of those decisions and of refused authentications (src/audit).
+ *
+ * The order for a decided call, and why:
+ *   1. decide (pure, in the call's arena); log one line (no argument values);
+ *   2. append the decision record; in strict mode WAIT until it is durable — the
+ *      evidence must exist before the upstream acts. An append that is refused or fails
+ *      refuses the call (fail closed) and nothing is forwarded;
+ *   3. allow, or any decision in shadow mode → forward; deny / approval_required in
+ *      enforce mode → the policy's refusal shape, never forwarded (that one record says
+ *      outcome "not_forwarded");
+ *   4. the upstream's answer → the outcome record (ok, tool error, JSON-RPC error,
+ *      upstream timeout / crash, not forwarded) with latencies; in strict mode the
+ *      client gets the answer once that record is durable, so every answer a client saw
+ *      has its records. If that append fails the upstream has already acted: the client
+ *      still gets the answer and the failure is logged as an error.
+ *
+ * Lifetimes: a call can vanish while an append is outstanding (client cancel, session
+ * end). The append's callback owns an mcp_wait that points back at the call; call
+ * release clears that pointer (mcp_gate_release), and the callback then only frees.
+ */
+#include "mcp/mcp_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define COMPONENT "mcp"
+
+const tg_identity mcp_anonymous = {
+    .method = "none",
+    .delegator = "anonymous",
+    .agent = "anonymous",
+    .principal_key = "anonymous",
+};
+
+/* The decision of one call and the record that carries it (in the call's arena). */
+typedef struct mcp_gate {
+    size_t idx;
+    const char *rename;
+    tg_decide_kind kind;
+    tg_decision d;
+    bool forward;                /* allowed, or shadow mode */
+    uint64_t forwarded_ns;
+    tg_audit_record rec;
+} mcp_gate;
+
+/* An outstanding audit append. call is NULL once the call is gone. data/len: the answer
+ * waiting for the outcome record (malloc'd), or NULL for a decision record. */
+typedef struct mcp_wait {
+    mcp_call *call;
+    char *data;
+    size_t len;
+} mcp_wait;
+
+/* ---------------------------------------------------------------- who is asking */
+
+void mcp_gate_adopt(mcp_call *c, const mcp_asker *who)
+{
+    c->started_ns = who->started_ns;
+    if (!c->m->gates.policy) return; /* nothing will be decided or recorded */
+    c->arena = tg_arena_new(4096);
+    c->identity = tg_identity_copy(c->arena, who->identity);
+    c->traceparent = tg_arena_strdup(c->arena, who->traceparent);
+}
+
+static bool lower_hex(const char *s, size_t n, bool *all_zero)
+{
+    *all_zero = true;
+    for (size_t i = 0; i < n; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
+        if (s[i] != '0') *all_zero = false;
+    }
+    return true;
+}
+
+/* version 00 only: "00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>", ids not zero. */
+static bool traceparent_valid(const char *h, size_t len)
+{
+    bool z1, z2, z3;
+    return len == 55 && memcmp(h, "00-", 3) == 0 && h[35] == '-' && h[52] == '-' &&
+           lower_hex(h + 3, 32, &z1) && !z1 && lower_hex(h + 36, 16, &z2) && !z2 &&
+           lower_hex(h + 53, 2, &z3);
+}
+
+const char *mcp_gate_traceparent(tg_arena *a, const char *header, size_t len)
+{
+    if (header && traceparent_valid(header, len)) return tg_arena_strndup(a, header, len);
+    char trace[33], parent[17];
+    tg_random_hex(trace, 16);
+    tg_random_hex(parent, 8);
+    return tg_arena_sprintf(a, "00-%s-%s-01", trace, parent);
+}
+
+/* ---------------------------------------------------------------- audit plumbing */
+
+static void record_logged(void *ud, int status, const char *errmsg)
+{
+    (void)ud;
+    if (status != 0)
+        tg_log_error(COMPONENT, "audit record of a refused authentication not stored: %s", errmsg);
+}
+
+void mcp_gate_auth_failure(tg_mcp *m, tg_http_req *req, const tg_auth_result *res,
+                           const char *traceparent)
+{
+    tg_audit *audit = m->gates.audit;
+    if (!audit) return;
+    size_t len;
+    const char *authz = tg_http_req_header(req, "Authorization", &len);
+    /* The method the client attempted, from the credential's shape; never its value. */
+    const char *method = NULL;
+    if (authz && len > 11 && strncmp(authz, "Bearer tgk_", 11) == 0) method = "api_key";
+    else if (authz) method = "oauth";
+    tg_audit_record r = {
+        .event = TG_AUDIT_EV_AUTH_FAILURE,
+        .traceparent = traceparent,
+        .auth_method = method,
+        .client_ip = req->client_ip,
+        .outcome = TG_AUDIT_OUTCOME_NOT_FORWARDED,
+        .upstream_latency_us = TG_AUDIT_NO_LATENCY,
+        .total_latency_us = (int64_t)((tg_now_ns() - req->received_ns) / 1000),
+        .detail = tg_arena_sprintf(req->arena, "HTTP %d: %s", res->status,
+                                   res->log_reason ? res->log_reason : "refused"),
+    };
+    tg_error err;
+    if (tg_audit_append(audit, &r, record_logged, NULL, NULL, &err) < 0)
+        tg_log_error(COMPONENT, "audit record of a refused authentication not stored: %s",
+                     err.msg);
+}
+
+/* Appends r for call c. Returns 1 when the caller may go on now (batched, or no audit),
+ * 0 when `then` will run once the record is durable or not (status), -1 when refused
+ * (err). data (may be NULL) travels with the wait. */
+static int append_for(mcp_call *c, const tg_audit_record *r, tg_audit_done_cb then, char *data,
+                      size_t len, tg_error *err)
+{
+    tg_audit *audit = c->m->gates.audit;
+    if (!audit) return 1;
+    mcp_wait *w = calloc(1, sizeof *w);
+    if (!w) abort();
+    w->call = c;
+    w->data = data;
+    w->len = len;
+    int rc = tg_audit_append(audit, r, then, w, NULL, err);
+    if (rc != 0) {
+        free(w); /* the callback will not run; data stays the caller's */
+        return rc > 0 ? 1 : -1;
+    }
+    c->wait = w;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- deciding */
+
+static tg_decide_kind kind_of_method(const char *method)
+{
+    if (strcmp(method, "resources/read") == 0) return TG_DECIDE_RESOURCE_READ;
+    if (strcmp(method, "prompts/get") == 0) return TG_DECIDE_PROMPT_GET;
+    return TG_DECIDE_TOOL;
+}
+
+static tg_audit_decision audit_decision(const tg_decision *d)
+{
+    switch (d->decision) {
+    case TG_DECISION_ALLOW: return TG_AUDIT_DECISION_ALLOW;
+    case TG_DECISION_APPROVAL: return TG_AUDIT_DECISION_APPROVAL_REQUIRED;
+    default: return TG_AUDIT_DECISION_DENY;
+    }
+}
+
+static const char *meta_string(const json_t *meta, const char *key)
+{
+    return json_string_value(json_object_get(meta, key));
+}
+
+/* "A, B" in arena ("-" when empty). */
+static const char *joined(tg_arena *a, const char *const *v, size_t n)
+{
+    tg_buf b = TG_BUF_INIT;
+    for (size_t i = 0; i < n; i++) tg_buf_printf(&b, "%s%s", i ? ", " : "", v[i]);
+    const char *out = tg_arena_strdup(a, n ? b.data : "-");
+    tg_buf_free(&b);
+    return out;
+}
+
+static void fill_record(mcp_call *c, mcp_gate *g, const json_t *args, const json_t *meta,
+                        const char *name)
+{
+    const tg_identity *id = c->identity;
+    const tg_decision *d = &g->d;
+    tg_audit_record *r = &g->rec;
+    r->event = TG_AUDIT_EV_DECISION;
+    r->session_id = c->s->id;
+    r->rpc_id = c->idkey;
+    r->traceparent = c->traceparent;
+    r->delegator = id->delegator;
+    r->agent = id->agent;
+    r->act_chain = id->act_chain;
+    r->n_act_chain = id->n_act;
+    r->auth_method = id->method;
+    r->credential_id = id->credential_id;
+    r->client_ip = id->client_ip;
+    r->upstream = c->m->cfg->upstreams[g->idx].name;
+    r->method = c->method;
+    r->tool = g->kind == TG_DECIDE_RESOURCE_READ ? NULL : name;
+    r->resource_type = d->resource.uid.type;
+    r->resource_id = d->resource.uid.id;
+    const char **parents = tg_arena_calloc(c->arena, d->resource.nparents + 1, sizeof *parents);
+    for (size_t i = 0; i < d->resource.nparents; i++) {
+        tg_buf b = TG_BUF_INIT;
+        tg_buf_printf(&b, "%s::", d->resource.parents[i].type);
+        tg_buf_json_string(&b, d->resource.parents[i].id, strlen(d->resource.parents[i].id));
+        parents[i] = tg_arena_strdup(c->arena, b.data);
+        tg_buf_free(&b);
+    }
+    r->resource_parents = parents;
+    r->n_resource_parents = d->resource.nparents;
+    r->args = args;
+    r->intent = meta_string(meta, "toolgate/intent");
+    r->workflow = meta_string(meta, "toolgate/workflow");
+    r->ticket = meta_string(meta, "toolgate/ticket");
+    r->decision = audit_decision(d);
+    r->mode = d->shadow ? TG_AUDIT_SHADOW : TG_AUDIT_ENFORCE;
+    r->reasons = d->reasons;
+    r->n_reasons = d->nreasons;
+    r->policies = d->policies;
+    r->n_policies = d->npolicies;
+    r->policy_version = d->policy_version;
+    r->outcome = g->forward ? TG_AUDIT_OUTCOME_NONE : TG_AUDIT_OUTCOME_NOT_FORWARDED;
+    r->upstream_latency_us = TG_AUDIT_NO_LATENCY;
+    r->total_latency_us = g->forward ? TG_AUDIT_NO_LATENCY
+                                     : (int64_t)((tg_now_ns() - c->started_ns) / 1000);
+}
+
+static void fail_closed(mcp_call *c, const char *why)
+{
+    tg_log_error(COMPONENT, "session %.8s… call %s refused: its audit record cannot be stored: %s",
+                 c->s->id, c->idkey, why);
+    mcp_call_error(c, TG_RPC_INTERNAL_ERROR, NULL,
+                   "Internal error: the audit trail cannot record this call right now, so it "
+                   "was refused and not forwarded; retry later");
+}
+
+/* The decision record is durable (or the mode does not wait): act on the decision. */
+static void act(mcp_call *c)
+{
+    mcp_gate *g = c->gate;
+    if (g->forward) {
+        g->forwarded_ns = tg_now_ns();
+        mcp_forward(c, g->idx, NULL, g->rename);
+        return;
+    }
+    mcp_call_answer(c, tg_policy_denied_response(c->m->gates.policy, c->id, g->kind, &g->d, NULL));
+}
+
+static void decision_stored(void *ud, int status, const char *errmsg)
+{
+    mcp_wait *w = ud;
+    mcp_call *c = w->call;
+    free(w);
+    if (!c) return; /* the call went away meanwhile */
+    c->wait = NULL;
+    if (status != 0) fail_closed(c, errmsg ? errmsg : "append failed");
+    else act(c);
+}
+
+void mcp_gate_forward(mcp_call *c, size_t idx, const char *orig, const char *rename)
+{
+    tg_mcp *m = c->m;
+    const tg_policy *pol = m->gates.policy;
+    if (!pol) {
+        mcp_forward(c, idx, NULL, rename);
+        return;
+    }
+    tg_decide_kind kind = kind_of_method(c->method);
+    const char *name = kind == TG_DECIDE_RESOURCE_READ ? orig : c->name;
+    if (!orig || !name) {
+        mcp_call_error(c, TG_RPC_INVALID_PARAMS, NULL, "Invalid params: \"%s\" must be a string",
+                       kind == TG_DECIDE_RESOURCE_READ ? "uri" : "name");
+        return;
+    }
+    const char *upstream = m->cfg->upstreams[idx].name;
+    json_t *params = mcp_call_params(c);
+    const json_t *args = json_object_get(params, "arguments");
+    const json_t *meta = json_object_get(params, "_meta");
+    mcp_gate *g = tg_arena_calloc(c->arena, 1, sizeof *g);
+    g->idx = idx;
+    g->rename = rename ? tg_arena_strdup(c->arena, rename) : NULL;
+    g->kind = kind;
+    tg_cat_entry entry;
+    if (kind == TG_DECIDE_TOOL) {
+        tg_catalog *cat = tg_policy_catalog(pol);
+        tg_catalog_classify(cat, upstream, orig, json_object_get(c->s->tool_annotations, name),
+                            &entry);
+        tg_catalog_log_once(cat, upstream, orig, &entry);
+    }
+    tg_decide_in in = {
+        .kind = kind,
+        .identity = c->identity,
+        .upstream = upstream,
+        .name = name,
+        .upstream_name = kind == TG_DECIDE_RESOURCE_READ ? NULL : orig,
+        .entry = kind == TG_DECIDE_TOOL ? &entry : NULL,
+        .args = args,
+        .meta = meta,
+        .now_ms = tg_wall_ms(),
+    };
+    tg_error err;
+    if (tg_policy_decide(pol, &in, c->arena, &g->d, &err) != 0) {
+        tg_log_warn(COMPONENT, "session %.8s… %s %s refused: %s", c->s->id, c->method, name,
+                    err.msg);
+        mcp_call_error(c, TG_RPC_INTERNAL_ERROR, NULL,
+                       "Internal error: the request cannot be authorized: %s", err.msg);
+        return;
+    }
+    c->gate = g;
+    g->forward = g->d.decision == TG_DECISION_ALLOW || g->d.shadow;
+    const tg_resource *res = &g->d.resource;
+    tg_log_info(COMPONENT, "decision %s%s: %s %s (upstream %s) resource %s::\"%s\" reasons %s "
+                "policies %s", tg_decision_name(g->d.decision), g->d.shadow ? " (shadow)" : "",
+                c->method, name, upstream, res->uid.type ? res->uid.type : "-",
+                res->uid.id ? res->uid.id : "-",
+                joined(c->arena, g->d.reasons, g->d.nreasons),
+                joined(c->arena, g->d.policies, g->d.npolicies));
+    fill_record(c, g, args, meta, name);
+    int rc = append_for(c, &g->rec, decision_stored, NULL, 0, &err);
+    if (rc < 0) fail_closed(c, err.msg);
+    else if (rc > 0) act(c);
+}
+
+/* ---------------------------------------------------------------- outcomes */
+
+static tg_audit_outcome outcome_of(mcp_reply *reply)
+{
+    switch (reply->origin) {
+    case MCP_REPLY_TIMEOUT: return TG_AUDIT_OUTCOME_UPSTREAM_TIMEOUT;
+    case MCP_REPLY_CRASH: return TG_AUDIT_OUTCOME_UPSTREAM_CRASH;
+    case MCP_REPLY_UNAVAILABLE: return TG_AUDIT_OUTCOME_NOT_FORWARDED;
+    default: break;
+    }
+    json_t *msg = mcp_reply_json(reply);
+    if (json_object_get(msg, "error")) return TG_AUDIT_OUTCOME_RPC_ERROR;
+    json_t *is_error = json_object_get(json_object_get(msg, "result"), "isError");
+    return json_is_true(is_error) ? TG_AUDIT_OUTCOME_TOOL_ERROR : TG_AUDIT_OUTCOME_OK;
+}
+
+static void outcome_stored(void *ud, int status, const char *errmsg)
+{
+    mcp_wait *w = ud;
+    mcp_call *c = w->call;
+    if (c) {
+        c->wait = NULL;
+        if (status != 0)
+            tg_log_error(COMPONENT, "session %.8s… call %s: outcome record not stored (the "
+                         "upstream already acted; answering anyway): %s", c->s->id, c->idkey,
+                         errmsg ? errmsg : "append failed");
+        mcp_call_answer_raw(c, w->data, w->len);
+    }
+    free(w->data);
+    free(w);
+}
+
+void mcp_gate_answer(mcp_call *c, mcp_reply *reply, char *data, size_t len)
+{
+    mcp_gate *g = c->gate;
+    uint64_t now = tg_now_ns();
+    tg_audit_record r = g->rec;
+    r.event = TG_AUDIT_EV_OUTCOME;
+    r.outcome = outcome_of(reply);
+    r.upstream_latency_us = (int64_t)((now - g->forwarded_ns) / 1000);
+    r.total_latency_us = (int64_t)((now - c->started_ns) / 1000);
+    tg_error err;
+    int rc = append_for(c, &r, outcome_stored, data, len, &err);
+    if (rc == 0) return; /* outcome_stored answers */
+    if (rc < 0)
+        tg_log_error(COMPONENT, "session %.8s… call %s: outcome record refused (the upstream "
+                     "already acted; answering anyway): %s", c->s->id, c->idkey, err.msg);
+    mcp_call_answer_raw(c, data, len);
+    free(data);
+}
+
+/* ---------------------------------------------------------------- lists, release */
+
+bool mcp_gate_tool_visible(mcp_call *c, size_t idx, const json_t *item, const char *visible)
+{
+    const tg_policy *pol = c->m->gates.policy;
+    if (!pol) return true;
+    const char *upstream = c->m->cfg->upstreams[idx].name;
+    const char *orig = json_string_value(json_object_get(item, "name"));
+    tg_cat_entry entry;
+    tg_catalog_classify(tg_policy_catalog(pol), upstream, orig,
+                        json_object_get(item, "annotations"), &entry);
+    return tg_policy_tool_visible(pol, c->identity, visible, entry.risk, upstream, c->arena) == 1;
+}
+
+void mcp_gate_release(mcp_call *c)
+{
+    if (c->wait) c->wait->call = NULL;
+    c->wait = NULL;
+}
