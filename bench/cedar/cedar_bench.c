@@ -12,7 +12,8 @@
  * parsed from JSON + authorize) and (b) authorize alone, for 50 policies, then the
  * scaling with 10 / 100 / 1,000 / 10,000 policies.
  *
- *   cedar_bench [--iterations N] [--dump DIR]
+ *   cedar_bench [--iterations N] [--dump DIR] [--only full|authorize]
+ * --only runs just one of the two 50-policy measurements (for profilers: callgrind, perf).
  * --dump DIR writes policies.cedar, entities.json (store + every request's entities) and
  * requests.json for feeding the identical inputs to cedar-wasm.
  */
@@ -293,12 +294,14 @@ static void dump(const char *dir, const char *policies, const char *store, req *
 int main(int argc, char **argv)
 {
     int iters = 200000;
-    const char *dump_dir = NULL;
+    const char *dump_dir = NULL, *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--iterations") && i + 1 < argc) iters = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--dump") && i + 1 < argc) dump_dir = argv[++i];
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc &&
+                 (!strcmp(argv[i + 1], "full") || !strcmp(argv[i + 1], "authorize"))) only = argv[++i];
         else {
-            fprintf(stderr, "usage: cedar_bench [--iterations N] [--dump DIR]\n");
+            fprintf(stderr, "usage: cedar_bench [--iterations N] [--dump DIR] [--only full|authorize]\n");
             return 2;
         }
     }
@@ -320,24 +323,30 @@ int main(int argc, char **argv)
     int allows;
     printf("cedar bench: %zu policies, %zu stored entities (+2 per request), %d rotating requests, %d iterations\n",
            cedar_policy_count(ps), cedar_store_count(st), NREQ, iters);
-    measure(ps, st, r, iters, 1, &med, &p99, &allows);
-    printf("  full request (overlay + context JSON + authorize): median %llu ns, p99 %llu ns (%d%% allow)\n",
-           (unsigned long long)med, (unsigned long long)p99, (int)(100LL * allows / iters));
-    measure(ps, st, r, iters, 0, &med, &p99, &allows);
-    printf("  authorize only (request pre-built):               median %llu ns, p99 %llu ns\n",
-           (unsigned long long)med, (unsigned long long)p99);
+    if (!only || !strcmp(only, "full")) {
+        measure(ps, st, r, iters, 1, &med, &p99, &allows);
+        printf("  full request (overlay + context JSON + authorize): median %llu ns, p99 %llu ns (%d%% allow)\n",
+               (unsigned long long)med, (unsigned long long)p99, (int)(100LL * allows / iters));
+    }
+    if (!only || !strcmp(only, "authorize")) {
+        measure(ps, st, r, iters, 0, &med, &p99, &allows);
+        printf("  authorize only (request pre-built):               median %llu ns, p99 %llu ns\n",
+               (unsigned long long)med, (unsigned long long)p99);
+    }
     cedar_policy_set_free(ps);
 
-    printf("scaling (authorize only):\n");
-    for (int n = 10; n <= 10000; n *= 10) {
-        tg_buf_reset(&pb);
-        gen_policies(&pb, n);
-        ps = cedar_policy_set_parse(pb.data, pb.len, &err);
-        if (!ps) die("policies", &err);
-        measure(ps, st, r, iters / 4, 0, &med, &p99, &allows);
-        printf("  %6d policies: median %6llu ns, p99 %6llu ns\n", n, (unsigned long long)med,
-               (unsigned long long)p99);
-        cedar_policy_set_free(ps);
+    if (!only) {
+        printf("scaling (authorize only):\n");
+        for (int n = 10; n <= 10000; n *= 10) {
+            tg_buf_reset(&pb);
+            gen_policies(&pb, n);
+            ps = cedar_policy_set_parse(pb.data, pb.len, &err);
+            if (!ps) die("policies", &err);
+            measure(ps, st, r, iters / 4, 0, &med, &p99, &allows);
+            printf("  %6d policies: median %6llu ns, p99 %6llu ns\n", n, (unsigned long long)med,
+                   (unsigned long long)p99);
+            cedar_policy_set_free(ps);
+        }
     }
     tg_buf_free(&pb);
     tg_buf_free(&sb);

@@ -28,7 +28,8 @@ static inline bool cstr_eq(cstr a, cstr b)
 }
 int      cstr_cmp(cstr a, cstr b);
 uint64_t cedar_hash_bytes(const void *p, size_t n, uint64_t seed);
-void     cedar_utf8_put(tg_buf *b, uint32_t cp);  /* appends a scalar value as UTF-8 */
+size_t   cedar_utf8_encode(char u[4], uint32_t cp);  /* a scalar value as UTF-8; returns 1..4 */
+void     cedar_utf8_put(tg_buf *b, uint32_t cp);     /* appends a scalar value as UTF-8 */
 
 /* An entity uid. Invariant: hash == cedar_uid_hash(type, id); uids are compared with
  * cedar_uid_eq (hash first), never by pointer. */
@@ -257,7 +258,13 @@ struct cj {
     cstr    *keys;   /* CJ_OBJ */
 };
 cj *cj_parse(tg_arena *a, const char *buf, size_t len, tg_error *err);
-const cj *cj_get(const cj *obj, const char *key);  /* NULL when absent or not an object */
+/* The member named key (n bytes) of obj; NULL when absent or obj is not an object. */
+const cj *cj_getn(const cj *obj, const char *key, size_t n);
+/* Inline so that strlen of a literal key folds to a constant. */
+static inline const cj *cj_get(const cj *obj, const char *key)
+{
+    return cj_getn(obj, key, strlen(key));
+}
 
 /* Parses one entity JSON object into an entity (closure not computed). */
 cedar_entity *cedar_entity_from_cj(tg_arena *a, const cj *j, tg_error *err);

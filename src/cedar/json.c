@@ -10,6 +10,7 @@
  */
 #include "cedar/cedar_int.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,60 +56,50 @@ static int hex4(jp *j, uint32_t *out)
     return 0;
 }
 
-/* Parses a string at j->p (on the opening quote) into *out (arena copy). */
-static int jstring(jp *j, cstr *out)
+/* Decodes the string at j->p (on the opening quote) into an arena copy, validating every
+ * escape and UTF-8 sequence. Output never outgrows the input (an escape decodes to at most
+ * as many bytes as it spans; raw bytes are copied), so dst needs only the span's length;
+ * the assert guards that reasoning. */
+static int jstring_slow(jp *j, size_t cap, cstr *out)
 {
-    tg_buf b = TG_BUF_INIT;
+    char *dst = tg_arena_alloc(j->a, cap + 1);
+    size_t n = 0;
     j->p++;
-    int rc = -1;
     for (;;) {
-        if (j->p >= j->end) {
-            jfail(j, "unterminated string");
-            goto out;
-        }
+        if (j->p >= j->end) return jfail(j, "unterminated string");
         unsigned char c = (unsigned char)*j->p;
         if (c == '"') {
             j->p++;
             break;
         }
-        if (c < 0x20) {
-            jfail(j, "control character in string");
-            goto out;
-        }
+        if (c < 0x20) return jfail(j, "control character in string");
         if (c == '\\') {
             j->p++;
             char e = j->p < j->end ? *j->p++ : 0;
             const char *simple = strchr("\"\\/bfnrt", e);
             if (e && simple) {
-                static const char map[] = "\"\\/\b\f\n\r\t";
-                tg_buf_append(&b, &map[simple - "\"\\/bfnrt"], 1);
+                assert(n < cap);
+                dst[n++] = "\"\\/\b\f\n\r\t"[simple - "\"\\/bfnrt"];
                 continue;
             }
-            if (e != 'u') {
-                jfail(j, "invalid escape in string");
-                goto out;
-            }
+            if (e != 'u') return jfail(j, "invalid escape in string");
             uint32_t cp;
-            if (hex4(j, &cp)) goto out;
-            if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                jfail(j, "lone surrogate in string");
-                goto out;
-            }
+            if (hex4(j, &cp)) return -1;
+            if (cp >= 0xDC00 && cp <= 0xDFFF) return jfail(j, "lone surrogate in string");
             if (cp >= 0xD800 && cp <= 0xDBFF) {
                 uint32_t lo;
-                if (j->end - j->p < 2 || j->p[0] != '\\' || j->p[1] != 'u') {
-                    jfail(j, "lone surrogate in string");
-                    goto out;
-                }
+                if (j->end - j->p < 2 || j->p[0] != '\\' || j->p[1] != 'u')
+                    return jfail(j, "lone surrogate in string");
                 j->p += 2;
-                if (hex4(j, &lo)) goto out;
-                if (lo < 0xDC00 || lo > 0xDFFF) {
-                    jfail(j, "lone surrogate in string");
-                    goto out;
-                }
+                if (hex4(j, &lo)) return -1;
+                if (lo < 0xDC00 || lo > 0xDFFF) return jfail(j, "lone surrogate in string");
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             }
-            cedar_utf8_put(&b, cp);
+            char u[4];
+            size_t k = cedar_utf8_encode(u, cp);
+            assert(n + k <= cap);
+            memcpy(dst + n, u, k);
+            n += k;
             continue;
         }
         /* raw UTF-8: validate the sequence */
@@ -123,19 +114,36 @@ static int jstring(jp *j, cstr *out)
         if (ok && ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
                    (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF)))
             ok = false;
-        if (!ok) {
-            jfail(j, "invalid UTF-8 in string");
-            goto out;
-        }
-        tg_buf_append(&b, j->p, (size_t)len);
+        if (!ok) return jfail(j, "invalid UTF-8 in string");
+        assert(n + (size_t)len <= cap);
+        memcpy(dst + n, j->p, (size_t)len);
+        n += (size_t)len;
         j->p += len;
     }
-    out->p = tg_arena_strndup(j->a, b.data ? b.data : "", b.len);
-    out->n = (uint32_t)b.len;
-    rc = 0;
-out:
-    tg_buf_free(&b);
-    return rc;
+    dst[n] = '\0';
+    out->p = dst;
+    out->n = (uint32_t)n;
+    return 0;
+}
+
+/* Parses a string at j->p (on the opening quote) into *out (a NUL-terminated arena copy).
+ * Almost every string in a request is printable ASCII without escapes: those are found by
+ * one scan and copied at once; anything else takes the validating decoder. */
+static int jstring(jp *j, cstr *out)
+{
+    const char *q = j->p + 1;
+    while (q < j->end && (unsigned char)*q >= 0x20 && (unsigned char)*q < 0x80 && *q != '"' && *q != '\\') q++;
+    if (q < j->end && *q == '"') {
+        size_t n = (size_t)(q - (j->p + 1));
+        out->p = tg_arena_strndup(j->a, j->p + 1, n);
+        out->n = (uint32_t)n;
+        j->p = q + 1;
+        return 0;
+    }
+    /* the span up to the closing quote, stepping over escapes: a bound on the output */
+    while (q < j->end && *q != '"') q += *q == '\\' ? 2 : 1;
+    if (q > j->end) q = j->end;
+    return jstring_slow(j, (size_t)(q - (j->p + 1)), out);
 }
 
 static int cmp_cstr(const void *a, const void *b)
@@ -143,7 +151,29 @@ static int cmp_cstr(const void *a, const void *b)
     return cstr_cmp(*(const cstr *)a, *(const cstr *)b);
 }
 
+/* Whether n keys contain a duplicate. Objects in requests have a handful of keys, where
+ * comparing every pair beats sorting; larger ones sort a copy. */
+static bool has_duplicate_key(tg_arena *a, const cstr *keys, uint32_t n)
+{
+    if (n <= 16) {
+        for (uint32_t i = 1; i < n; i++)
+            for (uint32_t k = 0; k < i; k++)
+                if (cstr_eq(keys[i], keys[k])) return true;
+        return false;
+    }
+    cstr *sorted = tg_arena_alloc(a, n * sizeof *sorted);
+    memcpy(sorted, keys, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, cmp_cstr);
+    for (uint32_t i = 1; i < n; i++)
+        if (cstr_eq(sorted[i - 1], sorted[i])) return true;
+    return false;
+}
+
 static cj *jvalue(jp *j);
+
+/* Items are gathered on the stack (up to JC_LOCAL, then in doubling arena arrays) and
+ * copied once into arrays of the exact size, so a small container costs two allocations. */
+#define JC_LOCAL 8
 
 static cj *jcontainer(jp *j, cj *v, bool obj)
 {
@@ -152,13 +182,17 @@ static cj *jcontainer(jp *j, cj *v, bool obj)
         return NULL;
     }
     j->p++;
-    uint32_t cap = 0;
     skip_ws(j);
     if (j->p < j->end && *j->p == (obj ? '}' : ']')) {
         j->p++;
         j->depth--;
         return v;
     }
+    cj *local_items[JC_LOCAL];
+    cstr local_keys[JC_LOCAL];
+    cj **items = local_items;
+    cstr *keys = local_keys;
+    uint32_t n = 0, cap = JC_LOCAL;
     for (;;) {
         cstr key = {NULL, 0};
         skip_ws(j);
@@ -177,19 +211,17 @@ static cj *jcontainer(jp *j, cj *v, bool obj)
         }
         cj *item = jvalue(j);
         if (!item) return NULL;
-        if (v->n == cap) {
-            cap = cap ? cap * 2 : 4;
+        if (n == cap) {
+            cap *= 2;
             cj **ni = tg_arena_alloc(j->a, cap * sizeof *ni);
-            cstr *nk = obj ? tg_arena_alloc(j->a, cap * sizeof *nk) : NULL;
-            if (v->n) {
-                memcpy(ni, v->items, v->n * sizeof *ni);
-                if (obj) memcpy(nk, v->keys, v->n * sizeof *nk);
-            }
-            v->items = ni;
-            v->keys = nk;
+            cstr *nk = tg_arena_alloc(j->a, cap * sizeof *nk);
+            memcpy(ni, items, n * sizeof *ni);
+            memcpy(nk, keys, n * sizeof *nk);
+            items = ni;
+            keys = nk;
         }
-        if (obj) v->keys[v->n] = key;
-        v->items[v->n++] = item;
+        keys[n] = key;
+        items[n++] = item;
         skip_ws(j);
         if (j->p < j->end && *j->p == ',') {
             j->p++;
@@ -202,18 +234,16 @@ static cj *jcontainer(jp *j, cj *v, bool obj)
         jfail(j, obj ? "expected ',' or '}'" : "expected ',' or ']'");
         return NULL;
     }
-    if (obj && v->n > 1) {
-        cstr *sorted = malloc(v->n * sizeof *sorted);
-        if (!sorted) abort();
-        memcpy(sorted, v->keys, v->n * sizeof *sorted);
-        qsort(sorted, v->n, sizeof *sorted, cmp_cstr);
-        bool dup = false;
-        for (uint32_t i = 1; i < v->n && !dup; i++) dup = cstr_eq(sorted[i - 1], sorted[i]);
-        free(sorted);
-        if (dup) {
-            jfail(j, "duplicate key in object");
-            return NULL;
-        }
+    if (obj && has_duplicate_key(j->a, keys, n)) {
+        jfail(j, "duplicate key in object");
+        return NULL;
+    }
+    v->n = n;
+    v->items = tg_arena_alloc(j->a, n * sizeof *v->items);
+    memcpy(v->items, items, n * sizeof *v->items);
+    if (obj) {
+        v->keys = tg_arena_alloc(j->a, n * sizeof *v->keys);
+        memcpy(v->keys, keys, n * sizeof *v->keys);
     }
     j->depth--;
     return v;
@@ -314,10 +344,10 @@ cj *cj_parse(tg_arena *a, const char *buf, size_t len, tg_error *err)
     return v;
 }
 
-const cj *cj_get(const cj *obj, const char *key)
+const cj *cj_getn(const cj *obj, const char *key, size_t n)
 {
     if (!obj || obj->kind != CJ_OBJ) return NULL;
-    cstr k = {key, (uint32_t)strlen(key)};
+    cstr k = {key, (uint32_t)n};
     for (uint32_t i = 0; i < obj->n; i++)
         if (cstr_eq(obj->keys[i], k)) return obj->items[i];
     return NULL;

@@ -167,10 +167,9 @@ const cedar_value *cv_record_get(const cv_record *r, cstr key)
     return NULL;
 }
 
-/* Appends code point cp (a Unicode scalar value) as UTF-8. */
-void cedar_utf8_put(tg_buf *b, uint32_t cp)
+/* Writes code point cp (a Unicode scalar value) as UTF-8 to u; returns its length. */
+size_t cedar_utf8_encode(char u[4], uint32_t cp)
 {
-    char u[4];
     size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
     if (n == 1) u[0] = (char)cp;
     else if (n == 2) {
@@ -186,7 +185,13 @@ void cedar_utf8_put(tg_buf *b, uint32_t cp)
         u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
         u[3] = (char)(0x80 | (cp & 0x3F));
     }
-    tg_buf_append(b, u, n);
+    return n;
+}
+
+void cedar_utf8_put(tg_buf *b, uint32_t cp)
+{
+    char u[4];
+    tg_buf_append(b, u, cedar_utf8_encode(u, cp));
 }
 
 const char *cv_kind_name(int kind)
