@@ -5,7 +5,9 @@
  * the Streamable HTTP status codes, sessions, original ids (string, INT64_MAX, the same
  * id in two sessions), SSE with a priming event for progress, the sampling round trip,
  * timeouts, crash recovery, cancellation, DELETE; and federation of two upstreams with
- * prefixes (one per-client session).
+ * prefixes (one per-client session); and a gated gateway (policy + audit trail on
+ * SQLite, no authentication): decisions, tools/list filtering and the audit outcome of
+ * each way a call can end.
  *
  * Configuration comes from a YAML file through tg_config_load: the router holds a
  * reference (tg_config_ref), which only a loaded snapshot supports.
@@ -25,11 +27,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "audit/tg_audit.h"
 #include "front/tg_front.h"
 #include "mcp/tg_mcp.h"
+#include "policy/tg_policy.h"
+#include "store/tg_store.h"
 #include "upstream/tg_upstream.h"
 
 /* ---------------------------------------------------------------- gateways */
@@ -39,12 +45,16 @@ typedef struct gateway {
     tg_mcp *mcp;
     tg_http_server *srv;
     uint16_t port;
+    tg_store *store;           /* gated gateway only: */
+    tg_audit *audit;
+    tg_policy *policy;
 } gateway;
 
 static uv_loop_t loop;
 static uv_async_t stop_async;
 static pthread_t loop_thread;
-static gateway single, fed, idle;
+static gateway single, fed, idle, gated;
+#define NGATEWAYS 4
 static char tmpdir[256];
 static const char *fake_path;
 
@@ -58,18 +68,27 @@ static void closed_cb(void *arg)
 {
 }
 
+static void audit_closed(void *arg)
+{
+    gateway *g = arg;
+    tg_store_close(g->store);
+}
+
 static void stop_cb(uv_async_t *a)
 {
-    gateway *gws[] = {&single, &fed, &idle};
-    for (int i = 0; i < 3; i++) {
+    gateway *gws[] = {&single, &fed, &idle, &gated};
+    for (int i = 0; i < NGATEWAYS; i++) {
         tg_http_server_close(gws[i]->srv, closed_cb, NULL);
         tg_mcp_shutdown(gws[i]->mcp, closed_cb, NULL);
+        if (gws[i]->audit) tg_audit_close(gws[i]->audit, audit_closed, gws[i]);
     }
     uv_close((uv_handle_t *)a, NULL);
 }
 
+/* extra: more top-level YAML (policy, audit, store); when given, the gateway runs with
+ * the policy and the audit trail as toolgate serve wires them. */
 static void gateway_start(gateway *g, const char *name, const char *limits,
-                          const char *yaml_upstreams)
+                          const char *yaml_upstreams, const char *extra)
 {
     char path[512], log[512];
     snprintf(path, sizeof path, "%s/%s.yaml", tmpdir, name);
@@ -94,11 +113,23 @@ static void gateway_start(gateway *g, const char *name, const char *limits,
             fputc(*y, f);
         }
     }
+    if (extra) fputs(extra, f);
     fclose(f);
     tg_error err;
     g->cfg = tg_config_load(path, &err);
     if (!g->cfg) fail_msg("config: %s", err.msg);
-    g->mcp = tg_mcp_new(&loop, g->cfg, NULL, &err);
+    tg_mcp_gates gates = {0};
+    if (extra) {
+        g->store = tg_store_open_opts(&loop, &g->cfg->store, &err);
+        if (!g->store) fail_msg("store: %s", err.msg);
+        g->audit = tg_audit_open(&loop, g->store, &g->cfg->audit, &err);
+        if (!g->audit) fail_msg("audit: %s", err.msg);
+        g->policy = tg_policy_new(g->cfg, &err);
+        if (!g->policy) fail_msg("policy: %s", err.msg);
+        gates.policy = g->policy;
+        gates.audit = g->audit;
+    }
+    g->mcp = tg_mcp_new(&loop, g->cfg, &gates, &err);
     assert_non_null(g->mcp);
     g->srv = tg_http_server_new(&loop, &g->cfg->limits, tg_mcp_handle, g->mcp);
     assert_int_equal(tg_http_server_listen(g->srv, "127.0.0.1", 0, &err), 0);
@@ -122,12 +153,12 @@ static int setup(void **state)
                   "    init_timeout: 5s\n"
                   "    restart_min: 100ms\n"
                   "    restart_max: 200ms\n"
-                  "    shutdown_grace: 500ms\n");
+                  "    shutdown_grace: 500ms\n", NULL);
     gateway_start(&idle, "idle", "  session_idle_timeout: 300ms\n  sse_keepalive: 100ms\n",
                   "  - name: fake\n"
                   "    transport: stdio\n"
                   "    command: @FAKE@\n"
-                  "    shutdown_grace: 500ms\n");
+                  "    shutdown_grace: 500ms\n", NULL);
     gateway_start(&fed, "fed", "  max_sessions: 40\n",
                   "  - name: one\n"
                   "    transport: stdio\n"
@@ -141,7 +172,30 @@ static int setup(void **state)
                   "    prefix: b_\n"
                   "    command: @FAKE@\n"
                   "    env: {FAKE_LOG: @LOG@.2}\n"
-                  "    shutdown_grace: 500ms\n");
+                  "    shutdown_grace: 500ms\n", NULL);
+    /* Everything is permitted except whoami, which is forbidden outright. */
+    char dir[300], file[400], extra[1024];
+    snprintf(dir, sizeof dir, "%s/policies", tmpdir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(file, sizeof file, "%s/10-test.cedar", dir);
+    FILE *pf = fopen(file, "w");
+    assert_non_null(pf);
+    fputs("@id(\"all\")\n@reason(\"ALLOWED\")\npermit (principal, action, resource);\n"
+          "@id(\"no-whoami\")\n@reason(\"NO_WHOAMI\")\n"
+          "forbid (principal, action == Action::\"whoami\", resource);\n", pf);
+    fclose(pf);
+    snprintf(extra, sizeof extra,
+             "policy:\n  policies: %s\nstore: sqlite:%s/gated.db\naudit:\n  instance_id: t\n",
+             dir, tmpdir);
+    gateway_start(&gated, "gated", "  max_sessions: 40\n",
+                  "  - name: fake\n"
+                  "    transport: stdio\n"
+                  "    command: @FAKE@\n"
+                  "    env: {FAKE_LOG: @LOG@}\n"
+                  "    call_timeout: 1500ms\n"
+                  "    restart_min: 100ms\n"
+                  "    restart_max: 200ms\n"
+                  "    shutdown_grace: 500ms\n", extra);
     pthread_create(&loop_thread, NULL, run_loop, NULL);
     return 0;
 }
@@ -150,9 +204,10 @@ static int teardown(void **state)
 {
     uv_async_send(&stop_async);
     pthread_join(loop_thread, NULL);
-    gateway *gws[] = {&single, &fed, &idle};
-    for (int i = 0; i < 3; i++) {
+    gateway *gws[] = {&single, &fed, &idle, &gated};
+    for (int i = 0; i < NGATEWAYS; i++) {
         tg_mcp_free(gws[i]->mcp);
+        tg_policy_free(gws[i]->policy);
         tg_http_server_free(gws[i]->srv);
         tg_config_unref(gws[i]->cfg);
     }
@@ -452,6 +507,101 @@ static bool log_eventually_has(const char *path, const char *needle)
     "\",\"arguments\":" args "}}"
 
 /* ---------------------------------------------------------------- single upstream */
+
+static int audit_row(void *ud, const tg_store_audit_row *row)
+{
+    tg_buf *out = ud;
+    tg_arena *a = tg_arena_new(1024);
+    tg_audit_record r;
+    json_t *holder = NULL;
+    tg_error err;
+    if (tg_audit_record_parse(row->body, strlen(row->body), a, &r, &holder, &err) != 0)
+        fail_msg("record: %s", err.msg);
+    if (strstr(row->body, "hunter2")) fail_msg("secret argument stored: %s", row->body);
+    const char *outcome = tg_audit_outcome_name(r.outcome);
+    tg_buf_printf(out, "%s:%s:%s:%s\n", tg_audit_event_name(r.event),
+                  tg_audit_decision_name(r.decision), outcome ? outcome : "-",
+                  r.agent ? r.agent : "-");
+    json_decref(holder);
+    tg_arena_free(a);
+    return 0;
+}
+/* ---------------------------------------------------------------- gated gateway */
+
+/* The audit records of one tool as "event:decision:outcome" lines, in order. */
+static void audit_of(const char *tool, tg_buf *out)
+{
+    char url[400];
+    snprintf(url, sizeof url, "sqlite:%s/gated.db", tmpdir);
+    tg_error err;
+    tg_store *st = tg_store_open(NULL, url, &err);
+    if (!st) fail_msg("store: %s", err.msg);
+    tg_store_audit_filter f = {.tool = tool};
+    int rc = tg_store_audit_scan(st, &f, audit_row, out, &err);
+    if (rc != 0) fail_msg("scan: %s", err.msg);
+    tg_store_close(st);
+}
+
+static void test_gated_calls(void **state)
+{
+    char sid[65], path[512];
+    open_session(gated.port, "{}", "c1", "2025-11-25", sid, NULL);
+    /* tools/list: the forbidden tool is not shown */
+    json_t *v = rpc(gated.port, sid, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}");
+    json_t *tools = json_object_get(json_object_get(v, "result"), "tools");
+    assert_true(json_array_size(tools) > 3);
+    for (size_t i = 0; i < json_array_size(tools); i++)
+        assert_string_not_equal(json_string_value(json_object_get(json_array_get(tools, i), "name")),
+                                "whoami");
+    json_decref(v);
+
+    v = rpc(gated.port, sid, CALL("2", "echo", "{\"text\":\"hi\",\"password\":\"hunter2\"}"));
+    assert_string_equal(text_of(v), "echo:hi");
+    json_decref(v);
+
+    /* denied: an isError result naming the reason; the upstream never sees it */
+    snprintf(path, sizeof path, "%s/gated.log", tmpdir);
+    v = rpc(gated.port, sid, CALL("3", "whoami", "{}"));
+    json_t *res = json_object_get(v, "result");
+    assert_true(json_is_true(json_object_get(res, "isError")));
+    json_t *sc = json_object_get(res, "structuredContent");
+    assert_string_equal(json_string_value(json_object_get(sc, "decision")), "deny");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(sc, "reasons"), 0)),
+                        "NO_WHOAMI");
+    json_decref(v);
+    assert_int_equal(occurrences(path, "\"whoami\""), 0);
+
+    v = rpc(gated.port, sid, CALL("4", "hang", "{}"));
+    assert_string_equal(error_message(v), "upstream 'fake' did not answer within 1500 ms");
+    json_decref(v);
+    v = rpc(gated.port, sid, CALL("5", "crash", "{}"));
+    assert_non_null(strstr(error_message(v), "crashed"));
+    json_decref(v);
+
+    /* one decision record before, one outcome record after, each with its outcome; a
+     * denied call has one record, not forwarded; secrets in arguments are redacted */
+    tg_buf b = TG_BUF_INIT;
+    audit_of("echo", &b);
+    assert_string_equal(b.data, "decision:allow:-:anonymous\noutcome:allow:ok:anonymous\n");
+    b.len = 0;
+    audit_of("whoami", &b);
+    assert_string_equal(b.data, "decision:deny:not_forwarded:anonymous\n");
+    b.len = 0;
+    audit_of("hang", &b);
+    assert_string_equal(b.data, "decision:allow:-:anonymous\noutcome:allow:upstream_timeout:anonymous\n");
+    b.len = 0;
+    /* prompts/get is decided and recorded like a tool (permitted here) */
+    v = rpc(gated.port, sid, "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"prompts/get\","
+                             "\"params\":{\"name\":\"greet\"}}");
+    assert_non_null(json_object_get(v, "result"));
+    json_decref(v);
+    audit_of("greet", &b);
+    assert_string_equal(b.data, "decision:allow:-:anonymous\noutcome:allow:ok:anonymous\n");
+    b.len = 0;
+    audit_of("crash", &b);
+    assert_string_equal(b.data, "decision:allow:-:anonymous\noutcome:allow:upstream_crash:anonymous\n");
+    tg_buf_free(&b);
+}
 
 static void test_initialize_transparent(void **state)
 {
@@ -1072,6 +1222,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_list_changed_reaches_every_session),
         cmocka_unit_test(test_idle_sessions_expire),
         cmocka_unit_test(test_session_limit),
+        cmocka_unit_test(test_gated_calls),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
