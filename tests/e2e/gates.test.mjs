@@ -296,6 +296,16 @@ test('shadow mode forwards a call the policy would deny and records the would-be
 // ------------------------------------------------------------------ audit
 
 test('audit: verify passes and query shows decision, reasons and outcome', async () => {
+  // the client's traceparent is recorded; a tool error is an outcome of its own
+  const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+  const { client } = await connect(tg.url, { headers: { ...bearer(keys.alice), traceparent: tp } });
+  const missing = await client.callTool({ name: 'jira_get_issue', arguments: { issue_key: 'OPS-99999' } });
+  assert.equal(missing.isError, true, 'the demo has no OPS-99999');
+  assert.equal(missing.structuredContent?.decision, undefined, 'an upstream tool error, not a refusal');
+  await client.close();
+  const traced = cli(['audit', 'query', '--config', tg.file, '--resource', 'Jira::Issue::"OPS-99999"', '--format', 'jsonl']);
+  assert.match(traced, new RegExp(tp));
+  assert.match(traced, /"tool_error"/);
   const v = cliStatus(['audit', 'verify', '--config', tg.file]);
   assert.equal(v.status, 0, v.out);
   const q = cli(['audit', 'query', '--config', tg.file, '--tool', 'jira_add_comment', '--format', 'jsonl']);
