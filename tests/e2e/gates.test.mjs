@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { createHmac, createPublicKey } from 'node:crypto';
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -77,7 +78,8 @@ before(async () => {
     upstreams: [demoUpstream()],
     ...policyConfig(),
     auth: {
-      oauth: { issuers: [{ issuer: issuerUrl, jwks_uri: `${issuerUrl}/jwks` }], required_scopes: [SCOPE] },
+      // unknown key ids may refetch the JWKS every second (key rotation test)
+      oauth: { issuers: [{ issuer: issuerUrl, jwks_uri: `${issuerUrl}/jwks` }], required_scopes: [SCOPE], jwks_refetch_interval: '1s' },
       api_keys: { enabled: true },
     },
   });
@@ -136,6 +138,13 @@ test('refused tokens get 401 with an invalid_token challenge; missing scope gets
       return `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ iss: issuerUrl, aud: tg.url, sub: 'alice', azp: 'claude', scope: SCOPE, exp: now + 600 })}.`;
     })(),
   };
+  cases['not yet valid'] = await token({ nbf: now + 3600 });
+  // HS256 with the issuer's RSA public key (PEM) as the HMAC secret: algorithm confusion
+  const jwks = await (await fetch(`${issuerUrl}/jwks`)).json();
+  const pem = createPublicKey({ key: jwks.keys[0], format: 'jwk' }).export({ type: 'spki', format: 'pem' });
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const hsInput = `${b64({ alg: 'HS256', typ: 'JWT', kid: jwks.keys[0].kid })}.${b64({ iss: issuerUrl, aud: tg.url, sub: 'alice', azp: 'claude', scope: SCOPE, exp: now + 600 })}`;
+  cases['HS256 with the public key'] = `${hsInput}.${createHmac('sha256', pem).update(hsInput).digest('base64url')}`;
   const good = await token();
   const [h, p, s] = good.split('.');
   cases['bad signature'] = `${h}.${p}.${s.slice(0, -4)}${s.endsWith('AAAA') ? 'BBBB' : 'AAAA'}`;
@@ -194,6 +203,20 @@ test('API keys: created key works; out-of-CIDR source and revoked key get 401', 
   assert.equal(revoked.status, 401);
 });
 
+test('API keys: an expired key gets 401; a rotated key works old and new during the overlap, then only new', async () => {
+  const short = createKey(tg.file, 'claude', 'alice', ['--ttl', '1s']);
+  await new Promise((r) => setTimeout(r, 2100));
+  assert.equal((await post(tg.url, INIT, bearer(short))).status, 401, 'expired');
+  const old = createKey(tg.file, 'claude', 'alice');
+  const id = old.split('_')[1];
+  const fresh = cli(['keys', 'rotate', '--config', tg.file, '--overlap', '1h', id]).trim();
+  assert.equal((await post(tg.url, INIT, bearer(old))).status, 200, 'old secret during the overlap');
+  assert.equal((await post(tg.url, INIT, bearer(fresh))).status, 200, 'new secret');
+  const newest = cli(['keys', 'rotate', '--config', tg.file, '--overlap', '0', id]).trim();
+  assert.equal((await post(tg.url, INIT, bearer(fresh))).status, 401, 'overlap 0: the previous secret stops');
+  assert.equal((await post(tg.url, INIT, bearer(newest))).status, 200);
+});
+
 test('a session id presented by another identity gets 404', async () => {
   const a = await post(tg.url, INIT, bearer(keys.alice));
   assert.equal(a.status, 200);
@@ -205,6 +228,16 @@ test('a session id presented by another identity gets 404', async () => {
   assert.equal(other.status, 404);
   const oauth = await post(tg.url, ping, { ...h, ...bearer(await token()) });
   assert.equal(oauth.status, 404);
+});
+
+test('a token signed by a new key (unknown kid) is accepted once the JWKS is refetched', async () => {
+  const before = await token();
+  assert.equal((await post(tg.url, INIT, bearer(before))).status, 200);
+  const jwk = await issuer.issuer.keys.generate('RS256');
+  await new Promise((r) => setTimeout(r, 1100)); // past jwks_refetch_interval
+  const rotated = await token({}, { kid: jwk.kid });
+  const r = await post(tg.url, INIT, bearer(rotated));
+  assert.equal(r.status, 200, r.text);
 });
 
 // ------------------------------------------------------------------ policy
