@@ -22,9 +22,11 @@ typedef struct cstr {
     uint32_t    n;
 } cstr;
 
+/* The first byte is compared inline: most unequal strings differ there, and memcmp's call
+ * costs more than the compare on the short keys and names Cedar data is made of. */
 static inline bool cstr_eq(cstr a, cstr b)
 {
-    return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
+    return a.n == b.n && (a.n == 0 || (a.p[0] == b.p[0] && memcmp(a.p, b.p, a.n) == 0));
 }
 int      cstr_cmp(cstr a, cstr b);
 uint64_t cedar_hash_bytes(const void *p, size_t n, uint64_t seed);
@@ -44,7 +46,10 @@ static inline bool cedar_uid_eq(const cedar_uid *a, const cedar_uid *b)
 {
     return a == b || (a->hash == b->hash && cstr_eq(a->type, b->type) && cstr_eq(a->id, b->id));
 }
+/* A uid with copies of type and id. */
 cedar_uid *cedar_uid_new(tg_arena *a, cstr type, cstr id);
+/* A uid that refers to type and id, which must outlive it. */
+cedar_uid *cedar_uid_make(tg_arena *a, cstr type, cstr id);
 
 /* ---------------------------------------------------------------- values */
 
@@ -90,6 +95,9 @@ bool cv_set_contains(const cv_set *s, const cedar_value *v);
 /* Builds a record; returns NULL and sets *dup to the duplicated key if keys repeat. */
 const cv_record *cv_record_make(tg_arena *a, cstr *keys, cedar_value *vals, uint32_t n,
                                 cstr *dup);
+/* The same, but sorts keys and vals in place and keeps them (the caller gives them up). */
+const cv_record *cv_record_adopt(tg_arena *a, cstr *keys, cedar_value *vals, uint32_t n,
+                                 cstr *dup);
 const cedar_value *cv_record_get(const cv_record *r, cstr key);
 const char *cv_kind_name(int kind);
 /* Appends a short Cedar-syntax rendering of v (for error messages). */
@@ -266,11 +274,19 @@ static inline const cj *cj_get(const cj *obj, const char *key)
     return cj_getn(obj, key, strlen(key));
 }
 
+/* How a DOM becomes values: allocations come from a. Invariant: copy is false only when
+ * the DOM outlives every value built from it (e.g. both live in the request's arena); the
+ * values then share the DOM's strings instead of copying them. */
+typedef struct cj_conv {
+    tg_arena *a;
+    bool      copy;
+} cj_conv;
+
 /* Parses one entity JSON object into an entity (closure not computed). */
-cedar_entity *cedar_entity_from_cj(tg_arena *a, const cj *j, tg_error *err);
+cedar_entity *cedar_entity_from_cj(const cj_conv *cv, const cj *j, tg_error *err);
 /* Converts a JSON value in Cedar's entity/context encoding. */
-int cedar_value_from_cj(tg_arena *a, const cj *j, cedar_value *out, int depth, tg_error *err);
-int cedar_uid_from_cj(tg_arena *a, const cj *j, const cedar_uid **out, tg_error *err);
+int cedar_value_from_cj(const cj_conv *cv, const cj *j, cedar_value *out, int depth, tg_error *err);
+int cedar_uid_from_cj(const cj_conv *cv, const cj *j, const cedar_uid **out, tg_error *err);
 cedar_store *cedar_store_from_cj(const cj *entities, tg_error *err);
 int cedar_request_from_cj(cedar_request *rq, const cj *req, tg_error *err);
 

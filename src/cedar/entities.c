@@ -86,8 +86,9 @@ void entity_map_put(tg_arena *a, entity_map *m, cedar_entity *e)
 /* Entity type names are Cedar paths: Ident {:: Ident}, no reserved words. */
 static int check_type_name(cstr t, tg_error *err)
 {
-    static const char *const reserved[] = {"true", "false", "if", "then", "else", "in",
-                                           "like", "has", "is", "__cedar", NULL};
+    static const struct { const char *w; uint32_t n; } reserved[] = {
+        {"true", 4}, {"false", 5}, {"if", 2}, {"then", 4}, {"else", 4}, {"in", 2},
+        {"like", 4}, {"has", 3}, {"is", 2}, {"__cedar", 7}};
     uint32_t i = 0;
     if (t.n == 0) return tg_error_set(err, "entity type must not be empty");
     while (i <= t.n) {
@@ -100,8 +101,9 @@ static int check_type_name(cstr t, tg_error *err)
             i++;
         }
         if (i == start) goto bad;
-        for (int r = 0; reserved[r]; r++)
-            if (strlen(reserved[r]) == i - start && memcmp(reserved[r], t.p + start, i - start) == 0)
+        for (size_t r = 0; r < sizeof reserved / sizeof reserved[0]; r++)
+            if (reserved[r].n == i - start && reserved[r].w[0] == t.p[start] &&
+                memcmp(reserved[r].w, t.p + start, i - start) == 0)
                 goto bad;
         if (i == t.n) return 0;
         if (i + 1 >= t.n || t.p[i + 1] != ':') goto bad;
@@ -132,23 +134,29 @@ static bool is_type_and_id(const cj *x)
     return t && t->kind == CJ_STR && id && id->kind == CJ_STR;
 }
 
-static int uid_from_type_and_id(tg_arena *a, const cj *x, const cedar_uid **out, tg_error *err)
+/* A string of the DOM as a value's string: shared or copied (see cj_conv). */
+static cstr conv_str(const cj_conv *cv, cstr s)
+{
+    return cv->copy ? (cstr){tg_arena_strndup(cv->a, s.p, s.n), s.n} : s;
+}
+
+static int uid_from_type_and_id(const cj_conv *cv, const cj *x, const cedar_uid **out, tg_error *err)
 {
     const cj *t = cj_get(x, "type");
     if (check_no_reals(x, err) || check_type_name(t->s, err)) return -1;
-    *out = cedar_uid_new(a, t->s, cj_get(x, "id")->s);
+    *out = cedar_uid_make(cv->a, conv_str(cv, t->s), conv_str(cv, cj_get(x, "id")->s));
     return 0;
 }
 
 /* An entity uid where only a uid may appear (entity "uid", "parents", request variables):
  * {"__entity": {"type","id"}} or {"type","id"} itself; {"__expr": "..."} is refused. */
-int cedar_uid_from_cj(tg_arena *a, const cj *j, const cedar_uid **out, tg_error *err)
+int cedar_uid_from_cj(const cj_conv *cv, const cj *j, const cedar_uid **out, tg_error *err)
 {
     const cj *x = cj_get(j, "__expr");
     if (x && x->kind == CJ_STR) return tg_error_set(err, "the `__expr` escape is no longer supported");
     x = cj_get(j, "__entity");
-    if (x && is_type_and_id(x)) return uid_from_type_and_id(a, x, out, err);
-    if (is_type_and_id(j)) return uid_from_type_and_id(a, j, out, err);
+    if (x && is_type_and_id(x)) return uid_from_type_and_id(cv, x, out, err);
+    if (is_type_and_id(j)) return uid_from_type_and_id(cv, j, out, err);
     return tg_error_set(err, "expected an entity uid {\"type\": \"...\", \"id\": \"...\"}");
 }
 
@@ -171,7 +179,7 @@ static const cj *extn_args(const cj *x, bool *single)
     return arg ? arg : args && args->kind == CJ_ARR ? args : NULL;
 }
 
-static int extn_from_cj(tg_arena *a, const cj *x, const cj *args, bool single, cedar_value *out,
+static int extn_from_cj(const cj_conv *cv, const cj *x, const cj *args, bool single, cedar_value *out,
                         int depth, tg_error *err)
 {
     if (check_no_reals(x, err)) return -1;
@@ -187,28 +195,28 @@ static int extn_from_cj(tg_arena *a, const cj *x, const cj *args, bool single, c
                             cedar_fns[id].name, cedar_fns[id].nargs, n);
     cedar_value vals[4];
     for (uint32_t i = 0; i < n; i++)
-        if (cedar_value_from_cj(a, single ? args : args->items[i], &vals[i], depth + 1, err)) return -1;
-    return cedar_call_fn(a, id, vals, n, out, err);
+        if (cedar_value_from_cj(cv, single ? args : args->items[i], &vals[i], depth + 1, err)) return -1;
+    return cedar_call_fn(cv->a, id, vals, n, out, err);
 }
 
 /* The fields of object j as a record, each value converted; j itself is never an escape. */
-static int record_fields_from_cj(tg_arena *a, const cj *j, cedar_value *out, int depth, tg_error *err)
+static int record_fields_from_cj(const cj_conv *cv, const cj *j, cedar_value *out, int depth, tg_error *err)
 {
-    cedar_value *vals = tg_arena_alloc(a, (j->n ? j->n : 1) * sizeof *vals);
-    cstr *keys = tg_arena_alloc(a, (j->n ? j->n : 1) * sizeof *keys);
+    cedar_value *vals = tg_arena_alloc(cv->a, (j->n ? j->n : 1) * sizeof *vals);
+    cstr *keys = tg_arena_alloc(cv->a, (j->n ? j->n : 1) * sizeof *keys);
     for (uint32_t i = 0; i < j->n; i++) {
-        keys[i] = (cstr){tg_arena_strndup(a, j->keys[i].p, j->keys[i].n), j->keys[i].n};
-        if (cedar_value_from_cj(a, j->items[i], &vals[i], depth + 1, err)) return -1;
+        keys[i] = conv_str(cv, j->keys[i]);
+        if (cedar_value_from_cj(cv, j->items[i], &vals[i], depth + 1, err)) return -1;
     }
     out->kind = CV_RECORD;
-    out->u.rec = cv_record_make(a, keys, vals, j->n, NULL);  /* keys are unique */
+    out->u.rec = cv_record_adopt(cv->a, keys, vals, j->n, NULL);  /* keys are unique */
     return 0;
 }
 
 /* Cedar's JSON value encoding. An object of exactly one field is an escape when its payload
  * has the escape's shape ({"__expr": string} is refused: that escape was retired); any other
  * object, a malformed escape included, is a plain record, as the reference reads it. */
-int cedar_value_from_cj(tg_arena *a, const cj *j, cedar_value *out, int depth, tg_error *err)
+int cedar_value_from_cj(const cj_conv *cv, const cj *j, cedar_value *out, int depth, tg_error *err)
 {
     if (depth > CEDAR_MAX_DEPTH) return tg_error_set(err, "value nests deeper than %d levels", CEDAR_MAX_DEPTH);
     switch (j->kind) {
@@ -222,16 +230,15 @@ int cedar_value_from_cj(tg_arena *a, const cj *j, cedar_value *out, int depth, t
         out->u.l = j->i;
         return 0;
     case CJ_STR:
-        /* copied: the JSON DOM may live in a shorter-lived arena than the value */
         out->kind = CV_STRING;
-        out->u.s = (cstr){tg_arena_strndup(a, j->s.p, j->s.n), j->s.n};
+        out->u.s = conv_str(cv, j->s);
         return 0;
     case CJ_ARR: {
-        cedar_value *v = tg_arena_alloc(a, (j->n ? j->n : 1) * sizeof *v);
+        cedar_value *v = tg_arena_alloc(cv->a, (j->n ? j->n : 1) * sizeof *v);
         for (uint32_t i = 0; i < j->n; i++)
-            if (cedar_value_from_cj(a, j->items[i], &v[i], depth + 1, err)) return -1;
+            if (cedar_value_from_cj(cv, j->items[i], &v[i], depth + 1, err)) return -1;
         out->kind = CV_SET;
-        out->u.set = cv_set_make(a, v, j->n);
+        out->u.set = cv_set_make(cv->a, v, j->n);
         return 0;
     }
     case CJ_OBJ: {
@@ -242,11 +249,11 @@ int cedar_value_from_cj(tg_arena *a, const cj *j, cedar_value *out, int depth, t
             return tg_error_set(err, "the `__expr` escape is no longer supported");
         if (x && cstr_eq(key, (cstr){"__entity", 8}) && x->kind == CJ_OBJ && x->n >= 2 && is_type_and_id(x)) {
             out->kind = CV_ENTITY;
-            return uid_from_type_and_id(a, x, &out->u.uid, err);
+            return uid_from_type_and_id(cv, x, &out->u.uid, err);
         }
         if (x && cstr_eq(key, (cstr){"__extn", 6}) && (args = extn_args(x, &single)))
-            return extn_from_cj(a, x, args, single, out, depth, err);
-        return record_fields_from_cj(a, j, out, depth, err);
+            return extn_from_cj(cv, x, args, single, out, depth, err);
+        return record_fields_from_cj(cv, j, out, depth, err);
     }
     case CJ_REAL: return tg_error_set(err, "numbers with a fraction or exponent are not Cedar values");
     case CJ_NULL: return tg_error_set(err, "null is not a Cedar value");
@@ -264,7 +271,7 @@ static int error_in(tg_error *err, const char *what)
 
 /* An entity's "attrs" or "tags": an object whose fields are values. The object itself is
  * never an escape: {"__entity": ..} here is an attribute named "__entity". */
-static int record_from_cj(tg_arena *a, const cj *j, const char *what, const cv_record **out,
+static int record_from_cj(const cj_conv *cv, const cj *j, const char *what, const cv_record **out,
                           tg_error *err)
 {
     if (!j) {
@@ -273,23 +280,23 @@ static int record_from_cj(tg_arena *a, const cj *j, const char *what, const cv_r
     }
     if (j->kind != CJ_OBJ) return tg_error_set(err, "\"%s\" must be an object", what);
     cedar_value v;
-    if (record_fields_from_cj(a, j, &v, 1, err)) return error_in(err, what);
+    if (record_fields_from_cj(cv, j, &v, 1, err)) return error_in(err, what);
     *out = v.u.rec;
     return 0;
 }
 
 /* A request context: a value (escapes included) that must turn out to be a record. */
-static int context_from_cj(tg_arena *a, const cj *j, const cv_record **out, tg_error *err)
+static int context_from_cj(const cj_conv *cv, const cj *j, const cv_record **out, tg_error *err)
 {
     cedar_value v;
-    if (cedar_value_from_cj(a, j, &v, 1, err)) return error_in(err, "context");
+    if (cedar_value_from_cj(cv, j, &v, 1, err)) return error_in(err, "context");
     if (v.kind != CV_RECORD)
         return tg_error_set(err, "the context must be a record, not %s", cv_kind_name(v.kind));
     *out = v.u.rec;
     return 0;
 }
 
-cedar_entity *cedar_entity_from_cj(tg_arena *a, const cj *j, tg_error *err)
+cedar_entity *cedar_entity_from_cj(const cj_conv *cv, const cj *j, tg_error *err)
 {
     if (j->kind != CJ_OBJ) {
         tg_error_set(err, "an entity must be an object with \"uid\", \"attrs\", \"parents\"");
@@ -306,15 +313,15 @@ cedar_entity *cedar_entity_from_cj(tg_arena *a, const cj *j, tg_error *err)
             return NULL;
         }
     }
-    cedar_entity *e = tg_arena_calloc(a, 1, sizeof *e);
+    cedar_entity *e = tg_arena_calloc(cv->a, 1, sizeof *e);
     const cj *uid = cj_get(j, "uid");
     if (!uid) {
         tg_error_set(err, "entity without \"uid\"");
         return NULL;
     }
-    if (cedar_uid_from_cj(a, uid, &e->uid, err)) return NULL;
-    if (record_from_cj(a, cj_get(j, "attrs"), "attrs", &e->attrs, err) ||
-        record_from_cj(a, cj_get(j, "tags"), "tags", &e->tags, err))
+    if (cedar_uid_from_cj(cv, uid, &e->uid, err)) return NULL;
+    if (record_from_cj(cv, cj_get(j, "attrs"), "attrs", &e->attrs, err) ||
+        record_from_cj(cv, cj_get(j, "tags"), "tags", &e->tags, err))
         return NULL;
     const cj *parents = cj_get(j, "parents");
     if (parents) {
@@ -323,9 +330,9 @@ cedar_entity *cedar_entity_from_cj(tg_arena *a, const cj *j, tg_error *err)
             return NULL;
         }
         e->nparents = parents->n;
-        e->parents = tg_arena_alloc(a, (e->nparents ? e->nparents : 1) * sizeof *e->parents);
+        e->parents = tg_arena_alloc(cv->a, (e->nparents ? e->nparents : 1) * sizeof *e->parents);
         for (uint32_t i = 0; i < e->nparents; i++)
-            if (cedar_uid_from_cj(a, parents->items[i], &e->parents[i], err)) return NULL;
+            if (cedar_uid_from_cj(cv, parents->items[i], &e->parents[i], err)) return NULL;
     }
     return e;
 }
@@ -383,10 +390,11 @@ cedar_store *cedar_store_from_cj(const cj *entities, tg_error *err)
     if (!st) abort();
     st->arena = tg_arena_new(0);
     size_t n = entities->n;
+    const cj_conv cv = {st->arena, true};  /* the DOM dies before the store */
     cedar_entity **all = tg_arena_alloc(st->arena, (n ? n : 1) * sizeof *all);
     for (size_t i = 0; i < n; i++) {
         tg_error e2;
-        cedar_entity *e = cedar_entity_from_cj(st->arena, entities->items[i], &e2);
+        cedar_entity *e = cedar_entity_from_cj(&cv, entities->items[i], &e2);
         if (!e) {
             tg_error_set(err, "entity %zu: %s", i, e2.msg);
             goto fail;
@@ -470,8 +478,9 @@ int cedar_request_set_resource(cedar_request *rq, const char *type, size_t tlen,
 int cedar_request_set_context_json(cedar_request *rq, const char *json, size_t len, tg_error *err)
 {
     const cj *j = cj_parse(rq->arena, json, len, err);
+    const cj_conv cv = {rq->arena, false};  /* the DOM lives as long as the request */
     const cv_record *r;
-    if (!j || context_from_cj(rq->arena, j, &r, err)) return -1;
+    if (!j || context_from_cj(&cv, j, &r, err)) return -1;
     rq->context.kind = CV_RECORD;
     rq->context.u.rec = r;
     return 0;
@@ -487,7 +496,8 @@ const cedar_entity *cedar_request_entity(const cedar_request *rq, const cedar_ui
 int cedar_request_add_entity_json(cedar_request *rq, const char *json, size_t len, tg_error *err)
 {
     const cj *j = cj_parse(rq->arena, json, len, err);
-    cedar_entity *e = j ? cedar_entity_from_cj(rq->arena, j, err) : NULL;
+    const cj_conv cv = {rq->arena, false};  /* the DOM lives as long as the request */
+    cedar_entity *e = j ? cedar_entity_from_cj(&cv, j, err) : NULL;
     if (!e) return -1;
     if (cedar_request_entity(rq, e->uid))
         return tg_error_set(err, "entity %.*s::\"%.*s\" already exists", (int)e->uid->type.n,
@@ -518,7 +528,7 @@ void cedar_request_close(cedar_request *rq)
     rq->closed = true;
 }
 
-int cedar_request_from_cj(cedar_request *rq, const cj *req, tg_error *err)
+static int request_from_cj(cedar_request *rq, const cj *req, const cj_conv *cv, tg_error *err)
 {
     static const char *const names[] = {"principal", "action", "resource"};
     const cedar_uid **slots[] = {&rq->principal, &rq->action, &rq->resource};
@@ -526,7 +536,7 @@ int cedar_request_from_cj(cedar_request *rq, const cj *req, tg_error *err)
     for (int i = 0; i < 3; i++) {
         const cj *u = cj_get(req, names[i]);
         if (!u) return tg_error_set(err, "request has no \"%s\"", names[i]);
-        if (cedar_uid_from_cj(rq->arena, u, slots[i], err)) {
+        if (cedar_uid_from_cj(cv, u, slots[i], err)) {
             char tmp[sizeof err->msg];
             snprintf(tmp, sizeof tmp, "request \"%s\": %.900s", names[i], err->msg);
             return tg_error_set(err, "%s", tmp);
@@ -535,13 +545,20 @@ int cedar_request_from_cj(cedar_request *rq, const cj *req, tg_error *err)
     const cj *ctx = cj_get(req, "context");
     if (!ctx) return 0;
     const cv_record *r;
-    if (context_from_cj(rq->arena, ctx, &r, err)) return -1;
+    if (context_from_cj(cv, ctx, &r, err)) return -1;
     rq->context.u.rec = r;
     return 0;
+}
+
+int cedar_request_from_cj(cedar_request *rq, const cj *req, tg_error *err)
+{
+    const cj_conv cv = {rq->arena, true};  /* the caller's DOM may die first */
+    return request_from_cj(rq, req, &cv, err);
 }
 
 int cedar_request_from_json(cedar_request *rq, const char *json, size_t len, tg_error *err)
 {
     const cj *j = cj_parse(rq->arena, json, len, err);
-    return j ? cedar_request_from_cj(rq, j, err) : -1;
+    const cj_conv cv = {rq->arena, false};  /* the DOM lives as long as the request */
+    return j ? request_from_cj(rq, j, &cv, err) : -1;
 }

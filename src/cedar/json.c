@@ -7,6 +7,11 @@
  * least as strict as tg_json_parse: duplicate keys, nesting beyond CEDAR_JSON_MAX_DEPTH,
  * integers outside int64, invalid UTF-8, lone surrogates, raw control characters and
  * trailing garbage are all errors reported as "line L column C: reason".
+ *
+ * Parsing is in place: the text is copied into the arena once and every string of the DOM
+ * is a slice of that copy, decoded where it stands (a decoded string is never longer than
+ * its source) and NUL-terminated over its closing quote. So a string costs no allocation,
+ * and the DOM's strings live exactly as long as the arena.
  */
 #include "cedar/cedar_int.h"
 
@@ -15,8 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Invariant: s..end is the arena copy being parsed; bytes before p are consumed and may
+ * have been overwritten by decoded strings, so positions are counted in orig (the caller's
+ * unmodified text at the same offsets). */
 typedef struct jp {
-    const char *s, *p, *end;
+    char       *s, *p, *end;
+    const char *orig;
     tg_arena   *a;
     tg_error   *err;
     int         depth;
@@ -25,7 +34,8 @@ typedef struct jp {
 static int jfail(jp *j, const char *what)
 {
     uint32_t line = 1, col = 1;
-    for (const char *q = j->s; q < j->p && q < j->end; q++) {
+    const char *stop = j->orig + ((j->p < j->end ? j->p : j->end) - j->s);
+    for (const char *q = j->orig; q < stop; q++) {
         if (*q == '\n') {
             line++;
             col = 1;
@@ -56,30 +66,23 @@ static int hex4(jp *j, uint32_t *out)
     return 0;
 }
 
-/* Decodes the string at j->p (on the opening quote) into an arena copy, validating every
- * escape and UTF-8 sequence. Output never outgrows the input (an escape decodes to at most
- * as many bytes as it spans; raw bytes are copied), so dst needs only the span's length;
- * the assert guards that reasoning. */
-static int jstring_slow(jp *j, size_t cap, cstr *out)
+/* Decodes the string at j->p (on the opening quote) in place, validating every escape and
+ * UTF-8 sequence. The write position d never passes the read position j->p: an escape
+ * decodes to at most as many bytes as it spans, and raw bytes are moved one for one. */
+static int jstring_slow(jp *j, cstr *out)
 {
-    char *dst = tg_arena_alloc(j->a, cap + 1);
-    size_t n = 0;
-    j->p++;
+    char *start = ++j->p, *d = start;
     for (;;) {
         if (j->p >= j->end) return jfail(j, "unterminated string");
         unsigned char c = (unsigned char)*j->p;
-        if (c == '"') {
-            j->p++;
-            break;
-        }
+        if (c == '"') break;
         if (c < 0x20) return jfail(j, "control character in string");
         if (c == '\\') {
             j->p++;
             char e = j->p < j->end ? *j->p++ : 0;
             const char *simple = strchr("\"\\/bfnrt", e);
             if (e && simple) {
-                assert(n < cap);
-                dst[n++] = "\"\\/\b\f\n\r\t"[simple - "\"\\/bfnrt"];
+                *d++ = "\"\\/\b\f\n\r\t"[simple - "\"\\/bfnrt"];
                 continue;
             }
             if (e != 'u') return jfail(j, "invalid escape in string");
@@ -97,9 +100,9 @@ static int jstring_slow(jp *j, size_t cap, cstr *out)
             }
             char u[4];
             size_t k = cedar_utf8_encode(u, cp);
-            assert(n + k <= cap);
-            memcpy(dst + n, u, k);
-            n += k;
+            assert(d + k <= j->p);
+            memcpy(d, u, k);
+            d += k;
             continue;
         }
         /* raw UTF-8: validate the sequence */
@@ -107,43 +110,42 @@ static int jstring_slow(jp *j, size_t cap, cstr *out)
         uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1Fu) : len == 3 ? (c & 0x0Fu) : (c & 0x07u);
         bool ok = len > 0 && j->end - j->p >= len;
         for (int i = 1; ok && i < len; i++) {
-            unsigned char d = (unsigned char)j->p[i];
-            if ((d & 0xC0) != 0x80) ok = false;
-            cp = (cp << 6) | (d & 0x3F);
+            unsigned char b = (unsigned char)j->p[i];
+            if ((b & 0xC0) != 0x80) ok = false;
+            cp = (cp << 6) | (b & 0x3F);
         }
         if (ok && ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
                    (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF)))
             ok = false;
         if (!ok) return jfail(j, "invalid UTF-8 in string");
-        assert(n + (size_t)len <= cap);
-        memcpy(dst + n, j->p, (size_t)len);
-        n += (size_t)len;
+        memmove(d, j->p, (size_t)len);
+        d += len;
         j->p += len;
     }
-    dst[n] = '\0';
-    out->p = dst;
-    out->n = (uint32_t)n;
+    *d = '\0';  /* at or before the closing quote, which is consumed */
+    j->p++;
+    out->p = start;
+    out->n = (uint32_t)(d - start);
     return 0;
 }
 
-/* Parses a string at j->p (on the opening quote) into *out (a NUL-terminated arena copy).
+/* Parses a string at j->p (on the opening quote) into *out (NUL-terminated, in place).
  * Almost every string in a request is printable ASCII without escapes: those are found by
- * one scan and copied at once; anything else takes the validating decoder. */
+ * one scan and need nothing more; anything else takes the validating decoder. */
 static int jstring(jp *j, cstr *out)
 {
-    const char *q = j->p + 1;
-    while (q < j->end && (unsigned char)*q >= 0x20 && (unsigned char)*q < 0x80 && *q != '"' && *q != '\\') q++;
+    /* bytes that stand for themselves: printable ASCII but the quote and the backslash */
+    static const bool plain[256] = {[0x20 ... 0x21] = true, [0x23 ... 0x5B] = true, [0x5D ... 0x7F] = true};
+    char *q = j->p + 1;
+    while (q < j->end && plain[(unsigned char)*q]) q++;
     if (q < j->end && *q == '"') {
-        size_t n = (size_t)(q - (j->p + 1));
-        out->p = tg_arena_strndup(j->a, j->p + 1, n);
-        out->n = (uint32_t)n;
+        out->p = j->p + 1;
+        out->n = (uint32_t)(q - (j->p + 1));
+        *q = '\0';
         j->p = q + 1;
         return 0;
     }
-    /* the span up to the closing quote, stepping over escapes: a bound on the output */
-    while (q < j->end && *q != '"') q += *q == '\\' ? 2 : 1;
-    if (q > j->end) q = j->end;
-    return jstring_slow(j, (size_t)(q - (j->p + 1)), out);
+    return jstring_slow(j, out);
 }
 
 static int cmp_cstr(const void *a, const void *b)
@@ -277,7 +279,7 @@ static cj *jvalue(jp *j)
         }
     }
     if (c == '-' || (c >= '0' && c <= '9')) {
-        const char *start = j->p;
+        char *start = j->p;
         bool neg = c == '-';
         if (neg) j->p++;
         const char *digits = j->p;
@@ -333,7 +335,10 @@ static cj *jvalue(jp *j)
 
 cj *cj_parse(tg_arena *a, const char *buf, size_t len, tg_error *err)
 {
-    jp j = {.s = buf, .p = buf, .end = buf + len, .a = a, .err = err};
+    char *copy = tg_arena_alloc(a, len + 1);
+    if (len) memcpy(copy, buf, len);
+    copy[len] = '\0';
+    jp j = {.s = copy, .p = copy, .end = copy + len, .orig = buf, .a = a, .err = err};
     cj *v = jvalue(&j);
     if (!v) return NULL;
     skip_ws(&j);

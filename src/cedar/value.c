@@ -46,6 +46,8 @@ const fn_info cedar_fns[FN_COUNT] = {
 
 int cstr_cmp(cstr a, cstr b)
 {
+    /* bytewise like memcmp (unsigned), decided by the first byte without a call mostly */
+    if (a.n && b.n && a.p[0] != b.p[0]) return (unsigned char)a.p[0] < (unsigned char)b.p[0] ? -1 : 1;
     uint32_t n = a.n < b.n ? a.n : b.n;
     int c = n ? memcmp(a.p, b.p, n) : 0;
     if (c) return c;
@@ -72,15 +74,19 @@ uint64_t cedar_uid_hash(cstr type, cstr id)
     return h ^ (h >> 29);
 }
 
-cedar_uid *cedar_uid_new(tg_arena *a, cstr type, cstr id)
+cedar_uid *cedar_uid_make(tg_arena *a, cstr type, cstr id)
 {
     cedar_uid *u = tg_arena_alloc(a, sizeof *u);
-    u->type.p = tg_arena_strndup(a, type.p ? type.p : "", type.n);
-    u->type.n = type.n;
-    u->id.p = tg_arena_strndup(a, id.p ? id.p : "", id.n);
-    u->id.n = id.n;
-    u->hash = cedar_uid_hash(u->type, u->id);
+    u->type = type;
+    u->id = id;
+    u->hash = cedar_uid_hash(type, id);
     return u;
+}
+
+cedar_uid *cedar_uid_new(tg_arena *a, cstr type, cstr id)
+{
+    return cedar_uid_make(a, (cstr){tg_arena_strndup(a, type.p ? type.p : "", type.n), type.n},
+                          (cstr){tg_arena_strndup(a, id.p ? id.p : "", id.n), id.n});
 }
 
 bool cv_equal(const cedar_value *a, const cedar_value *b)
@@ -130,28 +136,47 @@ const cv_set *cv_set_make(tg_arena *a, const cedar_value *v, uint32_t n)
     return s;
 }
 
+/* Insertion-sorts n pairs from keys/vals into rk/rv (which may be the same arrays: element
+ * i is read before any write reaches index i). Returns false with *dup on a repeated key.
+ * Records are small, and this keeps the pairs together. */
+static bool record_sort(const cstr *keys, const cedar_value *vals, cstr *rk, cedar_value *rv,
+                        uint32_t n, cstr *dup)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        cstr k = keys[i];
+        cedar_value v = vals[i];
+        uint32_t j = i;
+        while (j > 0 && cstr_cmp(rk[j - 1], k) > 0) {
+            rk[j] = rk[j - 1];
+            rv[j] = rv[j - 1];
+            j--;
+        }
+        if (j > 0 && cstr_eq(rk[j - 1], k)) {
+            if (dup) *dup = k;
+            return false;
+        }
+        rk[j] = k;
+        rv[j] = v;
+    }
+    return true;
+}
+
+const cv_record *cv_record_adopt(tg_arena *a, cstr *keys, cedar_value *vals, uint32_t n, cstr *dup)
+{
+    cv_record *r = tg_arena_alloc(a, sizeof *r);
+    r->n = n;
+    r->keys = keys;
+    r->vals = vals;
+    return record_sort(keys, vals, keys, vals, n, dup) ? r : NULL;
+}
+
 const cv_record *cv_record_make(tg_arena *a, cstr *keys, cedar_value *vals, uint32_t n, cstr *dup)
 {
     cv_record *r = tg_arena_alloc(a, sizeof *r);
     r->n = n;
     r->keys = tg_arena_alloc(a, (n ? n : 1) * sizeof *r->keys);
     r->vals = tg_arena_alloc(a, (n ? n : 1) * sizeof *r->vals);
-    /* Insertion sort: records are small, and this keeps the pairs together. */
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t j = i;
-        while (j > 0 && cstr_cmp(r->keys[j - 1], keys[i]) > 0) {
-            r->keys[j] = r->keys[j - 1];
-            r->vals[j] = r->vals[j - 1];
-            j--;
-        }
-        if (j > 0 && cstr_eq(r->keys[j - 1], keys[i])) {
-            if (dup) *dup = keys[i];
-            return NULL;
-        }
-        r->keys[j] = keys[i];
-        r->vals[j] = vals[i];
-    }
-    return r;
+    return record_sort(keys, vals, r->keys, r->vals, n, dup) ? r : NULL;
 }
 
 const cedar_value *cv_record_get(const cv_record *r, cstr key)
