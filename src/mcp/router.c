@@ -397,6 +397,10 @@ static void auth_done(const tg_auth_result *res, void *user)
     tg_http_req *req = w->req;
     w->done = true;
     tg_http_req_on_abort(req, NULL, NULL);
+    if (w->m->shutting_down) { /* a JWKS fetch outlived the sessions: nothing to serve */
+        http_error(req, 503, TG_RPC_SERVER_ERROR, NULL, 0, "Service Unavailable: shutting down");
+        return;
+    }
     if (res->identity) {
         mcp_asker who = {res->identity, w->traceparent, req->received_ns};
         serve_mcp(w->m, req, &who);
