@@ -356,6 +356,25 @@ test('audit: verify passes and query shows decision, reasons and outcome', async
   assert.match(failures, /auth_failure/);
 });
 
+test('batched audit: calls proceed without waiting and their records arrive', async () => {
+  const cfg = policyConfig();
+  cfg.audit = { instance_id: 'e2e-batched', mode: 'batched' };
+  const t3 = await startToolgate({ upstreams: [demoUpstream()], ...cfg });
+  try {
+    const { client } = await connect(t3.url);
+    const r = await client.callTool({ name: 'demo_whoami', arguments: {} });
+    assert.equal(r.isError, true, 'forbidden by the e2e policy');
+    await client.close();
+    let q = '';
+    for (let i = 0; i < 20 && !/"deny"/.test(q); i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      q = cli(['audit', 'query', '--config', t3.file, '--tool', 'demo_whoami', '--format', 'jsonl']);
+    }
+    assert.match(q, /"deny"/);
+    assert.match(q, /"anonymous"/, 'auth: none acts as the anonymous identity');
+  } finally { await t3.stop(); }
+});
+
 // Holds SQLite's write lock on db from another process (the sqlite3 shell) until release().
 async function lockDatabase(db) {
   const sh = spawn('sqlite3', [db], { stdio: ['pipe', 'pipe', 'inherit'] });
