@@ -225,8 +225,17 @@ static void collect(const cedar_policy_set *ps, const cedar_request *rq, cand *c
     probe_type(&ix->maps[IX_R_IS], rq->resource, c);
     bucket always = {NULL, ix->nalways, ix->nalways, ix->always};
     cand_add_bucket(c, &always);
-    /* Ascending, each once: a policy listing several actions may be found twice. */
-    if (c->n > 1) qsort(c->ids, c->n, sizeof *c->ids, cmp_u32);
+    /* Ascending, each once: a policy listing several actions may be found twice. A request
+     * meets a few dozen candidates at most, where insertion sort beats qsort's calls. */
+    if (c->n > 32) {
+        qsort(c->ids, c->n, sizeof *c->ids, cmp_u32);
+    } else {
+        for (uint32_t i = 1; i < c->n; i++) {
+            uint32_t x = c->ids[i], k = i;
+            for (; k > 0 && c->ids[k - 1] > x; k--) c->ids[k] = c->ids[k - 1];
+            c->ids[k] = x;
+        }
+    }
     uint32_t w = 0;
     for (uint32_t i = 0; i < c->n; i++)
         if (!w || c->ids[w - 1] != c->ids[i]) c->ids[w++] = c->ids[i];

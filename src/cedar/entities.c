@@ -305,8 +305,8 @@ cedar_entity *cedar_entity_from_cj(const cj_conv *cv, const cj *j, tg_error *err
     for (uint32_t i = 0; i < j->n; i++) {
         cstr k = j->keys[i];
         bool known = false;
-        static const char *const fields[] = {"uid", "attrs", "parents", "tags"};
-        for (int f = 0; f < 4; f++) known |= strlen(fields[f]) == k.n && !memcmp(fields[f], k.p, k.n);
+        static const cstr fields[] = {{"uid", 3}, {"attrs", 5}, {"parents", 7}, {"tags", 4}};
+        for (int f = 0; f < 4; f++) known |= cstr_eq(fields[f], k);
         if (!known) {
             tg_error_set(err, "unknown entity field \"%.*s\" (expected uid, attrs, parents, tags)",
                          (int)(k.n > 40 ? 40 : k.n), k.p);
@@ -344,35 +344,43 @@ cedar_entity *cedar_entity_from_cj(const cj_conv *cv, const cj *j, tg_error *err
  * cycles terminate. `lookup` finds an entity by uid in the relevant scope. */
 typedef const cedar_entity *(*lookup_fn)(const void *where, const cedar_uid *u);
 
+/* The walk's pending uids: on the stack while few (an overlay entity has a handful of
+ * ancestors; no malloc per request), on the heap beyond. */
+typedef struct uid_stack {
+    uint32_t          n, cap;
+    const cedar_uid **v;      /* local, or malloc'd once n outgrows it */
+    const cedar_uid  *local[32];
+} uid_stack;
+
+static void uid_stack_push(uid_stack *s, const cedar_uid *u)
+{
+    if (s->n == s->cap) {
+        const cedar_uid **nv = malloc(2 * s->cap * sizeof *nv);
+        if (!nv) abort();
+        memcpy(nv, s->v, s->n * sizeof *nv);
+        if (s->v != s->local) free(s->v);
+        s->v = nv;
+        s->cap *= 2;
+    }
+    s->v[s->n++] = u;
+}
+
 static void close_entity(tg_arena *a, cedar_entity *e, lookup_fn lookup, const void *where)
 {
-    uint32_t cap = 16, n = 0;
-    const cedar_uid **stack = malloc(cap * sizeof *stack);
-    if (!stack) abort();
-    for (uint32_t i = 0; i < e->nparents; i++) {
-        if (n == cap) {
-            cap *= 2;
-            stack = realloc(stack, cap * sizeof *stack);
-            if (!stack) abort();
-        }
-        stack[n++] = e->parents[i];
-    }
-    while (n) {
-        const cedar_uid *u = stack[--n];
+    uid_stack st;
+    st.n = 0;
+    st.cap = sizeof st.local / sizeof st.local[0];
+    st.v = st.local;
+    for (uint32_t i = 0; i < e->nparents; i++) uid_stack_push(&st, e->parents[i]);
+    while (st.n) {
+        const cedar_uid *u = st.v[--st.n];
         if (uid_set_has(&e->ancestors, u)) continue;
         uid_set_add(a, &e->ancestors, u);
         const cedar_entity *pe = lookup(where, u);
         if (!pe || pe == e) continue;
-        for (uint32_t i = 0; i < pe->nparents; i++) {
-            if (n == cap) {
-                cap *= 2;
-                stack = realloc(stack, cap * sizeof *stack);
-                if (!stack) abort();
-            }
-            stack[n++] = pe->parents[i];
-        }
+        for (uint32_t i = 0; i < pe->nparents; i++) uid_stack_push(&st, pe->parents[i]);
     }
-    free(stack);
+    if (st.v != st.local) free(st.v);
 }
 
 static const cedar_entity *store_lookup(const void *where, const cedar_uid *u)

@@ -29,7 +29,23 @@ typedef struct jp {
     tg_arena   *a;
     tg_error   *err;
     int         depth;
+    cj         *nodes;   /* zeroed nodes not yet used (see new_node) */
+    uint32_t    nleft;
 } jp;
+
+/* Nodes are carved from zeroed runs of JP_NODE_RUN: a request's DOM has dozens of nodes,
+ * and one arena call per run instead of per node is a measurable part of parsing. */
+#define JP_NODE_RUN 16
+
+static cj *new_node(jp *j)
+{
+    if (!j->nleft) {
+        j->nodes = tg_arena_calloc(j->a, JP_NODE_RUN, sizeof *j->nodes);
+        j->nleft = JP_NODE_RUN;
+    }
+    j->nleft--;
+    return j->nodes++;
+}
 
 static int jfail(jp *j, const char *what)
 {
@@ -258,7 +274,7 @@ static cj *jvalue(jp *j)
         jfail(j, "unexpected end of input");
         return NULL;
     }
-    cj *v = tg_arena_calloc(j->a, 1, sizeof *v);
+    cj *v = new_node(j);
     char c = *j->p;
     if (c == '{' || c == '[') {
         v->kind = c == '{' ? CJ_OBJ : CJ_ARR;

@@ -488,6 +488,107 @@ static void test_json_escapes(void **state)
                            "{\"__entity\":{\"type\":\"User\",\"id\":\"b\"}}},\"parents\":[]}]", NULL), 1);
 }
 
+/* The request path's JSON reader parses in place and values share its strings: decoded
+ * strings must not disturb their neighbours, the caller's text must stay untouched and
+ * may die at once, and error positions count the text as written. */
+static void test_json_reader(void **state)
+{
+    (void)state;
+    char buf[1100];
+    /* escapes decoded in place beside plain and other escaped strings, keys included */
+    const char *ctx = "{\"k\\u0041\":\"x\\ny\",\"b\":\"\\ud83d\\ude00z\",\"c\":[\"\\\"q\\\"\",\"\\\\\",\"\"],"
+                      "\"d\":\"caf\xC3\xA9\\t\",\"e\":\"plain\"}";
+    assert_int_equal(check("context.kA == \"x\\ny\" && context.b == \"\xF0\x9F\x98\x80z\" && "
+                           "context.c == [\"\\\"q\\\"\", \"\\\\\", \"\"] && context.d == \"caf\xC3\xA9\\t\" && "
+                           "context.e == \"plain\"", NULL, ctx), 1);
+    /* the caller's text is not modified, and the request outlives it */
+    tg_error err;
+    tg_arena *a = tg_arena_new(0);
+    cedar_request *rq = cedar_request_new(a, NULL);
+    char *text = strdup(ctx);
+    assert_int_equal(cedar_request_set_context_json(rq, text, strlen(text), &err), 0);
+    assert_string_equal(text, ctx);
+    char *ent = strdup("{\"uid\":{\"type\":\"User\",\"id\":\"al\\u0069ce\"},\"attrs\":{\"n\":\"v\"},"
+                       "\"parents\":[{\"type\":\"Group\",\"id\":\"g\"}]}");
+    assert_int_equal(cedar_request_add_entity_json(rq, ent, strlen(ent), &err), 0);
+    memset(text, 'x', strlen(text));
+    memset(ent, 'x', strlen(ent));
+    free(text);
+    free(ent);
+    const char *pol = "permit(principal in Group::\"g\", action, resource) when { context.kA == \"x\\ny\" && "
+                      "context.e == \"plain\" && principal.n == \"v\" };";
+    cedar_policy_set *ps = cedar_policy_set_parse(pol, strlen(pol), &err);
+    assert_non_null(ps);
+    assert_int_equal(cedar_request_set_principal(rq, "User", 4, "alice", 5, &err), 0);
+    assert_int_equal(cedar_request_set_action(rq, "Action", 6, "a", 1, &err), 0);
+    assert_int_equal(cedar_request_set_resource(rq, "Doc", 3, "d", 1, &err), 0);
+    cedar_response res;
+    assert_int_equal(cedar_authorize(ps, rq, &res, &err), 0);
+    assert_int_equal(res.decision, CEDAR_ALLOW);
+    cedar_policy_set_free(ps);
+    tg_arena_free(a);
+    /* positions count the text as written, not the decoded strings before the error */
+    assert_non_null(context_error("{\"a\":\"\\n\\n\\n\",\"b\":?}", buf));
+    assert_string_equal(buf, "line 1 column 19: unexpected character");
+    assert_non_null(context_error("{\"a\":\"\xC3\xA9\\n\",\n \"b\":\"\\x\"}", buf));
+    assert_non_null(strstr(buf, "line 2 column 9: invalid escape"));
+    /* duplicate keys: small objects (pairwise check) and large ones (sorted check) */
+    assert_non_null(context_error("{\"a\":1,\"b\":2,\"a\":3}", buf));
+    assert_non_null(strstr(buf, "duplicate key"));
+    char big[512] = "{", key[16];
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof key, "%s\"k%d\":%d", i ? "," : "", i, i);
+        strcat(big, key);
+    }
+    strcat(big, "}");
+    assert_int_equal(check("context.k0 == 0 && context.k19 == 19", NULL, big), 1);
+    big[strlen(big) - 1] = 0;
+    strcat(big, ",\"k7\":0}");
+    assert_non_null(context_error(big, buf));
+    assert_non_null(strstr(buf, "duplicate key"));
+    /* containers longer than the reader's on-stack run keep every item in order */
+    assert_int_equal(check("context.s.contains(0) && context.s.contains(24) && context.s == "
+                           "[24,23,22,21,20,19,18,17,16,15,14,13,12,11,10,9,8,7,6,5,4,3,2,1,0]", NULL,
+                           "{\"s\":[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24]}"), 1);
+}
+
+/* An overlay entity with more parents than the closure walk keeps on its stack still gets
+ * every ancestor, including the store's ancestors of each parent. */
+static void test_many_ancestors(void **state)
+{
+    (void)state;
+    tg_buf st_json = TG_BUF_INIT, ent = TG_BUF_INIT;
+    tg_buf_appends(&st_json, "[");
+    for (int i = 0; i < 40; i++)
+        tg_buf_printf(&st_json, "%s{\"uid\":{\"type\":\"G\",\"id\":\"g%d\"},\"attrs\":{},"
+                      "\"parents\":[{\"type\":\"Top\",\"id\":\"t%d\"}]}", i ? "," : "", i, i);
+    tg_buf_appends(&st_json, "]");
+    tg_buf_appends(&ent, "{\"uid\":{\"type\":\"User\",\"id\":\"u\"},\"parents\":[");
+    for (int i = 0; i < 40; i++) tg_buf_printf(&ent, "%s{\"type\":\"G\",\"id\":\"g%d\"}", i ? "," : "", i);
+    tg_buf_appends(&ent, "]}");
+    tg_error err;
+    cedar_store *st = cedar_store_load(st_json.data, st_json.len, &err);
+    assert_non_null(st);
+    const char *pol = "permit(principal in Top::\"t0\", action, resource) when { principal in G::\"g39\" && "
+                      "principal in Top::\"t39\" && principal in Top::\"t20\" };";
+    cedar_policy_set *ps = cedar_policy_set_parse(pol, strlen(pol), &err);
+    assert_non_null(ps);
+    tg_arena *a = tg_arena_new(0);
+    cedar_request *rq = cedar_request_new(a, st);
+    assert_int_equal(cedar_request_add_entity_json(rq, ent.data, ent.len, &err), 0);
+    assert_int_equal(cedar_request_set_principal(rq, "User", 4, "u", 1, &err), 0);
+    assert_int_equal(cedar_request_set_action(rq, "Action", 6, "a", 1, &err), 0);
+    assert_int_equal(cedar_request_set_resource(rq, "Doc", 3, "d", 1, &err), 0);
+    cedar_response res;
+    assert_int_equal(cedar_authorize(ps, rq, &res, &err), 0);
+    assert_int_equal(res.decision, CEDAR_ALLOW);
+    tg_arena_free(a);
+    cedar_policy_set_free(ps);
+    cedar_store_free(st);
+    tg_buf_free(&st_json);
+    tg_buf_free(&ent);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -504,6 +605,8 @@ int main(void)
         cmocka_unit_test(test_json_escapes),
         cmocka_unit_test(test_has_path),
         cmocka_unit_test(test_reserved_and_action_types),
+        cmocka_unit_test(test_json_reader),
+        cmocka_unit_test(test_many_ancestors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
