@@ -488,6 +488,18 @@ static void test_json_escapes(void **state)
                            "{\"__entity\":{\"type\":\"User\",\"id\":\"b\"}}},\"parents\":[]}]", NULL), 1);
 }
 
+/* Completes rq as User::<user> doing Action::"a" on Doc::"d" and returns the decision. */
+static int decide_as(const cedar_policy_set *ps, cedar_request *rq, const char *user)
+{
+    tg_error err;
+    assert_int_equal(cedar_request_set_principal(rq, "User", 4, user, strlen(user), &err), 0);
+    assert_int_equal(cedar_request_set_action(rq, "Action", 6, "a", 1, &err), 0);
+    assert_int_equal(cedar_request_set_resource(rq, "Doc", 3, "d", 1, &err), 0);
+    cedar_response res;
+    assert_int_equal(cedar_authorize(ps, rq, &res, &err), 0);
+    return res.decision;
+}
+
 /* The request path's JSON reader parses in place and values share its strings: decoded
  * strings must not disturb their neighbours, the caller's text must stay untouched and
  * may die at once, and error positions count the text as written. */
@@ -519,12 +531,7 @@ static void test_json_reader(void **state)
                       "context.e == \"plain\" && principal.n == \"v\" };";
     cedar_policy_set *ps = cedar_policy_set_parse(pol, strlen(pol), &err);
     assert_non_null(ps);
-    assert_int_equal(cedar_request_set_principal(rq, "User", 4, "alice", 5, &err), 0);
-    assert_int_equal(cedar_request_set_action(rq, "Action", 6, "a", 1, &err), 0);
-    assert_int_equal(cedar_request_set_resource(rq, "Doc", 3, "d", 1, &err), 0);
-    cedar_response res;
-    assert_int_equal(cedar_authorize(ps, rq, &res, &err), 0);
-    assert_int_equal(res.decision, CEDAR_ALLOW);
+    assert_int_equal(decide_as(ps, rq, "alice"), CEDAR_ALLOW);
     cedar_policy_set_free(ps);
     tg_arena_free(a);
     /* positions count the text as written, not the decoded strings before the error */
@@ -576,12 +583,7 @@ static void test_many_ancestors(void **state)
     tg_arena *a = tg_arena_new(0);
     cedar_request *rq = cedar_request_new(a, st);
     assert_int_equal(cedar_request_add_entity_json(rq, ent.data, ent.len, &err), 0);
-    assert_int_equal(cedar_request_set_principal(rq, "User", 4, "u", 1, &err), 0);
-    assert_int_equal(cedar_request_set_action(rq, "Action", 6, "a", 1, &err), 0);
-    assert_int_equal(cedar_request_set_resource(rq, "Doc", 3, "d", 1, &err), 0);
-    cedar_response res;
-    assert_int_equal(cedar_authorize(ps, rq, &res, &err), 0);
-    assert_int_equal(res.decision, CEDAR_ALLOW);
+    assert_int_equal(decide_as(ps, rq, "u"), CEDAR_ALLOW);
     tg_arena_free(a);
     cedar_policy_set_free(ps);
     cedar_store_free(st);
