@@ -95,6 +95,55 @@ int  tg_upstream_curl_closesocket(void *clientp, curl_socket_t fd);
  * not called from inside a curl callback). */
 void tg_upstream_curl_cancel(tg_upstream_xfer *x);
 
+/* ---- the Streamable HTTP layer and its wire engines (http.c, h1.c) ----
+ * http.c speaks MCP over HTTP (which headers, session id, JSON vs event stream, what a
+ * failure is); an engine moves one exchange's bytes: libcurl (curl_loop.c, any URL) or
+ * h1.c, our own HTTP/1.1 client for plain http:// URLs. An engine reports a response to
+ * http.c through these four calls, in this order: tg_upstream_http_header for each
+ * header of the final response (1xx responses are skipped by the engine), then
+ * tg_upstream_http_head once, then tg_upstream_http_body for each piece of the body
+ * (2xx only; -1 means http.c refuses the rest and the exchange must end), then exactly one
+ * tg_upstream_http_finished — neterr NULL when the whole response arrived, else why
+ * not. Nothing is reported for an exchange the engine was told to cancel. */
+typedef struct http_xfer http_xfer;
+void tg_upstream_http_header(http_xfer *xf, const char *name, size_t nlen, const char *value,
+                             size_t vlen);
+void tg_upstream_http_head(http_xfer *xf, long status);
+int  tg_upstream_http_body(http_xfer *xf, const char *buf, size_t len);
+void tg_upstream_http_finished(http_xfer *xf, const char *neterr);
+/* Tests only: new HTTP connections use libcurl even for http:// URLs, so the test suite
+ * covers both engines. */
+void tg_upstream_http_force_curl(bool on);
+
+/* h1.c: per HTTP upstream connection, a pool of keep-alive TCP connections to one
+ * http:// origin, one exchange in flight per TCP connection. */
+typedef struct tg_upstream_h1 tg_upstream_h1;
+typedef struct h1_conn h1_conn;
+/* One exchange on the h1 engine, embedded in http.c's transfer. Engine state: zero it
+ * and leave it alone. Invariant: `conn` is the TCP connection carrying the exchange, or
+ * NULL before it starts and after it finished or was cancelled. */
+typedef struct tg_upstream_h1_req {
+    http_xfer *xf;
+    h1_conn *conn;
+    uint32_t timeout_ms;     /* whole-exchange deadline, 0 = none */
+    bool retried;            /* already re-sent once on a fresh connection */
+} tg_upstream_h1_req;
+/* NULL when `url` is not a plain http:// URL h1 can serve (https, userinfo, ...): the
+ * caller then uses curl. */
+tg_upstream_h1 *tg_upstream_h1_new(uv_loop_t *loop, const char *url, uint32_t connect_timeout_ms,
+                                   const char *component);
+/* Sends `method` with the header lines head[0..hlen) (each ending in CRLF; request line,
+ * Host, Content-Length and the blank line are added here) and the body. The bytes are
+ * copied. -1 (err set) only when nothing was started; otherwise the result comes
+ * through tg_upstream_http_* for r->xf. */
+int  tg_upstream_h1_send(tg_upstream_h1 *h1, tg_upstream_h1_req *r, const char *method,
+                         const char *head, size_t hlen, const char *body, size_t blen,
+                         tg_error *err);
+/* Ends the exchange now, with no further call for it; safe from inside its callbacks. */
+void tg_upstream_h1_cancel(tg_upstream_h1_req *r);
+/* Closes the idle connections; no exchange may be running. */
+void tg_upstream_h1_free(tg_upstream_h1 *h1);
+
 /* ---- incremental text/event-stream parser (sse.c) ----
  * Fed the body in whatever chunks arrive; calls on_event with the data of each complete
  * event of type "message" (the default) — comments, other event types and events with
