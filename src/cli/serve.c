@@ -13,6 +13,15 @@
  * router exists: requests are only read once the loop runs. Any failure is logged with
  * its reason and exits 1.
  *
+ * Reload (SIGHUP): the whole file is loaded and validated again (tg_config_load) and a
+ * new policy built from it; only the `policy:` and `catalog:` sections (and the policy
+ * and entities files they name) may differ from the running configuration — any other
+ * top-level section that changed (listen, store, upstreams, auth, limits …) refuses the
+ * reload with its name, because those are bound at start (sockets, child processes,
+ * the store, the authenticator). On any error the running policy stays and the error is
+ * logged with its file:line:col; on success the router swaps the policy (tg_mcp_set_policy:
+ * in-flight calls finish under the old one). docs/operations.md.
+ *
  * Shutdown (SIGINT/SIGTERM): the front stops accepting and the router ends sessions and
  * fails in-flight calls at the same time (an in-flight response waits on its upstream,
  * so closing the front first and the router after could wait a whole call timeout);
@@ -20,7 +29,9 @@
  * checkpoint, pending writes), then the store; the loop runs dry and everything is
  * freed in reverse order of creation. A second signal exits at once.
  */
+#include <jansson.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -53,7 +64,9 @@ typedef struct server {
     tg_audit *audit;
     tg_apikey_store *keys;
     tg_auth *auth;
-    tg_policy *policy;
+    tg_policy *policy; /* until handed to the router */
+    const char *policy_version; /* of the router's current policy, or NULL */
+    json_t *file;      /* the running configuration file as JSON (reload comparison) */
     tg_mcp *mcp;
     uv_signal_t signals[3];
     int nsignals;      /* signal handles initialised (closed when shutdown completes) */
@@ -110,12 +123,77 @@ static void begin_shutdown(server *s)
         tg_mcp_shutdown(s->mcp, step_done, s);
 }
 
+/* Top-level sections a reload may change; every other one is bound at start. */
+static const char *const reloadable[] = {"policy", "catalog", NULL};
+
+static bool is_reloadable(const char *key)
+{
+    for (size_t i = 0; reloadable[i]; i++)
+        if (strcmp(reloadable[i], key) == 0) return true;
+    return false;
+}
+
+/* The first section other than the reloadable ones that differs, or NULL. */
+static const char *fixed_section_changed(const json_t *old, const json_t *now)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)old, key, v)
+        if (!is_reloadable(key) && !json_equal(v, json_object_get(now, key))) return key;
+    json_object_foreach((json_t *)now, key, v)
+        if (!is_reloadable(key) && !json_object_get(old, key)) return key;
+    return NULL;
+}
+
+static int reload_now(void *ctx, const char **version, tg_error *err)
+{
+    server *s = ctx;
+    tg_error e;
+    if (s->stopping) return tg_error_set(err, "shutting down");
+    tg_config *cfg = tg_config_load(s->cfg->path, &e);
+    if (!cfg) return tg_error_set(err, "%s", e.msg);
+    json_t *file = tg_config_yaml_json(s->cfg->path, &e);
+    int rc = -1;
+    const char *changed;
+    tg_policy *pol = NULL;
+    if (!file) {
+        tg_error_set(err, "%s", e.msg);
+    } else if ((changed = fixed_section_changed(s->file, file))) {
+        tg_error_set(err, "%s: the `%s` section changed; it is applied at start only, "
+                     "restart toolgate to change it (docs/operations.md)", s->cfg->path, changed);
+    } else if (cfg->policy.where && !(pol = tg_policy_new(cfg, &e))) {
+        tg_error_set(err, "%s", e.msg);
+    } else if (tg_mcp_set_policy(s->mcp, pol, err) == 0) {
+        json_decref(s->file);
+        s->file = json_incref(file);
+        s->policy_version = tg_policy_version(pol);
+        *version = s->policy_version;
+        pol = NULL;
+        rc = 0;
+    }
+    tg_policy_free(pol);
+    json_decref(file);
+    tg_config_unref(cfg);
+    return rc;
+}
+
+static void reload(server *s)
+{
+    const char *version = NULL;
+    tg_error err;
+    if (reload_now(s, &version, &err) == 0)
+        tg_log_info(LOG_COMPONENT, "reloaded %s: policy version %s", s->cfg->path, version);
+    else
+        tg_log_error(LOG_COMPONENT, "reload refused, the running policy stays in force: %s",
+                     err.msg);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     server *s = h->data;
     if (signum == SIGHUP) {
-        tg_log_info(LOG_COMPONENT, "SIGHUP received: configuration reload arrives with the "
-                                   "policy work; still serving %s unchanged", s->cfg->path);
+        tg_log_info(LOG_COMPONENT, "SIGHUP received: reloading %s", s->cfg->path);
+        reload(s);
         return;
     }
     if (s->stopping) {
@@ -171,12 +249,12 @@ static void log_listening(const server *s)
         tg_log_warn(LOG_COMPONENT, "authentication is off (%s): every client that can reach "
                     "%s is served as \"anonymous\"; configure `auth:` (docs/authentication.md)",
                     cfg->auth_where ? "auth: none" : "no auth section", cfg->public_url);
-    if (!s->policy)
+    if (!s->policy_version)
         tg_log_warn(LOG_COMPONENT, "no `policy:` section: calls are forwarded without a "
                     "decision and not audited (docs/policy.md)");
     else
         tg_log_info(LOG_COMPONENT, "policy version %s (%s mode), audit %s to %s",
-                    tg_policy_version(s->policy), cfg->policy.shadow ? "shadow" : "enforce",
+                    s->policy_version, cfg->policy.shadow ? "shadow" : "enforce",
                     cfg->audit.durability == TG_AUDIT_BATCHED ? "batched" : "strict",
                     tg_store_backend(s->store) == TG_STORE_SQLITE ? "SQLite" : "PostgreSQL");
 }
@@ -221,9 +299,13 @@ static int start(server *s, tg_error *err)
         return -1;
     if (open_gates(s, err) < 0)
         return -1;
+    if (!(s->file = tg_config_yaml_json(s->cfg->path, err)))
+        return -1;
     tg_mcp_gates gates = {s->auth, s->policy, s->audit};
     if (!(s->mcp = tg_mcp_new(&s->loop, s->cfg, &gates, err)))
         return -1;
+    s->policy_version = s->policy ? tg_policy_version(s->policy) : NULL;
+    s->policy = NULL; /* the router's now */
     return start_signals(s, err);
 }
 
@@ -278,6 +360,7 @@ int tg_cli_serve(const char *config_path, const char *listen, int port)
         tg_log_warn(LOG_COMPONENT, "event loop still had open handles at exit");
     if (status == 0)
         tg_log_info(LOG_COMPONENT, "stopped");
+    json_decref(s.file);
     tg_config_unref(s.cfg);
     return status;
 }

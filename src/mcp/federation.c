@@ -128,6 +128,7 @@ void mcp_routes_invalidate(mcp_session *s, const char *which)
     if (strncmp(which, "tools/", 6) == 0) {
         mcp_map_clear(&s->tools);
         json_object_clear(s->tool_annotations);
+        json_object_clear(s->tools_shown);
         s->tools_known = false;
     } else if (strncmp(which, "prompts/", 8) == 0) {
         mcp_map_clear(&s->prompts);
@@ -199,9 +200,13 @@ static void list_finish(mcp_call *c)
             json_t *item = json_array_get(arr, j);
             char *visible = absorb(s, k, i, item);
             if (!visible) continue;
-            if (k->id == K_TOOLS && !mcp_gate_tool_visible(c, i, item, visible)) {
-                free(visible);
-                continue;
+            if (k->id == K_TOOLS) {
+                bool shown = mcp_gate_tool_visible(c, i, item, visible);
+                mcp_gate_tools_listed(c, i, item, visible, shown);
+                if (!shown) {
+                    free(visible);
+                    continue;
+                }
             }
             json_t *out = json_copy(item);
             json_object_set_new(out, k->key, json_string(visible));

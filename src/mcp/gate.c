@@ -61,7 +61,10 @@ typedef struct mcp_wait {
 void mcp_gate_adopt(mcp_call *c, const mcp_asker *who)
 {
     c->started_ns = who->started_ns;
-    if (!c->m->gates.policy) return; /* nothing will be decided or recorded */
+    mcp_policy *pol = c->m->policy;
+    if (!pol) return; /* nothing will be decided or recorded */
+    c->policy = pol;
+    pol->refs++;
     c->arena = tg_arena_new(4096);
     c->identity = tg_identity_copy(c->arena, who->identity);
     c->traceparent = tg_arena_strdup(c->arena, who->traceparent);
@@ -254,7 +257,7 @@ static void act(mcp_call *c)
         mcp_forward(c, g->idx, NULL, g->rename);
         return;
     }
-    mcp_call_answer(c, tg_policy_denied_response(c->m->gates.policy, c->id, g->kind, &g->d, NULL));
+    mcp_call_answer(c, tg_policy_denied_response(c->policy->p, c->id, g->kind, &g->d, NULL));
 }
 
 static void decision_stored(void *ud, int status, const char *errmsg)
@@ -271,11 +274,13 @@ static void decision_stored(void *ud, int status, const char *errmsg)
 void mcp_gate_forward(mcp_call *c, size_t idx, const char *orig, const char *rename)
 {
     tg_mcp *m = c->m;
-    const tg_policy *pol = m->gates.policy;
-    if (!pol) {
+    /* Every call of a router with a policy was adopted (it has its arena, identity and
+     * policy reference); the decision uses the policy current when the call arrived. */
+    if (!c->policy) {
         mcp_forward(c, idx, NULL, rename);
         return;
     }
+    const tg_policy *pol = c->policy->p;
     tg_decide_kind kind = kind_of_method(c->method);
     const char *name = kind == TG_DECIDE_RESOURCE_READ ? orig : c->name;
     if (!orig || !name) {
@@ -401,4 +406,74 @@ void mcp_gate_release(mcp_call *c)
 {
     if (c->wait) c->wait->call = NULL;
     c->wait = NULL;
+    if (c->policy) mcp_policy_unref(c->policy);
+    c->policy = NULL;
+}
+
+/* ---------------------------------------------------------------- reload */
+
+void mcp_policy_unref(mcp_policy *p)
+{
+    if (--p->refs > 0) return;
+    tg_policy_free(p->p);
+    free(p);
+}
+
+void mcp_gate_tools_listed(mcp_call *c, size_t idx, const json_t *item, const char *visible,
+                           bool shown)
+{
+    mcp_session *s = c->s;
+    if (!c->identity) return; /* no policy: nothing is filtered, nothing can change */
+    if (s->lister != c->identity) {
+        tg_arena *a = tg_arena_new(1024);
+        s->lister = tg_identity_copy(a, c->identity);
+        tg_arena_free(s->lister_arena);
+        s->lister_arena = a;
+    }
+    json_object_set_new(s->tools_shown, visible,
+                        json_pack("[I,b,O]", (json_int_t)idx, shown,
+                                  json_object_get(item, "name")));
+}
+
+/* Recomputes one session's view under the current policy; true when it changed. */
+static bool view_changed(tg_mcp *m, mcp_session *s, tg_arena *a)
+{
+    bool changed = false;
+    const char *visible;
+    json_t *v;
+    json_object_foreach(s->tools_shown, visible, v) {
+        size_t idx = (size_t)json_integer_value(json_array_get(v, 0));
+        bool was = json_is_true(json_array_get(v, 1));
+        const char *orig = json_string_value(json_array_get(v, 2));
+        const char *upstream = m->cfg->upstreams[idx].name;
+        tg_cat_entry entry;
+        tg_catalog_classify(tg_policy_catalog(m->policy->p), upstream, orig,
+                            json_object_get(s->tool_annotations, visible), &entry);
+        bool now = tg_policy_tool_visible(m->policy->p, s->lister, visible, entry.risk,
+                                          upstream, a) == 1;
+        if (now == was) continue;
+        changed = true;
+        json_array_set_new(v, 1, json_boolean(now));
+    }
+    return changed;
+}
+
+void mcp_gate_policy_changed(tg_mcp *m)
+{
+    json_t *note = json_pack("{s:s,s:s}", "jsonrpc", "2.0", "method",
+                             "notifications/tools/list_changed");
+    size_t told = 0;
+    for (mcp_session *s = m->sessions; s; s = s->next) {
+        if (!s->lister || s->ending) continue;
+        tg_arena *a = tg_arena_new(4096);
+        if (view_changed(m, s, a)) {
+            mcp_session_deliver(s, note);
+            told++;
+        }
+        tg_arena_free(a);
+    }
+    json_decref(note);
+    if (told)
+        tg_log_info(COMPONENT, "policy reload changed the visible tools of %zu session(s): "
+                    "notifications/tools/list_changed sent", told);
 }

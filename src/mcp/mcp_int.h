@@ -225,6 +225,8 @@ struct mcp_call {
     tg_arena *arena;
     const tg_identity *identity;
     const char *traceparent;
+    struct mcp_policy *policy;   /* the policy this call is decided under (a reference,
+                                    taken at mcp_gate_adopt), or NULL without a policy */
     uint64_t started_ns;         /* when the request arrived (total latency) */
     struct mcp_gate *gate;
     struct mcp_wait *wait;
@@ -286,6 +288,11 @@ struct mcp_session {
     mcp_map tools, prompts, resources;
     json_t *tool_annotations;    /* visible tool name → its `annotations` (owned object);
                                     the catalog classifies unlisted tools with them */
+    json_t *tools_shown;         /* every tool of the last tools/list: visible name →
+                                    [upstream idx, shown?, upstream's name] (owned); a
+                                    reload compares the new policy's view with it */
+    tg_arena *lister_arena;      /* holds lister, or NULL */
+    const tg_identity *lister;   /* identity of the last tools/list (visibility) */
     bool tools_known, prompts_known, resources_known;
     json_t *templates;           /* [[idx, "uriTemplate"], ...] (owned) */
     mcp_map subs;                /* "<idx> <uri>" → (void*)1 */
@@ -294,10 +301,21 @@ struct mcp_session {
     uint64_t next_event;
 };
 
+/* A policy with the calls decided under it. Invariant: refs counts the router's
+ * `current` pointer (while it is current) plus every call whose `policy` points here;
+ * the policy is freed when refs reaches 0, so an in-flight call keeps the decision it
+ * started with (its reason strings and version live in the policy) across a reload. */
+typedef struct mcp_policy {
+    tg_policy *p;
+    size_t refs;
+} mcp_policy;
+
 struct tg_mcp {
     uv_loop_t *loop;
     tg_config *cfg;
-    tg_mcp_gates gates;          /* borrowed; see tg_mcp.h */
+    tg_mcp_gates gates;          /* auth and audit borrowed; gates.policy == policy->p
+                                    (owned through `policy`); see tg_mcp.h */
+    mcp_policy *policy;          /* the current policy, or NULL */
     mcp_link **links;            /* nupstreams: SHARED links (NULL for PER_CLIENT) */
     mcp_session *sessions;
     mcp_map sessions_by_id;
@@ -454,7 +472,16 @@ void mcp_gate_forward(mcp_call *c, size_t idx, const char *orig, const char *ren
 void mcp_gate_answer(mcp_call *c, mcp_reply *reply, char *data, size_t len);
 /* tools/list: may this session's identity see this tool (item from upstream idx)? */
 bool mcp_gate_tool_visible(mcp_call *c, size_t idx, const json_t *item, const char *visible);
-/* The call is going away: forget it in any outstanding audit wait, free its gate state. */
+/* The call is going away: forget it in any outstanding audit wait, free its gate state,
+ * drop its policy reference. */
 void mcp_gate_release(mcp_call *c);
+/* tools/list answered: remember what this session was shown (visible name → idx, shown)
+ * and who asked, for the reload comparison. */
+void mcp_gate_tools_listed(mcp_call *c, size_t idx, const json_t *item, const char *visible,
+                           bool shown);
+void mcp_policy_unref(mcp_policy *p);
+/* After a policy swap: each session whose visible tool set changed gets
+ * notifications/tools/list_changed (GET stream, else the replay ring). */
+void mcp_gate_policy_changed(tg_mcp *m);
 
 #endif /* MCP_INT_H */

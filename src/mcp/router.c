@@ -543,6 +543,12 @@ tg_mcp *tg_mcp_new(uv_loop_t *loop, tg_config *cfg, const tg_mcp_gates *gates, t
     if (!m) abort();
     m->loop = loop;
     if (gates) m->gates = *gates;
+    if (m->gates.policy) {
+        m->policy = calloc(1, sizeof *m->policy);
+        if (!m->policy) abort();
+        m->policy->p = m->gates.policy;
+        m->policy->refs = 1;
+    }
     m->cfg = tg_config_ref(cfg);
     tg_random_bytes(m->cursor_key, sizeof m->cursor_key);
     m->links = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof *m->links);
@@ -601,8 +607,26 @@ void tg_mcp_free(tg_mcp *m)
     mcp_map_clear(&m->tokens);
     tg_jdoc_free(&m->doc);
     free(m->links);
+    if (m->policy) mcp_policy_unref(m->policy);
     tg_config_unref(m->cfg);
     free(m);
+}
+
+int tg_mcp_set_policy(tg_mcp *m, tg_policy *policy, tg_error *err)
+{
+    if (!m->policy || !policy)
+        return tg_error_set(err, "the `policy:` section cannot be %s by a reload (the router "
+                            "records decisions only when started with one): restart toolgate",
+                            m->policy ? "removed" : "added");
+    mcp_policy *np = calloc(1, sizeof *np);
+    if (!np) abort();
+    np->p = policy;
+    np->refs = 1;
+    mcp_policy_unref(m->policy);  /* freed now, or by the last call decided under it */
+    m->policy = np;
+    m->gates.policy = policy;
+    mcp_gate_policy_changed(m);
+    return 0;
 }
 
 size_t tg_mcp_session_count(const tg_mcp *m)

@@ -31,6 +31,7 @@ mcp_session *mcp_session_new(tg_mcp *m, const char *principal, const char *versi
     s->principal = strdup(principal);
     if (!s->principal) abort();
     s->tool_annotations = json_object();
+    s->tools_shown = json_object();
     snprintf(s->version, sizeof s->version, "%s", version);
     s->client_caps = json_incref(client_caps);
     s->last_active_ms = tg_now_ms();
@@ -96,6 +97,8 @@ void mcp_session_end(mcp_session *s, const char *why)
     for (size_t i = 0; i < MCP_RING; i++) free(s->ring[i].data);
     json_decref(s->templates);
     json_decref(s->tool_annotations);
+    json_decref(s->tools_shown);
+    tg_arena_free(s->lister_arena);
     json_decref(s->client_caps);
     free(s->principal);
     mcp_map_del(&m->sessions_by_id, s->id, 64);

@@ -26,8 +26,9 @@ typedef struct tg_mcp tg_mcp;
 #define TG_MCP_LATEST_VERSION "2025-11-25"
 extern const char *const tg_mcp_supported_versions[]; /* NULL-terminated */
 
-/* The gates a request passes besides the router's own checks. Each is borrowed (the
- * caller frees it after tg_mcp_free) and may be NULL:
+/* The gates a request passes besides the router's own checks. auth and audit are
+ * borrowed (the caller frees them after tg_mcp_free); policy is handed over (the router
+ * frees it, see tg_mcp_set_policy). Each may be NULL:
  *   auth    NULL: nobody is authenticated; every request acts as the anonymous identity
  *           (principal "anonymous", agent and delegator "anonymous", method "none").
  *   policy  NULL: no per-call authorization (the configuration has no `policy:`
@@ -52,6 +53,14 @@ void tg_mcp_handle(tg_http_req *req, void *ctx);
  * upstream connections are closed. */
 void tg_mcp_shutdown(tg_mcp *m, void (*done)(void *arg), void *arg);
 void tg_mcp_free(tg_mcp *m);
+
+/* Hot reload: new requests are decided by `policy` (handed over); calls in flight finish
+ * under the policy they started with, which is freed after the last of them. Sessions
+ * whose visible tool set changes get notifications/tools/list_changed. Only a router
+ * created with a policy can change it (a policy appearing or vanishing changes what is
+ * recorded per call: restart for that); returns -1 with err set otherwise, and the
+ * caller keeps `policy`. */
+int tg_mcp_set_policy(tg_mcp *m, tg_policy *policy, tg_error *err);
 
 /* Number of live client sessions (metrics, tests). */
 size_t tg_mcp_session_count(const tg_mcp *m);

@@ -206,8 +206,7 @@ static int teardown(void **state)
     pthread_join(loop_thread, NULL);
     gateway *gws[] = {&single, &fed, &idle, &gated};
     for (int i = 0; i < NGATEWAYS; i++) {
-        tg_mcp_free(gws[i]->mcp);
-        tg_policy_free(gws[i]->policy);
+        tg_mcp_free(gws[i]->mcp); /* frees the policy it was handed */
         tg_http_server_free(gws[i]->srv);
         tg_config_unref(gws[i]->cfg);
     }

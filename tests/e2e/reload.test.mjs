@@ -1,0 +1,158 @@
+// reload.test.mjs — hot reload end to end: the real toolgate binary in front of the demo
+// server, a policy directory edited on disk, SIGHUP; the official SDK client checks that
+// new calls follow the new policy, that an invalid policy is refused (file:line:col in
+// the log) while the old one stays in force, that a session with an open GET stream is
+// told notifications/tools/list_changed when its visible tools change, that a change to
+// a section bound at start is refused, and that reloads under traffic fail no call.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { here, demoUpstream, startToolgate, connect } from './lib.mjs';
+
+const repo = path.resolve(here, '../..');
+const HIDE = '20-hide.cedar';
+const HIDE_TEXT = '@id("hide-whoami")\n@reason("RELOAD_HIDDEN")\nforbid (principal, action == Action::"demo_whoami", resource);\n';
+
+let dir, tg;
+
+const textOf = (r) => r.content.map((c) => c.text || '').join('\n');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Waits (bounded) until the log has one more line matching re than `before` counted.
+async function logged(re, before) {
+  for (let i = 0; i < 100; i++) {
+    const n = (tg.proc.logs().match(new RegExp(re.source, 'g')) || []).length;
+    if (n > before) return;
+    await sleep(50);
+  }
+  assert.fail(`no log line ${re} after the reload:\n${tg.proc.logs().slice(-3000)}`);
+}
+const count = (re) => (tg.proc.logs().match(new RegExp(re.source, 'g')) || []).length;
+
+async function sighup(expect) {
+  const before = count(expect);
+  tg.proc.kill('SIGHUP');
+  await logged(expect, before);
+}
+const RELOADED = /reloaded .*policy version [0-9a-f]{64}/;
+const REFUSED = /reload refused/;
+
+function hide(on) {
+  if (on) writeFileSync(path.join(dir, HIDE), HIDE_TEXT);
+  else rmSync(path.join(dir, HIDE), { force: true });
+}
+
+before(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'tg-e2e-reload-'));
+  writeFileSync(path.join(dir, '10-all.cedar'), '@id("all")\npermit (principal, action, resource);\n');
+  hide(true);
+  tg = await startToolgate({
+    upstreams: [demoUpstream()],
+    catalog: { presets: [path.join(repo, 'presets/demo-atlassian.yaml')] },
+    policy: { policies: dir },
+    auth: 'none',
+  });
+});
+
+after(async () => {
+  if (tg) assert.equal(await tg.stop(), 0, tg.proc.logs().slice(-3000));
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('SIGHUP: a denied tool becomes allowed and vice versa; list_changed on the GET stream', async () => {
+  const { client } = await connect(tg.url);
+  let changed = 0;
+  client.setNotificationHandler(ToolListChangedNotificationSchema, () => { changed++; });
+  let names = (await client.listTools()).tools.map((t) => t.name);
+  assert.ok(!names.includes('demo_whoami'), names.join(','));
+  let r = await client.callTool({ name: 'demo_whoami', arguments: {} });
+  assert.equal(r.isError, true);
+  assert.ok(r.structuredContent.reasons.includes('RELOAD_HIDDEN'), textOf(r));
+
+  hide(false);
+  await sighup(RELOADED);
+  r = await client.callTool({ name: 'demo_whoami', arguments: {} });
+  assert.ok(!r.isError, textOf(r));
+  for (let i = 0; i < 100 && changed === 0; i++) await sleep(20);
+  assert.equal(changed, 1, 'notifications/tools/list_changed after the reload');
+  names = (await client.listTools()).tools.map((t) => t.name);
+  assert.ok(names.includes('demo_whoami'));
+
+  hide(true);
+  await sighup(RELOADED);
+  r = await client.callTool({ name: 'demo_whoami', arguments: {} });
+  assert.equal(r.isError, true);
+  assert.ok(r.structuredContent.reasons.includes('RELOAD_HIDDEN'));
+  for (let i = 0; i < 100 && changed === 1; i++) await sleep(20);
+  assert.equal(changed, 2);
+
+  // a reload that changes nobody's view sends nothing
+  await sighup(RELOADED);
+  await sleep(200);
+  assert.equal(changed, 2);
+  await client.close();
+});
+
+test('an invalid policy is refused with file:line:col and the old policy stays', async () => {
+  const { client } = await connect(tg.url);
+  writeFileSync(path.join(dir, '90-bad.cedar'), 'permit (principal, action, resource)\n');
+  hide(false);
+  try {
+    await sighup(REFUSED);
+    assert.match(tg.proc.logs(), /reload refused[^\n]*90-bad\.cedar:\d+:\d+/);
+    const r = await client.callTool({ name: 'demo_whoami', arguments: {} });
+    assert.equal(r.isError, true, 'still denied: the old policy is in force');
+    assert.ok(r.structuredContent.reasons.includes('RELOAD_HIDDEN'));
+  } finally {
+    rmSync(path.join(dir, '90-bad.cedar'));
+    hide(true);
+  }
+  await client.close();
+});
+
+test('a change to a section bound at start is refused by name', async () => {
+  const { client } = await connect(tg.url);
+  appendFileSync(tg.file, 'server_name: "renamed"\n');
+  hide(false);
+  await sighup(REFUSED);
+  assert.match(tg.proc.logs(), /`server_name` section changed; it is applied at start only/);
+  const r = await client.callTool({ name: 'demo_whoami', arguments: {} });
+  assert.equal(r.isError, true, 'nothing of that file was applied');
+  hide(true);
+  writeFileSync(tg.file, readFileSync(tg.file, 'utf8').replace('server_name: "renamed"\n', ''));
+  await sighup(RELOADED);
+  await client.close();
+});
+
+test('valid and invalid reloads under traffic fail no call', async () => {
+  const clients = await Promise.all([0, 1, 2].map(() => connect(tg.url)));
+  const deadline = Date.now() + 3000;
+  const failures = [];
+  let calls = 0;
+  const loop = async ({ client }) => {
+    while (Date.now() < deadline) {
+      const r = await client.callTool({ name: 'jira_get_issue', arguments: { issue_key: 'OPS-1' } });
+      calls++;
+      if (r.isError) failures.push(textOf(r));
+    }
+  };
+  const traffic = Promise.all(clients.map(loop));
+  let reloads = 0;
+  while (Date.now() < deadline - 200) {
+    const bad = reloads % 2 === 1;
+    if (bad) writeFileSync(path.join(dir, '90-bad.cedar'), 'forbid (principal, action resource);\n');
+    else { rmSync(path.join(dir, '90-bad.cedar'), { force: true }); hide(reloads % 4 === 0); }
+    await sighup(bad ? REFUSED : RELOADED);
+    reloads++;
+    await sleep(100);
+  }
+  await traffic;
+  rmSync(path.join(dir, '90-bad.cedar'), { force: true });
+  assert.deepEqual(failures, []);
+  assert.ok(reloads >= 6, `${reloads} reloads`);
+  assert.ok(calls > 20, `${calls} calls`);
+  await Promise.all(clients.map(({ client }) => client.close()));
+});
