@@ -9,7 +9,8 @@
  * port) → the gates, in dependency order: store (`store:`) → audit writer (`audit:`) →
  * API-key store on that store → authenticator (`auth:`, unless off) → policy (`policy:`,
  * when present) → router (it takes its own reference to the configuration, starts shared
- * upstreams and borrows the gates) → signals → loop. No request can arrive before the
+ * upstreams and borrows the gates) → admin listener (`admin:`, when present) → signals →
+ * loop. No request can arrive before the
  * router exists: requests are only read once the loop runs. Any failure is logged with
  * its reason and exits 1.
  *
@@ -37,6 +38,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "admin/tg_admin.h"
 #include "audit/tg_audit.h"
 #include "auth/tg_auth.h"
 #include "cli/cli_int.h"
@@ -68,6 +70,7 @@ typedef struct server {
     const char *policy_version; /* of the router's current policy, or NULL */
     json_t *file;      /* the running configuration file as JSON (reload comparison) */
     tg_mcp *mcp;
+    tg_admin *admin;   /* the admin listener (`admin:`), or NULL */
     uv_signal_t signals[3];
     int nsignals;      /* signal handles initialised (closed when shutdown completes) */
     int transports;    /* tg_upstream_global_init succeeded: cleanup is due */
@@ -117,8 +120,10 @@ static void step_done(void *arg)
 static void begin_shutdown(server *s)
 {
     s->stopping = 1;
-    s->pending = 1 + (s->mcp != NULL);
+    s->pending = 1 + (s->mcp != NULL) + (s->admin != NULL);
     tg_http_server_close(s->http, step_done, s);
+    if (s->admin)
+        tg_admin_close(s->admin, step_done, s);
     if (s->mcp)
         tg_mcp_shutdown(s->mcp, step_done, s);
 }
@@ -163,10 +168,12 @@ static int reload_now(void *ctx, const char **version, tg_error *err)
                      "restart toolgate to change it (docs/operations.md)", s->cfg->path, changed);
     } else if (cfg->policy.where && !(pol = tg_policy_new(cfg, &e))) {
         tg_error_set(err, "%s", e.msg);
-    } else if (tg_mcp_set_policy(s->mcp, pol, err) == 0) {
+    } else if ((pol || s->policy_version) && tg_mcp_set_policy(s->mcp, pol, err) < 0) {
+        /* err says why (a policy section added or removed) */
+    } else { /* swapped, or no policy before and after: nothing to swap */
         json_decref(s->file);
         s->file = json_incref(file);
-        s->policy_version = tg_policy_version(pol);
+        s->policy_version = pol ? tg_policy_version(pol) : NULL;
         *version = s->policy_version;
         pol = NULL;
         rc = 0;
@@ -177,12 +184,19 @@ static int reload_now(void *ctx, const char **version, tg_error *err)
     return rc;
 }
 
+static int ready_now(void *ctx, tg_buf *why)
+{
+    server *s = ctx;
+    return tg_mcp_ready(s->mcp, why);
+}
+
 static void reload(server *s)
 {
     const char *version = NULL;
     tg_error err;
     if (reload_now(s, &version, &err) == 0)
-        tg_log_info(LOG_COMPONENT, "reloaded %s: policy version %s", s->cfg->path, version);
+        tg_log_info(LOG_COMPONENT, "reloaded %s: policy version %s", s->cfg->path,
+                    version ? version : "(no policy section)");
     else
         tg_log_error(LOG_COMPONENT, "reload refused, the running policy stays in force: %s",
                      err.msg);
@@ -306,6 +320,12 @@ static int start(server *s, tg_error *err)
         return -1;
     s->policy_version = s->policy ? tg_policy_version(s->policy) : NULL;
     s->policy = NULL; /* the router's now */
+    if (s->cfg->admin.where) {
+        tg_admin_ops ops = {s, reload_now, ready_now};
+        s->admin = tg_admin_new(&s->loop, &s->cfg->admin, &s->cfg->limits, &ops);
+        if (tg_admin_listen(s->admin, err) < 0)
+            return -1;
+    }
     return start_signals(s, err);
 }
 
@@ -351,6 +371,7 @@ int tg_cli_serve(const char *config_path, const char *listen, int port)
         tg_auth_free(s.auth);
     if (s.keys)
         tg_apikey_sqlstore_free(s.keys);
+    tg_admin_free(s.admin);
     if (s.http)
         tg_http_server_free(s.http);
     if (s.transports)

@@ -954,6 +954,7 @@ static const field top_fields[] = {
     {"store", F_CUSTOM, 0, tg_cy_read_store, 0},
     {"audit", F_CUSTOM, 0, tg_cy_read_audit, 0},
     {"auth", F_CUSTOM, 0, tg_cy_read_auth, 0},
+    {"admin", F_CUSTOM, 0, tg_cy_read_admin, 0},
 };
 
 static void set_defaults(tg_config *cfg)

@@ -156,6 +156,19 @@ typedef struct tg_policy_conf {
     size_t nin_change_window;
 } tg_policy_conf;
 
+/* admin: — the admin listener (src/admin). Invariant: when `where` is set, listen_host
+ * is loopback unless allow_remote, and a non-loopback listener has a token. */
+typedef struct tg_admin_conf {
+    const char *where;        /* "FILE:LINE:COL" of `admin:`; NULL: no admin listener */
+    const char *listen_host;  /* default 127.0.0.1 */
+    uint16_t listen_port;     /* default 9090 */
+    int allow_remote;         /* 1: a non-loopback listen address is accepted */
+    const char *token;        /* bearer token (resolved secret), or NULL */
+} tg_admin_conf;
+
+/* 127.0.0.0/8 or ::1 (a literal address as the listen grammar gives it). */
+int tg_config_is_loopback(const char *host);
+
 typedef struct tg_config {
     const char *path;          /* the file it was loaded from */
     const char *listen_host;   /* default 127.0.0.1 */
@@ -195,6 +208,7 @@ typedef struct tg_config {
     const char *auth_where;    /* "FILE:LINE:COL" of the `auth:` section, or NULL */
     const char *auth_audience; /* auth.oauth.audience, or NULL (= public_url) */
     tg_auth_conf auth;         /* meaningful when auth_enabled */
+    tg_admin_conf admin;       /* admin: (docs/configuration.md, docs/operations.md) */
 } tg_config;
 
 /* Loads and validates the whole file. On failure returns NULL and err holds

@@ -90,6 +90,8 @@ int tg_cy_read_audit(loader *L, const at *w, void *obj);
 int tg_cy_read_auth(loader *L, const at *w, void *obj);
 int tg_cy_runtime_defaults(loader *L, tg_config *cfg);
 void tg_cy_finish_runtime(tg_config *cfg);
+/* The `admin:` section (admin_conf.c). obj is the tg_config. */
+int tg_cy_read_admin(loader *L, const at *w, void *obj);
 /* Cross-references checked once the whole file is read (upstream names). */
 int tg_cy_finish_policy(tg_error *err, const tg_config *cfg);
 

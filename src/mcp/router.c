@@ -629,6 +629,27 @@ int tg_mcp_set_policy(tg_mcp *m, tg_policy *policy, tg_error *err)
     return 0;
 }
 
+int tg_mcp_ready(const tg_mcp *m, tg_buf *why)
+{
+    static const char *const names[] = {
+        [MCP_LINK_STARTING] = "starting", [MCP_LINK_INITIALIZING] = "initializing",
+        [MCP_LINK_READY] = "ready", [MCP_LINK_DOWN] = "down", [MCP_LINK_FAILED] = "failed",
+        [MCP_LINK_CLOSING] = "closing",
+    };
+    int ready = 1;
+    for (size_t i = 0; i < m->cfg->nupstreams; i++) {
+        const mcp_link *l = m->links[i];
+        if (m->cfg->upstreams[i].sessions == TG_UP_SESSIONS_PER_CLIENT) continue;
+        if (l && l->state == MCP_LINK_READY) continue;
+        tg_buf_printf(why, "%s%s: %s", ready ? "" : ", ", m->cfg->upstreams[i].name,
+                      l ? names[l->state] : "closed");
+        if (l && l->why[0] && (l->state == MCP_LINK_DOWN || l->state == MCP_LINK_FAILED))
+            tg_buf_printf(why, " (%s)", l->why);
+        ready = 0;
+    }
+    return ready;
+}
+
 size_t tg_mcp_session_count(const tg_mcp *m)
 {
     return m->nsessions;

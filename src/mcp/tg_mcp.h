@@ -62,6 +62,11 @@ void tg_mcp_free(tg_mcp *m);
  * caller keeps `policy`. */
 int tg_mcp_set_policy(tg_mcp *m, tg_policy *policy, tg_error *err);
 
+/* Readiness (admin /readyz): 1 when every shared upstream is initialised; else 0 and
+ * `why` lists the others ("atlassian: starting, jira: failed: …"). Per-client upstreams
+ * start with their sessions and count as ready. */
+int tg_mcp_ready(const tg_mcp *m, tg_buf *why);
+
 /* Number of live client sessions (metrics, tests). */
 size_t tg_mcp_session_count(const tg_mcp *m);
 
