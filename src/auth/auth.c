@@ -10,10 +10,17 @@
  *   (fetched in the thread pool when absent, stale, or kid unknown — rate-limited) →
  *   signature with the key's pinned algorithm → exp/nbf/iat/aud → delegator, domain
  *   fence, scopes (403) → identity → cache.
+ *   With introspection configured, a token that is not a JWT (or every token, with
+ *   all_tokens) goes from the cache miss to RFC 7662 introspection instead: POST in the
+ *   thread pool → active: true → iss (if present) among the issuers → the same claim
+ *   checks → identity → cache.
  * Requests that need a fetch wait on their issuer (a list of tg_auth_pending) and are
- * finished when the fetch lands.
+ * finished when the fetch lands; a request being introspected is owned by its job.
  */
+#include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 #include "auth/auth_int.h"
 
@@ -43,9 +50,12 @@ typedef struct issuer_state {
     struct tg_auth_pending *waiters;
 } issuer_state;
 
+struct introspect_job;
+
 /* A request in progress. Lives on the stack while synchronous; copied to the heap and
- * linked into its issuer's waiters while a fetch runs. Invariant: a heap copy is on
- * exactly one waiters list until it completes or is cancelled. */
+ * linked into its issuer's waiters while a fetch runs, or pointed at by exactly one
+ * introspect_job (job set) while introspected. Invariant: a heap copy is on exactly one
+ * waiters list, or owned by one job, until it completes or is cancelled. */
 struct tg_auth_pending {
     tg_auth *a;
     issuer_state *is;
@@ -57,8 +67,20 @@ struct tg_auth_pending {
     uint8_t token_hash[32];
     auth_jwt jwt;
     const char *client_ip;     /* arena */
+    struct introspect_job *job;
     struct tg_auth_pending *next, **pprev;
 };
+
+/* One introspection in the thread pool. p is NULL once the request was cancelled (the
+ * job then only frees itself when it lands). Linked into tg_auth.introspecting until it
+ * lands, so that tg_auth_free can cancel its request. */
+typedef struct introspect_job {
+    uv_work_t work;
+    struct tg_auth *a;
+    tg_auth_pending *p;
+    auth_introspect r;
+    struct introspect_job *next, **pprev;
+} introspect_job;
 
 /* Verified-token cache: a fixed array of entries, hashed into chains, evicted by the
  * clock algorithm. Invariant: an entry is in its bucket's chain iff used; its identity
@@ -90,6 +112,9 @@ struct tg_auth {
     size_t max_token;
     int64_t refetch_ms, max_age_ms, fetch_timeout_ms;
     size_t fetch_max;
+    char *intro_url, *intro_client_id, *intro_client_secret;  /* intro_url NULL: off */
+    int intro_all;
+    introspect_job *introspecting;
     const tg_apikey_store *store;
     auth_cidrs key_cidrs, proxies;
     int64_t max_lifetime_s, overlap_s;
@@ -349,9 +374,12 @@ static const char *fmt_time(tg_arena *arena, double t)
     return tg_arena_strdup(arena, buf);
 }
 
-/* Checks a token whose signature has been verified and builds the identity.
+/* Checks the claims of a token whose signature has been verified (p->jwt.claims), or an
+ * introspection answer in the same place, and builds the identity. issuer: the accepted
+ * issuer; alt_delegator: a claim to use when the configured one is absent (NULL: none).
  * NULL on refusal: *kind and *why say what and why. */
-static tg_identity *claims_identity(tg_auth_pending *p, fail_kind *kind, const char **why)
+static tg_identity *claims_identity(tg_auth_pending *p, const char *issuer,
+                                    const char *alt_delegator, fail_kind *kind, const char **why)
 {
     tg_auth *a = p->a;
     tg_arena *ar = p->arena;
@@ -377,13 +405,15 @@ static tg_identity *claims_identity(tg_auth_pending *p, fail_kind *kind, const c
 
     tg_identity *id = tg_arena_calloc(ar, 1, sizeof *id);
     id->method = "oauth";
-    id->issuer = p->is->issuer;
+    id->issuer = issuer;
     id->expires_at = (int64_t)exp;
     id->client_ip = p->client_ip;
     id->email = claim_str(c, "email");
     id->client_id = claim_str(c, "client_id");
     if (!id->client_id) id->client_id = claim_str(c, "azp");
-    if (!(id->delegator = claim_str(c, a->delegator_claim)) || !id->delegator[0])
+    id->delegator = claim_str(c, a->delegator_claim);
+    if (!id->delegator && alt_delegator) id->delegator = claim_str(c, alt_delegator);
+    if (!id->delegator || !id->delegator[0])
         return *why = tg_arena_sprintf(ar, "token has no %s claim", a->delegator_claim), NULL;
     if (a->n_domains && !domain_allowed(a, claim_str(c, a->domain_claim)))
         return *why = tg_arena_sprintf(ar, "%s domain not allowed (%s)", a->domain_claim,
@@ -493,7 +523,7 @@ static int jwt_try_keys(tg_auth_pending *p, int may_fetch)
     }
     fail_kind kind;
     const char *why = NULL;
-    tg_identity *id = claims_identity(p, &kind, &why);
+    tg_identity *id = claims_identity(p, is->issuer, NULL, &kind, &why);
     if (id) cache_put(a, p->token_hash, is, id);
     complete(p, id, kind, why);
     return 1;
@@ -612,6 +642,133 @@ static int start_fetch(tg_auth *a, issuer_state *is)
     return 0;
 }
 
+/* ---------------------------------------------------------------- introspection path */
+
+static void introspect_job_free(introspect_job *j)
+{
+    free(j->r.url);
+    OPENSSL_cleanse(j->r.token, strlen(j->r.token));
+    free(j->r.token);
+    free(j->r.client_id);
+    OPENSSL_cleanse(j->r.client_secret, strlen(j->r.client_secret));
+    free(j->r.client_secret);
+    tg_buf_free(&j->r.body);
+    free(j);
+}
+
+static void introspect_work(uv_work_t *w) { auth_introspect_run(&((introspect_job *)w)->r); }
+
+/* Judges the endpoint's answer for p (on the loop thread) and completes p. */
+static void introspect_judge(tg_auth_pending *p, const auth_introspect *r)
+{
+    tg_auth *a = p->a;
+    tg_error err;
+    if (!r->ok) {
+        a->stats.introspection_failures++;
+        complete(p, NULL, FAIL_UNAVAILABLE, tg_arena_sprintf(p->arena, "token introspection "
+                 "failed: %s", r->err.msg));
+        return;
+    }
+    json_t *ans = tg_json_parse(r->body.data ? r->body.data : "", r->body.len, 16, &err);
+    if (!json_is_object(ans)) {
+        a->stats.introspection_failures++;
+        complete(p, NULL, FAIL_UNAVAILABLE, tg_arena_sprintf(p->arena, "token introspection "
+                 "at %s: the answer is not a JSON object%s%s", a->intro_url,
+                 ans ? "" : ": ", ans ? "" : err.msg));
+        json_decref(ans);
+        return;
+    }
+    p->jwt.claims = ans;  /* released by pending_finish / the caller, like a JWT's claims */
+    if (!json_is_true(json_object_get(ans, "active"))) {
+        complete(p, NULL, FAIL_INVALID, "token is not active (introspection)");
+        return;
+    }
+    /* iss is optional in RFC 7662; when present it must be a configured issuer. */
+    const char *iss = claim_str(ans, "iss"), *issuer = a->intro_url;
+    if (json_object_get(ans, "iss")) {
+        issuer = NULL;
+        for (size_t i = 0; iss && i < a->n_issuers && !issuer; i++)
+            if (strcmp(a->issuers[i].issuer, iss) == 0) issuer = a->issuers[i].issuer;
+        if (!issuer) {
+            complete(p, NULL, FAIL_INVALID, tg_arena_sprintf(p->arena, "issuer %.200s not "
+                     "allowed (introspection)", iss ? iss : "(not a string)"));
+            return;
+        }
+    }
+    fail_kind kind;
+    const char *why = NULL;
+    tg_identity *id = claims_identity(p, issuer, "username", &kind, &why);
+    if (id) cache_put(a, p->token_hash, NULL, id);
+    complete(p, id, kind, why);
+}
+
+static void introspect_done(uv_work_t *w, int status)
+{
+    (void)status;  /* a cancelled work item cannot happen: we never uv_cancel */
+    introspect_job *j = (introspect_job *)w;
+    tg_auth *a = j->a;
+    a->inflight--;
+    if (a->closing) {
+        introspect_job_free(j);
+        if (a->inflight == 0) free(a);
+        return;
+    }
+    *j->pprev = j->next;
+    if (j->next) j->next->pprev = j->pprev;
+    tg_auth_pending *p = j->p;
+    if (p) {
+        p->job = NULL;
+        introspect_judge(p, &j->r);
+        pending_finish(p);
+    }
+    introspect_job_free(j);
+}
+
+/* Starts the introspection of p's token. Returns the waiting heap copy, or NULL when p
+ * was completed here (the job could not be queued). */
+static tg_auth_pending *introspect_begin(tg_auth_pending *p)
+{
+    tg_auth *a = p->a;
+    introspect_job *j = calloc(1, sizeof *j);
+    if (!j) abort();
+    j->a = a;
+    j->r.url = xstrdup(a->intro_url);
+    j->r.token = xstrdup(p->token);
+    j->r.client_id = xstrdup(a->intro_client_id);
+    j->r.client_secret = xstrdup(a->intro_client_secret);
+    j->r.timeout_ms = a->fetch_timeout_ms;
+    j->r.max_bytes = a->fetch_max;
+    a->stats.introspections++;
+    int rc = uv_queue_work(a->loop, &j->work, introspect_work, introspect_done);
+    if (rc != 0) {
+        introspect_job_free(j);
+        a->stats.introspection_failures++;
+        complete(p, NULL, FAIL_UNAVAILABLE,
+                 tg_arena_sprintf(p->arena, "token introspection: uv_queue_work: %s",
+                                  uv_strerror(rc)));
+        return NULL;
+    }
+    a->inflight++;
+    tg_auth_pending *h = malloc(sizeof *h);
+    if (!h) abort();
+    *h = *p;
+    h->job = j;
+    j->p = h;
+    j->next = a->introspecting;
+    if (j->next) j->next->pprev = &j->next;
+    j->pprev = &a->introspecting;
+    a->introspecting = j;
+    return h;
+}
+
+/* Compact JWS shape: exactly two dots. Anything else is an opaque token. */
+static int looks_like_jwt(const char *t, size_t len)
+{
+    size_t dots = 0;
+    for (size_t i = 0; i < len; i++) dots += t[i] == '.';
+    return dots == 2;
+}
+
 static tg_auth_pending *jwt_begin(tg_auth_pending *p)
 {
     tg_auth *a = p->a;
@@ -637,6 +794,8 @@ static tg_auth_pending *jwt_begin(tg_auth_pending *p)
     }
     if (e) cache_unlink(a, (int32_t)(e - a->cache));
     a->stats.cache_misses++;
+    if (a->intro_url && (a->intro_all || !looks_like_jwt(p->token, p->token_len)))
+        return introspect_begin(p);
     if (auth_jwt_parse(p->token, p->token_len, p->arena, &p->jwt, &err) != 0) {
         complete(p, NULL, FAIL_INVALID, tg_arena_strdup(p->arena, err.msg));
         return NULL;
@@ -781,7 +940,8 @@ tg_auth_pending *tg_auth_authenticate(tg_auth *a, const tg_auth_input *in, tg_ar
 void tg_auth_cancel(tg_auth_pending *p)
 {
     if (!p) return;
-    unlink_waiter(p);
+    if (p->job) p->job->p = NULL;  /* the job lands later and only frees itself */
+    else unlink_waiter(p);
     pending_finish(p);
 }
 
@@ -854,6 +1014,16 @@ static int check_conf(const tg_auth_conf *c, tg_error *err)
         return tg_error_set(err, "auth.resource: the canonical public URL of the MCP endpoint "
                             "(https://host/mcp) is required with OAuth");
     if (c->n_issuers == 0) return tg_error_set(err, "auth.oauth.issuers: at least one issuer");
+    const tg_auth_introspection_conf *in = &c->introspection;
+    if (in->url) {
+        tg_error why;
+        if (!url_text_ok(in->url) || auth_url_check(in->url, &why) != 0)
+            return tg_error_set(err, "auth.oauth.introspection.url: %s",
+                                url_text_ok(in->url) ? why.msg : "not a plain URL");
+        if (!in->client_id || !in->client_id[0] || !in->client_secret || !in->client_secret[0])
+            return tg_error_set(err, "auth.oauth.introspection: client_id and client_secret "
+                                "are required (toolgate authenticates to the endpoint)");
+    }
     for (size_t i = 0; i < c->n_issuers; i++) {
         const tg_auth_issuer_conf *ic = &c->issuers[i];
         tg_error why;
@@ -907,6 +1077,12 @@ tg_auth *tg_auth_new(uv_loop_t *loop, const tg_auth_conf *c, tg_error *err)
     a->max_age_ms = c->jwks_max_age_ms ? c->jwks_max_age_ms : DEFAULT_MAX_AGE_MS;
     a->fetch_timeout_ms = c->fetch_timeout_ms ? c->fetch_timeout_ms : DEFAULT_FETCH_TIMEOUT;
     a->fetch_max = c->fetch_max_bytes ? c->fetch_max_bytes : DEFAULT_FETCH_MAX;
+    if (c->oauth_enabled && c->introspection.url) {
+        a->intro_url = xstrdup(c->introspection.url);
+        a->intro_client_id = xstrdup(c->introspection.client_id);
+        a->intro_client_secret = xstrdup(c->introspection.client_secret);
+        a->intro_all = c->introspection.all_tokens;
+    }
     a->store = c->key_store;
     a->max_lifetime_s = c->api_key_max_lifetime_s;
     a->overlap_s = c->api_key_rotation_overlap_s ? c->api_key_rotation_overlap_s
@@ -940,6 +1116,17 @@ static void auth_destroy(tg_auth *a)
         auth_keyset_free(&is->keys);
     }
     free(a->issuers);
+    /* Jobs in flight land later (a->closing) and free themselves; their requests go now,
+     * without callbacks, like the issuers' waiters. */
+    for (introspect_job *j = a->introspecting; j; j = j->next) {
+        if (j->p) pending_finish(j->p);
+        j->p = NULL;
+    }
+    a->introspecting = NULL;
+    free(a->intro_url);
+    free(a->intro_client_id);
+    if (a->intro_client_secret) OPENSSL_cleanse(a->intro_client_secret, strlen(a->intro_client_secret));
+    free(a->intro_client_secret);
     for (size_t i = 0; i < a->cache_cap; i++) tg_arena_free(a->cache[i].arena);
     free(a->cache);
     free(a->buckets);

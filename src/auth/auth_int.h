@@ -109,6 +109,23 @@ typedef struct auth_fetch {
 
 void auth_fetch_run(auth_fetch *f);
 
+/* One RFC 7662 introspection, filled on the loop thread, run by auth_introspect_run in a
+ * worker thread: POST token=…&token_type_hint=access_token to url with HTTP Basic client
+ * authentication. ok = HTTP 200 within the limits (body is then the response, not yet
+ * parsed); otherwise err says why. All strings are owned by the request. */
+typedef struct auth_introspect {
+    /* in */
+    char *url, *token, *client_id, *client_secret;
+    int64_t timeout_ms;
+    size_t max_bytes;
+    /* out */
+    int ok;
+    tg_buf body;
+    tg_error err;
+} auth_introspect;
+
+void auth_introspect_run(auth_introspect *r);
+
 /* ---------------------------------------------------------------- net.c */
 
 typedef struct auth_cidrs {

@@ -1,19 +1,25 @@
 /*
- * fetch.c — getting an issuer's keys: optional discovery (RFC 8414 / OpenID Connect
- * metadata) and the JWKS document itself, with blocking libcurl easy transfers.
+ * fetch.c — the authenticator's outgoing HTTP: an issuer's keys (optional discovery,
+ * RFC 8414 / OpenID Connect metadata, then the JWKS document) and RFC 7662 token
+ * introspection (a form POST with HTTP Basic client authentication), with blocking
+ * libcurl easy transfers.
  *
- * auth_fetch_run is called from uv_queue_work (a libuv pool thread), never on the loop:
- * key fetches are rare (start-up, unknown kid, hourly refresh), so a thread-pool hop is
- * simpler than another curl multi. It touches nothing shared: its auth_fetch is owned by
- * the worker until the after-work callback runs on the loop.
+ * auth_fetch_run and auth_introspect_run are called from uv_queue_work (a libuv pool
+ * thread), never on the loop: key fetches are rare (start-up, unknown kid, hourly
+ * refresh) and introspections happen once per opaque token (then cached), so a
+ * thread-pool hop is simpler than another curl multi. They touch nothing shared: their
+ * request struct is owned by the worker until the after-work callback runs on the loop.
  *
- * SSRF guards: only configured issuers are ever contacted (a token cannot name a URL —
+ * SSRF guards: only configured URLs are ever contacted (a token cannot name a URL —
  * jku/x5u are refused in jose.c); https only, except http to literal loopback addresses
  * (tests run a local issuer); redirects are not followed; size and time are bounded.
  * curl_global_init is the upstream module's job (tg_upstream_global_init).
  */
 #include <arpa/inet.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 #include <curl/curl.h>
 
@@ -94,7 +100,15 @@ static size_t on_data(char *p, size_t size, size_t n, void *user)
     return n;
 }
 
-static int http_get(const char *url, int64_t timeout_ms, size_t max, tg_buf *out, tg_error *err)
+/* Optional parts of a request: a form body makes it a POST, user/password add HTTP Basic
+ * authentication (both already form-urlencoded, RFC 6749 §2.3.1). */
+typedef struct http_extra {
+    const char *form;
+    const char *user, *password;
+} http_extra;
+
+static int http_request(const char *url, const http_extra *x, int64_t timeout_ms, size_t max,
+                        tg_buf *out, tg_error *err)
 {
     int loopback;
     if (url_classify(url, &loopback, err) != 0) return -1;
@@ -116,6 +130,12 @@ static int http_get(const char *url, int64_t timeout_ms, size_t max, tg_buf *out
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, ebuf);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "toolgate/" TG_VERSION);
     if (loopback) curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+    if (x && x->form) curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->form);
+    if (x && x->user) {
+        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(e, CURLOPT_USERNAME, x->user);
+        curl_easy_setopt(e, CURLOPT_PASSWORD, x->password);
+    }
     CURLcode rc = curl_easy_perform(e);
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
@@ -169,7 +189,7 @@ static char *discover(const auth_fetch *f, tg_error *err)
     for (int i = 0; i < 2 && !uri; i++) {
         tg_buf_reset(&doc);
         tg_error e;
-        if (http_get(urls[i], f->timeout_ms, f->max_bytes, &doc, &e) == 0)
+        if (http_request(urls[i], NULL, f->timeout_ms, f->max_bytes, &doc, &e) == 0)
             uri = metadata_jwks_uri(f->issuer, &doc, urls[i], &e);
         if (!uri) tg_buf_printf(&why, "%s%s", why.len ? "; " : "", e.msg);
     }
@@ -188,5 +208,35 @@ void auth_fetch_run(auth_fetch *f)
         f->discovered_uri = discover(f, &f->err);
         if (!(uri = f->discovered_uri)) return;
     }
-    f->ok = http_get(uri, f->timeout_ms, f->max_bytes, &f->body, &f->err) == 0;
+    f->ok = http_request(uri, NULL, f->timeout_ms, f->max_bytes, &f->body, &f->err) == 0;
+}
+
+/* application/x-www-form-urlencoded value (curl's escaping is RFC 3986 unreserved-only,
+ * which is a valid form encoding). Out of memory aborts, as everywhere. */
+static char *form_escape(const char *s)
+{
+    char *e = curl_easy_escape(NULL, s, 0);
+    if (!e) abort();
+    char *copy = strdup(e);
+    curl_free(e);
+    if (!copy) abort();
+    return copy;
+}
+
+void auth_introspect_run(auth_introspect *r)
+{
+    char *tok = form_escape(r->token), *user = form_escape(r->client_id),
+         *pass = form_escape(r->client_secret);
+    tg_buf form = TG_BUF_INIT;
+    tg_buf_printf(&form, "token=%s&token_type_hint=access_token", tok);
+    http_extra x = {form.data, user, pass};
+    r->ok = http_request(r->url, &x, r->timeout_ms, r->max_bytes, &r->body, &r->err) == 0;
+    /* The token and the client secret do not linger in freed memory. */
+    OPENSSL_cleanse(form.data, form.len);
+    OPENSSL_cleanse(tok, strlen(tok));
+    OPENSSL_cleanse(pass, strlen(pass));
+    tg_buf_free(&form);
+    free(tok);
+    free(user);
+    free(pass);
 }

@@ -7,15 +7,17 @@
  *     with OpenSSL EVP against the issuer's JWKS (algorithm pinned per key), checked for
  *     iss / aud (= the canonical public URL) / exp / nbf / iat, required scopes and the
  *     human's email domain. Verified tokens are cached (keyed by SHA-256 of the token)
- *     until they expire.
+ *     until they expire. Optionally, opaque tokens are checked by RFC 7662 introspection
+ *     at the authorization server, with the same claim checks and cache.
  *   - API keys `tgk_<id>_<secret>` sent the same way (`Authorization: Bearer tgk_…`),
  *     looked up through a pluggable key store, fenced by global and per-key CIDRs,
  *     expiry, revocation and a maximum lifetime.
  * Either way the result is one tg_identity, the policy's principal.
  *
- * Threads: everything runs on the loop thread except JWKS / discovery fetches, which run
- * as libcurl easy transfers in uv_queue_work (the libuv thread pool): they are rare (start,
- * key rotation, refresh) and keep the loop free. curl_global_init is NOT called here:
+ * Threads: everything runs on the loop thread except JWKS / discovery fetches and
+ * introspection requests, which run as libcurl easy transfers in uv_queue_work (the libuv
+ * thread pool): they are rare (start, key rotation, refresh; once per opaque token) and
+ * keep the loop free. curl_global_init is NOT called here:
  * tg_upstream_global_init (or, in a test, curl_global_init) must have run before the
  * first tg_auth_authenticate.
  */
@@ -157,6 +159,14 @@ typedef struct tg_auth_issuer_conf {
     const char *jwks_uri;
 } tg_auth_issuer_conf;
 
+/* RFC 7662 token introspection, for opaque (non-JWT) access tokens. url NULL = off. */
+typedef struct tg_auth_introspection_conf {
+    const char *url;            /* https:// (http:// only for 127.0.0.0/8 and [::1]) */
+    const char *client_id;      /* toolgate's client credentials at the introspection */
+    const char *client_secret;  /*   endpoint (HTTP Basic); both required with url */
+    int all_tokens;             /* introspect JWTs too, instead of verifying them locally */
+} tg_auth_introspection_conf;
+
 /* Everything is copied by tg_auth_new; zero values pick the documented defaults. */
 typedef struct tg_auth_conf {
     /* The canonical public URL of the MCP endpoint (RFC 8707 resource), e.g.
@@ -187,7 +197,12 @@ typedef struct tg_auth_conf {
     int64_t jwks_refetch_interval_ms; /* unknown-kid refetch at most this often; default 30000 */
     int64_t jwks_max_age_ms;        /* refresh keys older than this; default 3600000 */
     int64_t fetch_timeout_ms;       /* whole JWKS/discovery transfer; default 5000 */
-    size_t fetch_max_bytes;         /* default 262144 */
+    size_t fetch_max_bytes;         /* default 262144; also bounds introspection responses */
+    /* Opaque tokens are POSTed here (off the loop, like JWKS fetches, with the same
+     * timeout); the answer must say active: true and passes the same iss / aud / exp /
+     * nbf / scope / delegator checks as a JWT's claims; the identity is cached until
+     * exp. Unreachable → 503. */
+    tg_auth_introspection_conf introspection;
 
     /* API keys. */
     int api_keys_enabled;
@@ -255,6 +270,7 @@ int64_t tg_auth_rotation_overlap(const tg_auth *a);
 /* Counters for metrics and tests. */
 typedef struct tg_auth_stats {
     uint64_t cache_hits, cache_misses, jwks_fetches, jwks_fetch_failures;
+    uint64_t introspections, introspection_failures;   /* failures: endpoint unusable */
 } tg_auth_stats;
 void tg_auth_get_stats(const tg_auth *a, tg_auth_stats *out);
 

@@ -246,6 +246,32 @@ static int read_issuers(loader *L, const at *w, void *obj)
     return 0;
 }
 
+static const field introspection_fields[] = {
+    {"url", F_STRING, offsetof(tg_auth_introspection_conf, url), NULL, 0},
+    {"client_id", F_STRING, offsetof(tg_auth_introspection_conf, client_id), NULL, 0},
+    {"client_secret", F_STRING, offsetof(tg_auth_introspection_conf, client_secret), NULL, 0},
+    {"all_tokens", F_BOOL, offsetof(tg_auth_introspection_conf, all_tokens), NULL, 0},
+};
+
+/* `introspection: {url, client_id, client_secret, all_tokens}` (RFC 7662). The secret is
+ * a string like any other, so ${VAR} and file:PATH references work (and are never
+ * quoted in messages). */
+static int read_introspection(loader *L, const at *w, void *obj)
+{
+    tg_auth_introspection_conf *ic = &((tg_config *)obj)->auth.introspection;
+    if (tg_cy_walk_map(L, w, introspection_fields,
+                       sizeof introspection_fields / sizeof *introspection_fields, ic, 0) < 0)
+        return -1;
+    if (!ic->url)
+        return tg_cy_missing(L, w, "url", " (the authorization server's introspection endpoint)");
+    if (!ic->client_id)
+        return tg_cy_missing(L, w, "client_id", " (toolgate's client at that endpoint)");
+    if (!ic->client_secret)
+        return tg_cy_missing(L, w, "client_secret", " (e.g. ${INTROSPECTION_SECRET} or file:PATH)");
+    at uw = tg_cy_find_key(L, w, "url");
+    return check_url(L, &uw, ic->url);
+}
+
 static int read_leeway(loader *L, const at *w, void *obj)
 {
     tg_auth_conf *c = &((tg_config *)obj)->auth;
@@ -304,6 +330,7 @@ static const field oauth_fields[] = {
     {"jwks_refetch_interval", F_MS64, AUTH(jwks_refetch_interval_ms), NULL, 0},
     {"jwks_max_age", F_MS64, AUTH(jwks_max_age_ms), NULL, 0},
     {"fetch_timeout", F_MS64, AUTH(fetch_timeout_ms), NULL, 0},
+    {"introspection", F_CUSTOM, 0, read_introspection, 0},
 };
 
 static const field api_key_fields[] = {

@@ -235,22 +235,34 @@ struct tk_server {
     int fd, port;
     pthread_t thread;
     pthread_mutex_t mu;
-    struct { char path[128]; int status; char *body; int hits; } routes[TK_ROUTES];
+    /* last: the whole last request to the route (head and body), for assertions */
+    struct { char path[128]; int status; char *body; int hits; char *last; } routes[TK_ROUTES];
     size_t nroutes;
 };
 
 static void serve_one(tk_server *s, int c)
 {
-    char req[4096] = "";
+    char req[16384] = "";
     size_t len = 0;
-    while (len < sizeof req - 1 && !strstr(req, "\r\n\r\n")) {
+    const char *end = NULL;
+    while (len < sizeof req - 1 && !(end = strstr(req, "\r\n\r\n"))) {
+        ssize_t r = read(c, req + len, sizeof req - 1 - len);
+        if (r <= 0) return;
+        len += (size_t)r;
+        req[len] = '\0';
+    }
+    /* A POST's body (Content-Length, spelled as curl spells it, for form posts). */
+    const char *cl = strstr(req, "\r\nContent-Length:");
+    size_t want = end && cl && cl < end ? (size_t)strtoul(cl + 17, NULL, 10) : 0;
+    size_t have_head = end ? (size_t)(end - req) + 4 : len;
+    while (len < sizeof req - 1 && len < have_head + want) {
         ssize_t r = read(c, req + len, sizeof req - 1 - len);
         if (r <= 0) return;
         len += (size_t)r;
         req[len] = '\0';
     }
     char path[128] = "";
-    sscanf(req, "GET %127s", path);
+    sscanf(req, "%*s %127s", path);
     pthread_mutex_lock(&s->mu);
     int status = 404;
     char *body = NULL;
@@ -259,6 +271,8 @@ static void serve_one(tk_server *s, int c)
             s->routes[i].hits++;
             status = s->routes[i].status;
             body = s->routes[i].body ? strdup(s->routes[i].body) : NULL;
+            free(s->routes[i].last);
+            s->routes[i].last = strdup(req);
         }
     pthread_mutex_unlock(&s->mu);
     char head[256];
@@ -326,12 +340,25 @@ int tk_server_hits(tk_server *s, const char *path)
     return n;
 }
 
+char *tk_server_last(tk_server *s, const char *path)
+{
+    char *r = NULL;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->nroutes; i++)
+        if (strcmp(s->routes[i].path, path) == 0 && s->routes[i].last) r = strdup(s->routes[i].last);
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
 void tk_server_stop(tk_server *s)
 {
     shutdown(s->fd, SHUT_RDWR);
     pthread_join(s->thread, NULL);
     close(s->fd);
-    for (size_t i = 0; i < s->nroutes; i++) free(s->routes[i].body);
+    for (size_t i = 0; i < s->nroutes; i++) {
+        free(s->routes[i].body);
+        free(s->routes[i].last);
+    }
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -347,4 +374,16 @@ void tk_on_result(const tg_auth_result *r, void *user)
     o->www = r->www_authenticate;
     o->msg = r->client_message;
     o->why = r->log_reason;
+}
+
+static void on_run_timeout(uv_timer_t *t) { (void)t; }
+
+void tk_run_until(uv_loop_t *loop, tk_outcome *o, uint64_t timeout_ms)
+{
+    uv_timer_t t;
+    uv_timer_init(loop, &t);
+    uv_timer_start(&t, on_run_timeout, timeout_ms, 0);
+    while (!o->done && uv_is_active((uv_handle_t *)&t)) uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
 }

@@ -2,7 +2,7 @@
  * auth_testkit.h — what the auth tests and bench need to play an authorization server:
  * OpenSSL key generation, JWK export, JWS signing (including deliberately bad tokens),
  * and a tiny blocking HTTP server on 127.0.0.1 (its own thread) serving JWKS and
- * discovery documents.
+ * discovery documents, and answering introspection POSTs.
  */
 #ifndef AUTH_TESTKIT_H
 #define AUTH_TESTKIT_H
@@ -43,6 +43,8 @@ tk_server *tk_server_start(void);
 void tk_server_route(tk_server *s, const char *path, int status, const char *body);
 int  tk_server_port(const tk_server *s);
 int  tk_server_hits(tk_server *s, const char *path);
+/* The last request to path, head and body (malloc'd), or NULL if none. */
+char *tk_server_last(tk_server *s, const char *path);
 void tk_server_stop(tk_server *s);
 
 /* What a tg_auth_authenticate callback reported (status 200 on success). */
@@ -53,5 +55,7 @@ typedef struct tk_outcome {
     const char *www, *msg, *why;
 } tk_outcome;
 void tk_on_result(const tg_auth_result *r, void *user);   /* user: tk_outcome * */
+/* Runs loop until o->done or timeout_ms passed (tests stay bounded in time). */
+void tk_run_until(uv_loop_t *loop, tk_outcome *o, uint64_t timeout_ms);
 
 #endif

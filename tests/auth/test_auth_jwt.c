@@ -45,8 +45,6 @@ static const char *required[] = {"mcp:tools"};
 /* ---------------------------------------------------------------- helpers */
 
 
-static void on_timeout(uv_timer_t *t) { (void)t; }
-
 /* Runs one authentication to completion (bounded: 10 s). */
 static tk_outcome auth_full(const char *authorization, const char *query, const char *peer)
 {
@@ -54,12 +52,7 @@ static tk_outcome auth_full(const char *authorization, const char *query, const 
     tg_auth_input in = {.authorization = authorization, .query = query,
                         .peer_ip = peer ? peer : "127.0.0.1"};
     tg_auth_authenticate(g.a, &in, g.arena, tk_on_result, &o);
-    uv_timer_t t;
-    uv_timer_init(&g.loop, &t);
-    uv_timer_start(&t, on_timeout, 10000, 0);
-    while (!o.done && uv_is_active((uv_handle_t *)&t)) uv_run(&g.loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&g.loop, UV_RUN_NOWAIT);
+    tk_run_until(&g.loop, &o, 10000);
     assert_int_equal(o.done, 1);
     return o;
 }
