@@ -10,13 +10,14 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from
 import os from 'node:os';
 import path from 'node:path';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import { here, demoUpstream, startToolgate, connect } from './lib.mjs';
+import { here, demoUpstream, startToolgate, connect, freePort } from './lib.mjs';
 
 const repo = path.resolve(here, '../..');
 const HIDE = '20-hide.cedar';
 const HIDE_TEXT = '@id("hide-whoami")\n@reason("RELOAD_HIDDEN")\nforbid (principal, action == Action::"demo_whoami", resource);\n';
 
-let dir, tg;
+let dir, tg, admin;
+const ADMIN_TOKEN = 'e2e-admin-token-0123456789';
 
 const textOf = (r) => r.content.map((c) => c.text || '').join('\n');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -49,12 +50,15 @@ before(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'tg-e2e-reload-'));
   writeFileSync(path.join(dir, '10-all.cedar'), '@id("all")\npermit (principal, action, resource);\n');
   hide(true);
+  const adminPort = await freePort();
+  admin = `http://127.0.0.1:${adminPort}`;
   tg = await startToolgate({
     upstreams: [demoUpstream()],
     catalog: { presets: [path.join(repo, 'presets/demo-atlassian.yaml')] },
     policy: { policies: dir },
     auth: 'none',
-  });
+    admin: { listen: `127.0.0.1:${adminPort}`, token: '${TG_ADMIN_TOKEN}' },
+  }, { env: { TG_ADMIN_TOKEN: ADMIN_TOKEN } });
 });
 
 after(async () => {
@@ -127,6 +131,48 @@ test('a change to a section bound at start is refused by name', async () => {
   await client.close();
 });
 
+async function adminReload(token = ADMIN_TOKEN) {
+  const res = await fetch(`${admin}/reload`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+  return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+test('POST /reload on the admin listener: 200 with the version, 400 with file:line:col', async () => {
+  const { client } = await connect(tg.url);
+  hide(false);
+  let r = await adminReload();
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.equal(r.body.reloaded, true);
+  assert.match(r.body.policy_version, /^[0-9a-f]{64}$/);
+  let c = await client.callTool({ name: 'demo_whoami', arguments: {} });
+  assert.ok(!c.isError, textOf(c));
+
+  hide(true);
+  writeFileSync(path.join(dir, '90-bad.cedar'), 'permit (principal, action, resource)\n');
+  r = await adminReload();
+  assert.equal(r.status, 400);
+  assert.equal(r.body.reloaded, false);
+  assert.match(r.body.error, /90-bad\.cedar:\d+:\d+/);
+  c = await client.callTool({ name: 'demo_whoami', arguments: {} });
+  assert.ok(!c.isError, 'the refused reload left the previous policy in force');
+  rmSync(path.join(dir, '90-bad.cedar'));
+
+  r = await adminReload('wrong-token');
+  assert.equal(r.status, 401);
+  c = await client.callTool({ name: 'demo_whoami', arguments: {} });
+  assert.ok(!c.isError, 'an unauthenticated reload changed nothing');
+
+  r = await adminReload();
+  assert.equal(r.status, 200);
+  c = await client.callTool({ name: 'demo_whoami', arguments: {} });
+  assert.equal(c.isError, true);
+  const h = await fetch(`${admin}/healthz`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  assert.equal(h.status, 200);
+  assert.equal(await h.text(), 'ok\n');
+  const ready = await fetch(`${admin}/readyz`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  assert.equal(ready.status, 200);
+  await client.close();
+});
+
 test('valid and invalid reloads under traffic fail no call', async () => {
   const clients = await Promise.all([0, 1, 2].map(() => connect(tg.url)));
   const deadline = Date.now() + 3000;
@@ -145,7 +191,12 @@ test('valid and invalid reloads under traffic fail no call', async () => {
     const bad = reloads % 2 === 1;
     if (bad) writeFileSync(path.join(dir, '90-bad.cedar'), 'forbid (principal, action resource);\n');
     else { rmSync(path.join(dir, '90-bad.cedar'), { force: true }); hide(reloads % 4 === 0); }
-    await sighup(bad ? REFUSED : RELOADED);
+    if (reloads % 3 === 2) {
+      const r = await adminReload();
+      assert.equal(r.status, bad ? 400 : 200, JSON.stringify(r.body));
+    } else {
+      await sighup(bad ? REFUSED : RELOADED);
+    }
     reloads++;
     await sleep(100);
   }
