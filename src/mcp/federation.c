@@ -184,6 +184,7 @@ static void list_finish(mcp_call *c)
     json_t *items = json_array(), *next = json_array();
     json_t *first_error = NULL;
     size_t ok = 0;
+    if (k->id == K_TOOLS) mcp_gate_tools_listing(c);
     for (size_t i = 0; i < nup(c); i++) {
         json_t *reply = mcp_call_part(c, i);
         if (!reply) continue;

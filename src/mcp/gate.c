@@ -419,18 +419,21 @@ void mcp_policy_unref(mcp_policy *p)
     free(p);
 }
 
-void mcp_gate_tools_listed(mcp_call *c, size_t idx, const json_t *item, const char *visible,
-                           bool shown)
+void mcp_gate_tools_listing(mcp_call *c)
 {
     mcp_session *s = c->s;
     if (!c->identity) return; /* no policy: nothing is filtered, nothing can change */
-    if (s->lister != c->identity) {
-        tg_arena *a = tg_arena_new(1024);
-        s->lister = tg_identity_copy(a, c->identity);
-        tg_arena_free(s->lister_arena);
-        s->lister_arena = a;
-    }
-    json_object_set_new(s->tools_shown, visible,
+    tg_arena *a = tg_arena_new(1024);
+    s->lister = tg_identity_copy(a, c->identity);
+    tg_arena_free(s->lister_arena);
+    s->lister_arena = a;
+}
+
+void mcp_gate_tools_listed(mcp_call *c, size_t idx, const json_t *item, const char *visible,
+                           bool shown)
+{
+    if (!c->identity) return;
+    json_object_set_new(c->s->tools_shown, visible,
                         json_pack("[I,b,O]", (json_int_t)idx, shown,
                                   json_object_get(item, "name")));
 }

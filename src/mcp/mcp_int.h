@@ -475,8 +475,9 @@ bool mcp_gate_tool_visible(mcp_call *c, size_t idx, const json_t *item, const ch
 /* The call is going away: forget it in any outstanding audit wait, free its gate state,
  * drop its policy reference. */
 void mcp_gate_release(mcp_call *c);
-/* tools/list answered: remember what this session was shown (visible name → idx, shown)
- * and who asked, for the reload comparison. */
+/* tools/list answered: remember who asked (listing, once per answer) and what this session
+ * was shown (listed, per tool: visible name → idx, shown), for the reload comparison. */
+void mcp_gate_tools_listing(mcp_call *c);
 void mcp_gate_tools_listed(mcp_call *c, size_t idx, const json_t *item, const char *visible,
                            bool shown);
 void mcp_policy_unref(mcp_policy *p);
