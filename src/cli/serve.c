@@ -14,14 +14,15 @@
  * router exists: requests are only read once the loop runs. Any failure is logged with
  * its reason and exits 1.
  *
- * Reload (SIGHUP): the whole file is loaded and validated again (tg_config_load) and a
- * new policy built from it; only the `policy:` and `catalog:` sections (and the policy
- * and entities files they name) may differ from the running configuration — any other
- * top-level section that changed (listen, store, upstreams, auth, limits …) refuses the
- * reload with its name, because those are bound at start (sockets, child processes,
- * the store, the authenticator). On any error the running policy stays and the error is
- * logged with its file:line:col; on success the router swaps the policy (tg_mcp_set_policy:
- * in-flight calls finish under the old one). docs/operations.md.
+ * Reload (SIGHUP, admin POST /reload): the whole file is loaded and validated again
+ * (tg_config_load), a new policy built from it and, when the `auth:` section changed, a
+ * new authenticator; only `policy:`, `catalog:` and `auth:` (and the files they name)
+ * may differ from the running configuration — any other top-level section that changed
+ * (listen, store, upstreams, limits …) refuses the reload with its name, because those
+ * are bound at start (sockets, child processes, the store). On any error nothing
+ * changes and the error is logged with its file:line:col; on success the router swaps
+ * (tg_mcp_set_auth, tg_mcp_set_policy: work in flight finishes under the old ones).
+ * docs/operations.md.
  *
  * Shutdown (SIGINT/SIGTERM): the front stops accepting and the router ends sessions and
  * fails in-flight calls at the same time (an in-flight response waits on its upstream,
@@ -129,7 +130,7 @@ static void begin_shutdown(server *s)
 }
 
 /* Top-level sections a reload may change; every other one is bound at start. */
-static const char *const reloadable[] = {"policy", "catalog", NULL};
+static const char *const reloadable[] = {"policy", "catalog", "auth", NULL};
 
 static bool is_reloadable(const char *key)
 {
@@ -150,6 +151,30 @@ static const char *fixed_section_changed(const json_t *old, const json_t *now)
     return NULL;
 }
 
+/* A new authenticator for a reloaded snapshot whose `auth:` section changed (*out NULL
+ * when it did not). Authentication stays on or off: the router cannot switch. */
+static int reload_auth(server *s, const tg_config *cfg, const json_t *file, tg_auth **out,
+                       tg_error *err)
+{
+    tg_error e;
+    *out = NULL;
+    if (json_equal(json_object_get(s->file, "auth"), json_object_get(file, "auth")))
+        return 0;
+    if (!cfg->auth_enabled != !s->cfg->auth_enabled)
+        return tg_error_set(err, "%s: authentication cannot be turned %s by a reload: restart "
+                            "toolgate", cfg->path, cfg->auth_enabled ? "on" : "off");
+    tg_auth_conf ac = cfg->auth;
+    if (ac.api_keys_enabled) {
+        if (!s->keys) s->keys = tg_apikey_sqlstore_new(s->store);
+        ac.key_store = s->keys;
+    }
+    if (!(*out = tg_auth_new(&s->loop, &ac, &e)))
+        return tg_error_set(err, "%s: auth: %s", cfg->auth_where ? cfg->auth_where : cfg->path,
+                            e.msg);
+    return 0;
+}
+
+/* The reload (SIGHUP, POST /reload): see the comment at the top. */
 static int reload_now(void *ctx, const char **version, tg_error *err)
 {
     server *s = ctx;
@@ -157,20 +182,33 @@ static int reload_now(void *ctx, const char **version, tg_error *err)
     if (s->stopping) return tg_error_set(err, "shutting down");
     tg_config *cfg = tg_config_load(s->cfg->path, &e);
     if (!cfg) return tg_error_set(err, "%s", e.msg);
+    /* The listen section is unchanged (or refused below): defaults that follow the
+     * address (public URL, the OAuth audience) follow the running one, overrides included. */
+    bool v6 = strchr(s->cfg->listen_host, ':') != NULL;
+    char listen[80];
+    snprintf(listen, sizeof listen, "%s%s%s:%u", v6 ? "[" : "", s->cfg->listen_host,
+             v6 ? "]" : "", (unsigned)s->cfg->listen_port);
     json_t *file = tg_config_yaml_json(s->cfg->path, &e);
     int rc = -1;
     const char *changed;
     tg_policy *pol = NULL;
-    if (!file) {
+    tg_auth *auth = NULL;
+    if (!file || tg_config_set_listen(cfg, listen, -1, &e) < 0) {
         tg_error_set(err, "%s", e.msg);
     } else if ((changed = fixed_section_changed(s->file, file))) {
         tg_error_set(err, "%s: the `%s` section changed; it is applied at start only, "
                      "restart toolgate to change it (docs/operations.md)", s->cfg->path, changed);
     } else if (cfg->policy.where && !(pol = tg_policy_new(cfg, &e))) {
         tg_error_set(err, "%s", e.msg);
+    } else if (reload_auth(s, cfg, file, &auth, err) < 0) {
+        /* err says why */
     } else if ((pol || s->policy_version) && tg_mcp_set_policy(s->mcp, pol, err) < 0) {
         /* err says why (a policy section added or removed) */
     } else { /* swapped, or no policy before and after: nothing to swap */
+        if (auth && tg_mcp_set_auth(s->mcp, auth, err) == 0) {
+            tg_log_info(LOG_COMPONENT, "reload: new authenticator (auth section changed)");
+            auth = NULL;
+        }
         json_decref(s->file);
         s->file = json_incref(file);
         s->policy_version = pol ? tg_policy_version(pol) : NULL;
@@ -178,6 +216,7 @@ static int reload_now(void *ctx, const char **version, tg_error *err)
         pol = NULL;
         rc = 0;
     }
+    if (auth) tg_auth_free(auth);
     tg_policy_free(pol);
     json_decref(file);
     tg_config_unref(cfg);
@@ -319,7 +358,8 @@ static int start(server *s, tg_error *err)
     if (!(s->mcp = tg_mcp_new(&s->loop, s->cfg, &gates, err)))
         return -1;
     s->policy_version = s->policy ? tg_policy_version(s->policy) : NULL;
-    s->policy = NULL; /* the router's now */
+    s->policy = NULL; /* the router's now, and so is the authenticator */
+    s->auth = NULL;
     if (s->cfg->admin.where) {
         tg_admin_ops ops = {s, reload_now, ready_now};
         s->admin = tg_admin_new(&s->loop, &s->cfg->admin, &s->cfg->limits, &ops);

@@ -61,10 +61,8 @@ typedef struct mcp_wait {
 void mcp_gate_adopt(mcp_call *c, const mcp_asker *who)
 {
     c->started_ns = who->started_ns;
-    mcp_policy *pol = c->m->policy;
-    if (!pol) return; /* nothing will be decided or recorded */
-    c->policy = pol;
-    pol->refs++;
+    if (!c->m->policy) return; /* nothing will be decided or recorded */
+    c->policy = mcp_held_ref(c->m->policy);
     c->arena = tg_arena_new(4096);
     c->identity = tg_identity_copy(c->arena, who->identity);
     c->traceparent = tg_arena_strdup(c->arena, who->traceparent);
@@ -257,7 +255,7 @@ static void act(mcp_call *c)
         mcp_forward(c, g->idx, NULL, g->rename);
         return;
     }
-    mcp_call_answer(c, tg_policy_denied_response(c->policy->p, c->id, g->kind, &g->d, NULL));
+    mcp_call_answer(c, tg_policy_denied_response(c->policy->obj, c->id, g->kind, &g->d, NULL));
 }
 
 static void decision_stored(void *ud, int status, const char *errmsg)
@@ -280,7 +278,7 @@ void mcp_gate_forward(mcp_call *c, size_t idx, const char *orig, const char *ren
         mcp_forward(c, idx, NULL, rename);
         return;
     }
-    const tg_policy *pol = c->policy->p;
+    const tg_policy *pol = c->policy->obj;
     tg_decide_kind kind = kind_of_method(c->method);
     const char *name = kind == TG_DECIDE_RESOURCE_READ ? orig : c->name;
     if (!orig || !name) {
@@ -406,18 +404,11 @@ void mcp_gate_release(mcp_call *c)
 {
     if (c->wait) c->wait->call = NULL;
     c->wait = NULL;
-    if (c->policy) mcp_policy_unref(c->policy);
+    if (c->policy) mcp_held_unref(c->policy);
     c->policy = NULL;
 }
 
 /* ---------------------------------------------------------------- reload */
-
-void mcp_policy_unref(mcp_policy *p)
-{
-    if (--p->refs > 0) return;
-    tg_policy_free(p->p);
-    free(p);
-}
 
 void mcp_gate_tools_listing(mcp_call *c)
 {
@@ -450,9 +441,9 @@ static bool view_changed(tg_mcp *m, mcp_session *s, tg_arena *a)
         const char *orig = json_string_value(json_array_get(v, 2));
         const char *upstream = m->cfg->upstreams[idx].name;
         tg_cat_entry entry;
-        tg_catalog_classify(tg_policy_catalog(m->policy->p), upstream, orig,
+        tg_catalog_classify(tg_policy_catalog(m->gates.policy), upstream, orig,
                             json_object_get(s->tool_annotations, visible), &entry);
-        bool now = tg_policy_tool_visible(m->policy->p, s->lister, visible, entry.risk,
+        bool now = tg_policy_tool_visible(m->gates.policy, s->lister, visible, entry.risk,
                                           upstream, a) == 1;
         if (now == was) continue;
         changed = true;

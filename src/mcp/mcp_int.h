@@ -225,7 +225,7 @@ struct mcp_call {
     tg_arena *arena;
     const tg_identity *identity;
     const char *traceparent;
-    struct mcp_policy *policy;   /* the policy this call is decided under (a reference,
+    struct mcp_held *policy;     /* the policy this call is decided under (a reference,
                                     taken at mcp_gate_adopt), or NULL without a policy */
     uint64_t started_ns;         /* when the request arrived (total latency) */
     struct mcp_gate *gate;
@@ -301,21 +301,32 @@ struct mcp_session {
     uint64_t next_event;
 };
 
-/* A policy with the calls decided under it. Invariant: refs counts the router's
- * `current` pointer (while it is current) plus every call whose `policy` points here;
- * the policy is freed when refs reaches 0, so an in-flight call keeps the decision it
- * started with (its reason strings and version live in the policy) across a reload. */
-typedef struct mcp_policy {
-    tg_policy *p;
+/* A gate object swapped by a reload (policy, authenticator) with the work that still
+ * uses it. Invariant: refs counts the router's current pointer (while it is current)
+ * plus every call / authentication in progress that took one; `release` frees obj when
+ * refs reaches 0, so work in flight keeps the gate it started with across a reload (a
+ * decision's reason strings and version live in its policy; a pending authentication
+ * lives in its authenticator). */
+typedef struct mcp_held {
+    void *obj;
     size_t refs;
-} mcp_policy;
+    void (*release)(void *obj);
+} mcp_held;
+
+/* A new holder with one reference (the router's). */
+mcp_held *mcp_held_new(void *obj, void (*release)(void *obj));
+/* Takes a reference and returns h (NULL stays NULL). */
+mcp_held *mcp_held_ref(mcp_held *h);
+void mcp_held_unref(mcp_held *h);
 
 struct tg_mcp {
     uv_loop_t *loop;
     tg_config *cfg;
-    tg_mcp_gates gates;          /* auth and audit borrowed; gates.policy == policy->p
-                                    (owned through `policy`); see tg_mcp.h */
-    mcp_policy *policy;          /* the current policy, or NULL */
+    tg_mcp_gates gates;          /* audit borrowed; gates.policy == policy->obj and
+                                    gates.auth == auth->obj (owned through the holders);
+                                    see tg_mcp.h */
+    mcp_held *policy;            /* the current policy, or NULL */
+    mcp_held *auth;              /* the current authenticator, or NULL */
     mcp_link **links;            /* nupstreams: SHARED links (NULL for PER_CLIENT) */
     mcp_session *sessions;
     mcp_map sessions_by_id;
@@ -480,7 +491,6 @@ void mcp_gate_release(mcp_call *c);
 void mcp_gate_tools_listing(mcp_call *c);
 void mcp_gate_tools_listed(mcp_call *c, size_t idx, const json_t *item, const char *visible,
                            bool shown);
-void mcp_policy_unref(mcp_policy *p);
 /* After a policy swap: each session whose visible tool set changed gets
  * notifications/tools/list_changed (GET stream, else the replay ring). */
 void mcp_gate_policy_changed(tg_mcp *m);

@@ -360,6 +360,7 @@ static void handle_delete(tg_mcp *m, tg_http_req *req, const mcp_asker *who)
 typedef struct auth_wait {
     tg_mcp *m;
     tg_http_req *req;
+    mcp_held *auth;              /* a reference on the authenticator asked, until done */
     tg_auth_pending *pending;
     const char *traceparent;
     bool done;
@@ -387,13 +388,24 @@ static void auth_aborted(tg_http_req *req, void *user)
 {
     (void)req;
     auth_wait *w = user;
-    if (!w->done && w->pending) tg_auth_cancel(w->pending);
+    if (w->done) return;
+    if (w->pending) tg_auth_cancel(w->pending);
     w->done = true;
+    mcp_held_unref(w->auth);
 }
+
+static void auth_finish(const tg_auth_result *res, auth_wait *w);
 
 static void auth_done(const tg_auth_result *res, void *user)
 {
     auth_wait *w = user;
+    mcp_held *held = w->auth;
+    auth_finish(res, w);
+    mcp_held_unref(held); /* res is no longer used */
+}
+
+static void auth_finish(const tg_auth_result *res, auth_wait *w)
+{
     tg_http_req *req = w->req;
     w->done = true;
     tg_http_req_on_abort(req, NULL, NULL);
@@ -441,6 +453,7 @@ static void authenticate(tg_mcp *m, tg_http_req *req)
         .x_forwarded_for = joined_header(req, "X-Forwarded-For"),
         .forwarded = joined_header(req, "Forwarded"),
     };
+    w->auth = mcp_held_ref(m->auth);
     tg_http_req_on_abort(req, auth_aborted, w);
     tg_auth_pending *p = tg_auth_authenticate(m->gates.auth, &in, req->arena, auth_done, w);
     if (!w->done) w->pending = p;
@@ -537,18 +550,47 @@ static void sweep_cb(uv_timer_t *t)
     mcp_session_sweep(t->data);
 }
 
+mcp_held *mcp_held_new(void *obj, void (*release)(void *obj))
+{
+    mcp_held *h = calloc(1, sizeof *h);
+    if (!h) abort();
+    h->obj = obj;
+    h->refs = 1;
+    h->release = release;
+    return h;
+}
+
+mcp_held *mcp_held_ref(mcp_held *h)
+{
+    if (h) h->refs++;
+    return h;
+}
+
+void mcp_held_unref(mcp_held *h)
+{
+    if (!h || --h->refs > 0) return;
+    h->release(h->obj);
+    free(h);
+}
+
+static void release_policy(void *obj)
+{
+    tg_policy_free(obj);
+}
+
+static void release_auth(void *obj)
+{
+    tg_auth_free(obj);
+}
+
 tg_mcp *tg_mcp_new(uv_loop_t *loop, tg_config *cfg, const tg_mcp_gates *gates, tg_error *err)
 {
     tg_mcp *m = calloc(1, sizeof *m);
     if (!m) abort();
     m->loop = loop;
     if (gates) m->gates = *gates;
-    if (m->gates.policy) {
-        m->policy = calloc(1, sizeof *m->policy);
-        if (!m->policy) abort();
-        m->policy->p = m->gates.policy;
-        m->policy->refs = 1;
-    }
+    if (m->gates.policy) m->policy = mcp_held_new(m->gates.policy, release_policy);
+    if (m->gates.auth) m->auth = mcp_held_new(m->gates.auth, release_auth);
     m->cfg = tg_config_ref(cfg);
     tg_random_bytes(m->cursor_key, sizeof m->cursor_key);
     m->links = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof *m->links);
@@ -607,7 +649,8 @@ void tg_mcp_free(tg_mcp *m)
     mcp_map_clear(&m->tokens);
     tg_jdoc_free(&m->doc);
     free(m->links);
-    if (m->policy) mcp_policy_unref(m->policy);
+    mcp_held_unref(m->policy);
+    mcp_held_unref(m->auth);
     tg_config_unref(m->cfg);
     free(m);
 }
@@ -618,14 +661,21 @@ int tg_mcp_set_policy(tg_mcp *m, tg_policy *policy, tg_error *err)
         return tg_error_set(err, "the `policy:` section cannot be %s by a reload (the router "
                             "records decisions only when started with one): restart toolgate",
                             m->policy ? "removed" : "added");
-    mcp_policy *np = calloc(1, sizeof *np);
-    if (!np) abort();
-    np->p = policy;
-    np->refs = 1;
-    mcp_policy_unref(m->policy);  /* freed now, or by the last call decided under it */
-    m->policy = np;
+    mcp_held_unref(m->policy);  /* freed now, or by the last call decided under it */
+    m->policy = mcp_held_new(policy, release_policy);
     m->gates.policy = policy;
     mcp_gate_policy_changed(m);
+    return 0;
+}
+
+int tg_mcp_set_auth(tg_mcp *m, tg_auth *auth, tg_error *err)
+{
+    if (!m->auth || !auth)
+        return tg_error_set(err, "authentication cannot be turned %s by a reload: restart "
+                            "toolgate", m->auth ? "off" : "on");
+    mcp_held_unref(m->auth);  /* freed now, or when its last authentication completes */
+    m->auth = mcp_held_new(auth, release_auth);
+    m->gates.auth = auth;
     return 0;
 }
 

@@ -26,9 +26,9 @@ typedef struct tg_mcp tg_mcp;
 #define TG_MCP_LATEST_VERSION "2025-11-25"
 extern const char *const tg_mcp_supported_versions[]; /* NULL-terminated */
 
-/* The gates a request passes besides the router's own checks. auth and audit are
- * borrowed (the caller frees them after tg_mcp_free); policy is handed over (the router
- * frees it, see tg_mcp_set_policy). Each may be NULL:
+/* The gates a request passes besides the router's own checks. audit is borrowed (the
+ * caller frees it after tg_mcp_free); auth and policy are handed over (the router frees
+ * them, see tg_mcp_set_auth / tg_mcp_set_policy). Each may be NULL:
  *   auth    NULL: nobody is authenticated; every request acts as the anonymous identity
  *           (principal "anonymous", agent and delegator "anonymous", method "none").
  *   policy  NULL: no per-call authorization (the configuration has no `policy:`
@@ -61,6 +61,12 @@ void tg_mcp_free(tg_mcp *m);
  * recorded per call: restart for that); returns -1 with err set otherwise, and the
  * caller keeps `policy`. */
 int tg_mcp_set_policy(tg_mcp *m, tg_policy *policy, tg_error *err);
+
+/* Hot reload of the authenticator (handed over): new requests authenticate with `auth`;
+ * authentications in progress finish with the old one, freed after the last of them.
+ * Authentication cannot be turned on or off by a reload: -1 with err, the caller keeps
+ * `auth`. Sessions stay bound to their principal key. */
+int tg_mcp_set_auth(tg_mcp *m, tg_auth *auth, tg_error *err);
 
 /* Readiness (admin /readyz): 1 when every shared upstream is initialised; else 0 and
  * `why` lists the others ("atlassian: starting, jira: failed: …"). Per-client upstreams

@@ -10,7 +10,8 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from
 import os from 'node:os';
 import path from 'node:path';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import { here, demoUpstream, startToolgate, connect, freePort } from './lib.mjs';
+import { execFileSync } from 'node:child_process';
+import { TOOLGATE_BIN, here, demoUpstream, startToolgate, connect, post, INIT, freePort } from './lib.mjs';
 
 const repo = path.resolve(here, '../..');
 const HIDE = '20-hide.cedar';
@@ -213,4 +214,37 @@ test('valid and invalid reloads under traffic fail no call', async () => {
   assert.ok(reloads >= 6, `${reloads} reloads`);
   assert.ok(calls > 20, `${calls} calls`);
   await Promise.all(clients.map(({ client }) => client.close()));
+});
+
+test('a changed auth section gets a new authenticator; turning auth off is refused', async () => {
+  const gw = await startToolgate({ upstreams: [demoUpstream()], auth: { api_keys: { enabled: true } } });
+  let seen = '';
+  gw.proc.stderr.on('data', (d) => { seen += d.toString(); });
+  const hup = async (re) => {
+    const n = (seen.match(new RegExp(re.source, 'g')) || []).length;
+    gw.proc.kill('SIGHUP');
+    for (let i = 0; i < 200 && (seen.match(new RegExp(re.source, 'g')) || []).length === n; i++) await sleep(50);
+    assert.ok((seen.match(new RegExp(re.source, 'g')) || []).length > n, seen.slice(-2000));
+  };
+  try {
+    const key = execFileSync(TOOLGATE_BIN, ['keys', 'create', '--config', gw.file, '--agent', 'claude', '--delegator', 'alice'],
+      { encoding: 'utf8' }).trim().split('\n').pop();
+    const auth = { authorization: `Bearer ${key}` };
+    assert.equal((await post(gw.url, INIT, auth)).status, 200);
+    const original = readFileSync(gw.file, 'utf8');
+    // only 10.0.0.0/8 may use keys now: the loopback client is refused
+    writeFileSync(gw.file, original.replace('enabled: true', 'enabled: true\n    allowed_cidrs: ["10.0.0.0/8"]'));
+    await hup(/"reloaded /);
+    assert.match(seen, /new authenticator/);
+    assert.equal((await post(gw.url, INIT, auth)).status, 401);
+    writeFileSync(gw.file, original.replace(/auth:[\s\S]*$/, 'auth: "none"\n'));
+    await hup(REFUSED);
+    assert.match(seen, /authentication cannot be turned off by a reload/);
+    assert.equal((await post(gw.url, INIT)).status, 401, 'still authenticating');
+    writeFileSync(gw.file, original);
+    await hup(/"reloaded /);
+    assert.equal((await post(gw.url, INIT, auth)).status, 200);
+  } finally {
+    assert.equal(await gw.stop(), 0, gw.proc.logs().slice(-3000));
+  }
 });
