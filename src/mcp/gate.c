@@ -273,7 +273,13 @@ void mcp_gate_forward(mcp_call *c, size_t idx, const char *orig, const char *ren
 {
     tg_mcp *m = c->m;
     /* Every call of a router with a policy was adopted (it has its arena, identity and
-     * policy reference); the decision uses the policy current when the call arrived. */
+     * policy reference); the decision uses the policy current when the call arrived. A
+     * call that somehow was not is refused, never forwarded undecided (fail closed). */
+    if (!c->policy && m->policy) {
+        mcp_call_error(c, TG_RPC_INTERNAL_ERROR, NULL,
+                       "Internal error: the request cannot be authorized");
+        return;
+    }
     if (!c->policy) {
         mcp_forward(c, idx, NULL, rename);
         return;
