@@ -78,8 +78,11 @@ struct tg_upstream_h1 {
     uint32_t connect_timeout_ms;
     h1_conn *idle;
     int nidle;
-    char rbuf[H1_READ_BUF];               /* shared: a read is parsed before the next */
 };
+
+/* Every read lands here: the module lives on one loop thread (the one given to
+ * tg_upstream_global_init) and a read is parsed completely before the next one. */
+static char h1_rbuf[H1_READ_BUF];
 
 typedef struct h1_gai {
     uv_getaddrinfo_t req;
@@ -394,9 +397,9 @@ static int h1_on_message_complete(http_parser *p)
 
 static void h1_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    h1_conn *c = h->data;  /* reading: not closing, so the pool is there */
+    (void)h;
     (void)suggested;
-    *buf = uv_buf_init(c->h1->rbuf, sizeof c->h1->rbuf);
+    *buf = uv_buf_init(h1_rbuf, sizeof h1_rbuf);
 }
 
 /* Feeds bytes to the parser and acts on what it found. */
