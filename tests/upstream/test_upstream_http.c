@@ -830,6 +830,28 @@ static void test_no_retry_on_fresh_connection(void **state)
     close_and_wait(&f);
 }
 
+/* A host name is resolved (uv_getaddrinfo on h1) before connecting. */
+static void test_host_name(void **state)
+{
+    fixture f;
+    start(&f);
+    tg_upconn_close(f.c);
+    assert_true(run_until(&loop, cond_closed, &f.rec, 5000));
+    recorder_reset(&f.rec);
+    snprintf(f.url, sizeof f.url, "http://localhost:%d/mcp", srv.port);
+    tg_error err;
+    f.c = tg_upconn_new(&loop, &f.conf, &recorder_cbs, &f.rec, &err);
+    assert_non_null(f.c);
+    assert_true(run_until(&loop, cond_up, &f.rec, 2000));
+    send_req(&f, 61, "json");
+    wait_msgs(&f, 1);
+    assert_int_equal(int_of(json_object_get(f.rec.msgs[0], "id")), 61);
+    char host[32];
+    snprintf(host, sizeof host, "localhost:%d", srv.port);
+    assert_string_equal(hdr(&srv.reqs[0], "Host"), host);
+    close_and_wait(&f);
+}
+
 /* A request sent right after a notification waits for the notification's 202, so the
  * upstream sees them in order (and, being sequential, they share one connection). */
 static void test_request_waits_for_notification(void **state)
@@ -967,6 +989,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_malformed_responses),
         cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_request_waits_for_notification),
+        cmocka_unit_test(test_host_name),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
