@@ -61,11 +61,11 @@ typedef struct mcp_wait {
 void mcp_gate_adopt(mcp_call *c, const mcp_asker *who)
 {
     c->started_ns = who->started_ns;
+    if (who->traceparent) snprintf(c->traceparent, sizeof c->traceparent, "%s", who->traceparent);
     if (!c->m->policy) return; /* nothing will be decided or recorded */
     c->policy = mcp_held_ref(c->m->policy);
     c->arena = tg_arena_new(4096);
     c->identity = tg_identity_copy(c->arena, who->identity);
-    c->traceparent = tg_arena_strdup(c->arena, who->traceparent);
 }
 
 static bool lower_hex(const char *s, size_t n, bool *all_zero)

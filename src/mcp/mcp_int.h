@@ -224,7 +224,8 @@ struct mcp_call {
      * append's callback finds the call through it, or nothing once the call is gone). */
     tg_arena *arena;
     const tg_identity *identity;
-    const char *traceparent;
+    char traceparent[56];        /* W3C traceparent (the client's or generated): sent to
+                                    HTTP upstreams and recorded; "" for internal calls */
     struct mcp_held *policy;     /* the policy this call is decided under (a reference,
                                     taken at mcp_gate_adopt), or NULL without a policy */
     uint64_t started_ns;         /* when the request arrived (total latency) */

@@ -126,7 +126,9 @@ static void pending_send(mcp_pending *p)
         return;
     }
     tg_error err;
-    if (!l->conn || tg_upconn_send(l->conn, p->out.data, p->out.len, p->gw_id, &err) != 0) {
+    if (!l->conn || tg_upconn_send(l->conn, p->out.data, p->out.len, p->gw_id,
+                                      p->call && p->call->traceparent[0] ? p->call->traceparent : NULL,
+                                      &err) != 0) {
         mcp_pending_fail(p, MCP_REPLY_UNAVAILABLE, TG_RPC_INTERNAL_ERROR,
                          "upstream '%s' is unavailable: %s", l->conf->name,
                          l->conn ? err.msg : "closed");

@@ -59,6 +59,7 @@ struct http_xfer {
     xf_kind kind;
     int64_t id;                  /* POST of a request: its id; else 0 */
     bool sent_session;           /* the request carried Mcp-Session-Id */
+    char traceparent[64];        /* POST: the caller's W3C traceparent, or "" */
     struct curl_slist *headers;
     char *body;                  /* POST body (owned) for curl and while held */
     size_t body_len;
@@ -547,8 +548,18 @@ static int http_xfer_start(http_xfer *xf, const char *body, size_t len, tg_error
                 http_headers(hc, XF_POST, emit_h1, &hc->post_head);
                 hc->post_head_ok = true;
             }
-            rc = tg_upstream_h1_send(hc->h1, &xf->h1, "POST", hc->post_head.data,
-                                     hc->post_head.len, body, len, err);
+            if (xf->traceparent[0]) {
+                /* The shared head plus this call's own trace line. */
+                tg_buf head = TG_BUF_INIT;
+                tg_buf_append(&head, hc->post_head.data, hc->post_head.len);
+                emit_h1(&head, "traceparent", xf->traceparent);
+                rc = tg_upstream_h1_send(hc->h1, &xf->h1, "POST", head.data, head.len, body,
+                                         len, err);
+                tg_buf_free(&head);
+            } else {
+                rc = tg_upstream_h1_send(hc->h1, &xf->h1, "POST", hc->post_head.data,
+                                         hc->post_head.len, body, len, err);
+            }
         } else {
             tg_buf head = TG_BUF_INIT;
             http_headers(hc, xf->kind, emit_h1, &head);
@@ -594,11 +605,18 @@ static void http_release_held(http_conn *hc)
     }
 }
 
-static int http_send(tg_upconn *c, const char *msg, size_t len, int64_t request_id, tg_error *err)
+static int http_send(tg_upconn *c, const char *msg, size_t len, int64_t request_id,
+                     const char *traceparent, tg_error *err)
 {
     http_conn *hc = (http_conn *)c;
     http_xfer *xf = http_xfer_new(hc, XF_POST);
     xf->id = request_id;
+    /* Only a well-formed value reaches the wire: it is one header line we did not build. */
+    if (traceparent && strlen(traceparent) < sizeof xf->traceparent &&
+        visible_ascii(traceparent, strlen(traceparent))) {
+        strcpy(xf->traceparent, traceparent);
+        if (!hc->h1) emit_curl(&xf->headers, "traceparent", traceparent);
+    }
     if (hc->barriers == 0) return http_xfer_start(xf, msg, len, err);
     xf->body = malloc(len ? len : 1);
     if (!xf->body) abort();

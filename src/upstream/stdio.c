@@ -397,7 +397,8 @@ static void stdio_write_cb(uv_write_t *req, int status)
     }
 }
 
-static int stdio_send(tg_upconn *c, const char *msg, size_t len, int64_t request_id, tg_error *err)
+static int stdio_send(tg_upconn *c, const char *msg, size_t len, int64_t request_id,
+                      const char *traceparent, tg_error *err)
 {
     stdio_conn *sc = (stdio_conn *)c;
     if (!sc->child_running || uv_is_closing((uv_handle_t *)&sc->in))

@@ -3,8 +3,9 @@
  *
  * A tg_upconn is one MCP session with one upstream server: for stdio, one child process
  * (spawned with exactly the configured environment, which is where upstream credentials
- * live); for HTTP, one upstream MCP-Session-Id on a libcurl multi handle driven by the
- * loop. The transport moves JSON-RPC messages and reports what happened; it does not
+ * live); for HTTP, one upstream MCP-Session-Id, spoken with toolgate's own HTTP/1.1
+ * client (h1.c) for http:// URLs and with libcurl's multi interface on the loop for
+ * https://. The transport moves JSON-RPC messages and reports what happened; it does not
  * interpret MCP. Initialisation, id rewriting, timeouts per call and failing in-flight
  * calls are the MCP router's job (src/mcp), because they are the same for both
  * transports.
@@ -91,8 +92,11 @@ tg_upconn *tg_upconn_new(uv_loop_t *loop, const tg_upstream_conf *conf,
  * newlines, which can only be whitespace, are fine). request_id is its id when it is a
  * request, else 0. Returns 0 if queued; -1 if the connection is not UP (err says why).
  * The bytes are copied. For HTTP, the message is POSTed; a request's response (JSON or
- * SSE) comes back through on_message with stream_of = request_id. */
-int tg_upconn_send(tg_upconn *c, const char *msg, size_t len, int64_t request_id, tg_error *err);
+ * SSE) comes back through on_message with stream_of = request_id. `traceparent` (a
+ * valid W3C value, or NULL) is sent as the `traceparent` header of that POST, so the
+ * upstream's traces join the caller's; stdio has no place for it and ignores it. */
+int tg_upconn_send(tg_upconn *c, const char *msg, size_t len, int64_t request_id,
+                   const char *traceparent, tg_error *err);
 /* The same for a jansson value (serialised here); request_id is taken from a message
  * with "method" and an integer "id". */
 int tg_upconn_send_json(tg_upconn *c, const json_t *msg, tg_error *err);

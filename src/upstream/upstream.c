@@ -116,11 +116,12 @@ tg_upconn *tg_upconn_new(uv_loop_t *loop, const tg_upstream_conf *conf,
     return NULL;
 }
 
-int tg_upconn_send(tg_upconn *c, const char *msg, size_t len, int64_t request_id, tg_error *err)
+int tg_upconn_send(tg_upconn *c, const char *msg, size_t len, int64_t request_id,
+                   const char *traceparent, tg_error *err)
 {
     if (c->state != TG_UPCONN_UP)
         return tg_error_set(err, "upstream %s is not up", c->conf->name);
-    return c->ops->send(c, msg, len, request_id, err);
+    return c->ops->send(c, msg, len, request_id, traceparent, err);
 }
 
 int tg_upconn_send_json(tg_upconn *c, const json_t *msg, tg_error *err)
@@ -129,7 +130,7 @@ int tg_upconn_send_json(tg_upconn *c, const json_t *msg, tg_error *err)
     int64_t rid = json_is_integer(id) && json_object_get(msg, "method") ? json_integer_value(id) : 0;
     size_t len;
     char *text = tg_json_dump(msg, &len);
-    int rc = tg_upconn_send(c, text, len, rid, err);
+    int rc = tg_upconn_send(c, text, len, rid, NULL, err);
     free(text);
     return rc;
 }

@@ -15,7 +15,8 @@
 #include "upstream/tg_upstream.h"
 
 typedef struct tg_upstream_ops {
-    int  (*send)(tg_upconn *c, const char *msg, size_t len, int64_t request_id, tg_error *err);
+    int  (*send)(tg_upconn *c, const char *msg, size_t len, int64_t request_id,
+                 const char *traceparent, tg_error *err);
     void (*set_protocol_version)(tg_upconn *c, const char *version);
     void (*open_stream)(tg_upconn *c);
     int  (*pid)(const tg_upconn *c);

@@ -37,3 +37,19 @@ test("toolgate's log never contains the client's token", async () => {
   assert.ok(!tg.proc.logs().includes('log-canary-token'));
   assert.ok(!tg.proc.logs().includes('configured-upstream-credential'));
 });
+
+test("a client's W3C traceparent is propagated to the HTTP upstream; without one, toolgate generates one", async () => {
+  const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+  const { client } = await connect(tg.url, { headers: { traceparent: tp } });
+  try {
+    const r = await client.callTool({ name: 'headers', arguments: {} });
+    assert.equal(JSON.parse(r.content[0].text).traceparent, tp);
+  } finally { await client.close(); }
+  const other = (await connect(tg.url)).client;
+  try {
+    const r = await other.callTool({ name: 'headers', arguments: {} });
+    const got = JSON.parse(r.content[0].text).traceparent;
+    assert.match(got, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    assert.notEqual(got, tp);
+  } finally { await other.close(); }
+});
