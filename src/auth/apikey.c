@@ -49,7 +49,7 @@ int tg_apikey_parse(const char *token, size_t len, char id_out[TG_APIKEY_ID_LEN 
     const char *s = token + 5 + TG_APIKEY_ID_LEN;
     uint8_t raw[TG_APIKEY_SECRET_LEN];
     size_t rawlen;
-    if (auth_b64url_decode(s, TG_APIKEY_SECRET_LEN, raw, &rawlen) != 0 || rawlen != 32)
+    if (tg_b64url_decode(s, TG_APIKEY_SECRET_LEN, raw, &rawlen) != 0 || rawlen != 32)
         return tg_error_set(err, "API key secret is not 32 bytes of base64url");
     OPENSSL_cleanse(raw, sizeof raw);
     memcpy(id_out, token + 4, TG_APIKEY_ID_LEN);
@@ -65,7 +65,7 @@ static void new_secret(const char *id, char token_out[TG_APIKEY_TOKEN_LEN + 1],
     uint8_t raw[32];
     char secret[TG_APIKEY_SECRET_LEN + 1];
     tg_random_bytes(raw, sizeof raw);
-    auth_b64url_encode(raw, sizeof raw, secret);
+    tg_b64url_encode(raw, sizeof raw, secret);
     snprintf(token_out, TG_APIKEY_TOKEN_LEN + 1, "tgk_%s_%s", id, secret);
     tg_apikey_hash(id, secret, TG_APIKEY_SECRET_LEN, hash_out);
     OPENSSL_cleanse(raw, sizeof raw);

@@ -30,12 +30,7 @@ typedef enum {
 auth_alg    auth_alg_from_name(const char *name);
 const char *auth_alg_name(auth_alg alg);
 
-/* Strict base64url: alphabet A-Z a-z 0-9 - _, no padding, no whitespace, and the unused
- * low bits of the last character must be zero (one encoding per byte string).
- * out needs len*3/4+1 bytes. */
-int  auth_b64url_decode(const char *in, size_t len, uint8_t *out, size_t *outlen);
-/* out needs ((len+2)/3)*4+1 bytes; NUL-terminated, no padding. */
-void auth_b64url_encode(const uint8_t *in, size_t len, char *out);
+/* base64url: tg_b64url_encode / tg_b64url_decode (common), strict as JOSE wants. */
 
 /* A verification key. Invariant: alg is the only algorithm this key verifies — taken from
  * the JWK's `alg`, or derived from kty/crv when absent (RSA → RS256, P-256 → ES256,

@@ -56,59 +56,6 @@ static const EVP_MD *alg_md(auth_alg alg)
 static int alg_is_rsa(auth_alg alg) { return alg >= AUTH_ALG_RS256 && alg <= AUTH_ALG_PS512; }
 static int alg_is_pss(auth_alg alg) { return alg >= AUTH_ALG_PS256 && alg <= AUTH_ALG_PS512; }
 
-/* ---------------------------------------------------------------- base64url */
-
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-}
-
-int auth_b64url_decode(const char *in, size_t len, uint8_t *out, size_t *outlen)
-{
-    if (len % 4 == 1) return -1;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64url_value((unsigned char)in[i]);
-        if (v < 0) return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (uint8_t)(acc >> bits);
-        }
-    }
-    /* Leftover bits must be zero, so each byte string has exactly one encoding. */
-    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return -1;
-    *outlen = o;
-    return 0;
-}
-
-void auth_b64url_encode(const uint8_t *in, size_t len, char *out)
-{
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        acc = (acc << 8) | in[i];
-        bits += 8;
-        while (bits >= 6) {
-            bits -= 6;
-            out[o++] = alphabet[(acc >> bits) & 63];
-        }
-    }
-    if (bits > 0) out[o++] = alphabet[(acc << (6 - bits)) & 63];
-    out[o] = '\0';
-}
-
 /* Decodes a base64url JSON string member into a malloc'd buffer. */
 static uint8_t *member_b64(const json_t *obj, const char *name, size_t *len)
 {
@@ -117,7 +64,7 @@ static uint8_t *member_b64(const json_t *obj, const char *name, size_t *len)
     size_t slen = json_string_length(v);
     uint8_t *buf = malloc(slen * 3 / 4 + 1);
     if (!buf) abort();
-    if (auth_b64url_decode(json_string_value(v), slen, buf, len) != 0 || *len == 0) {
+    if (tg_b64url_decode(json_string_value(v), slen, buf, len) != 0 || *len == 0) {
         free(buf);
         return NULL;
     }
@@ -362,7 +309,7 @@ static json_t *segment_json(const char *seg, size_t len, const char *what, tg_er
     size_t rawlen = 0;
     json_t *v = NULL;
     tg_error jerr;
-    if (auth_b64url_decode(seg, len, raw, &rawlen) != 0)
+    if (tg_b64url_decode(seg, len, raw, &rawlen) != 0)
         tg_error_set(err, "JWT %s is not strict base64url", what);
     else if (!(v = tg_json_parse((const char *)raw, rawlen, 16, &jerr)))
         tg_error_set(err, "JWT %s is not valid JSON: %s", what, jerr.msg);
@@ -421,7 +368,7 @@ int auth_jwt_parse(const char *tok, size_t len, tg_arena *arena, auth_jwt *out, 
 
     if (!(out->claims = segment_json(d1 + 1, plen, "payload", err))) goto fail;
     out->sig = tg_arena_alloc(arena, slen * 3 / 4 + 1);
-    if (auth_b64url_decode(d2 + 1, slen, out->sig, &out->sig_len) != 0) {
+    if (tg_b64url_decode(d2 + 1, slen, out->sig, &out->sig_len) != 0) {
         tg_error_set(err, "JWT signature is not strict base64url");
         goto fail;
     }

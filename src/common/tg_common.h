@@ -224,6 +224,12 @@ int64_t  tg_wall_ms(void);      /* Unix epoch milliseconds */
 /* Formats epoch ms as RFC 3339 UTC with milliseconds into out (at least 25 bytes). */
 void tg_format_time(int64_t epoch_ms, char out[32]);
 
+/* base64url without padding (RFC 4648 §5). encode writes at most 4*ceil(n/3) chars + NUL
+ * into out and returns the length. decode needs room for len*3/4 bytes; it refuses padding,
+ * other alphabets and non-zero unused bits (one spelling per byte string): -1. */
+size_t tg_b64url_encode(const void *in, size_t n, char *out);
+int    tg_b64url_decode(const char *in, size_t len, unsigned char *out, size_t *outlen);
+
 /* SHA-256 of data as 64 lowercase hex chars + NUL. */
 void tg_sha256_hex(const void *data, size_t n, char out[65]);
 

@@ -17,64 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-size_t mcp_b64url_encode(const unsigned char *in, size_t n, char *out)
-{
-    size_t o = 0, i = 0;
-    for (; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = b64[v >> 18];
-        out[o++] = b64[(v >> 12) & 63];
-        out[o++] = b64[(v >> 6) & 63];
-        out[o++] = b64[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        out[o++] = b64[v >> 18];
-        out[o++] = b64[(v >> 12) & 63];
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        out[o++] = b64[v >> 18];
-        out[o++] = b64[(v >> 12) & 63];
-        out[o++] = b64[(v >> 6) & 63];
-    }
-    out[o] = '\0';
-    return o;
-}
-
-static int b64val(char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-}
-
-int mcp_b64url_decode(const char *in, size_t len, unsigned char *out, size_t *outlen)
-{
-    if (len % 4 == 1) return -1;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64val(in[i]);
-        if (v < 0) return -1;
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0) return -1; /* non-canonical trailing bits: one cursor, one spelling */
-    *outlen = o;
-    return 0;
-}
-
 #define TAG_LEN 16
 
 static void tag_of(const unsigned char key[32], const char *data, size_t n,
@@ -92,12 +34,12 @@ char *mcp_cursor_encode(const unsigned char key[32], const json_t *pairs)
     char *json = tg_json_dump(pairs, &jlen);
     char *out = malloc(4 * (jlen / 3 + 1) + 1 + 4 * (TAG_LEN / 3 + 1) + 1);
     if (!out) abort();
-    size_t o = mcp_b64url_encode((const unsigned char *)json, jlen, out);
+    size_t o = tg_b64url_encode((const unsigned char *)json, jlen, out);
     free(json);
     unsigned char tag[TAG_LEN];
     tag_of(key, out, o, tag);
     out[o++] = '.';
-    mcp_b64url_encode(tag, TAG_LEN, out + o);
+    tg_b64url_encode(tag, TAG_LEN, out + o);
     return out;
 }
 
@@ -114,7 +56,7 @@ json_t *mcp_cursor_decode(const unsigned char key[32], const char *cursor, size_
     unsigned char want[TAG_LEN], got[TAG_LEN + 3];
     size_t glen = 0;
     tag_of(key, cursor, blen, want);
-    if (mcp_b64url_decode(dot + 1, len - blen - 1, got, &glen) != 0 || glen != TAG_LEN ||
+    if (tg_b64url_decode(dot + 1, len - blen - 1, got, &glen) != 0 || glen != TAG_LEN ||
         !tg_ct_equal(want, TAG_LEN, got, glen)) {
         tg_error_set(err, "Invalid cursor");
         return NULL;
@@ -123,7 +65,7 @@ json_t *mcp_cursor_decode(const unsigned char key[32], const char *cursor, size_
     size_t rlen = 0;
     if (!raw) abort();
     json_t *pairs = NULL;
-    if (mcp_b64url_decode(cursor, blen, raw, &rlen) == 0)
+    if (tg_b64url_decode(cursor, blen, raw, &rlen) == 0)
         pairs = tg_json_parse((const char *)raw, rlen, 4, NULL);
     free(raw);
     /* Authentic cursors are always well-formed; checking anyway keeps a key leak or a

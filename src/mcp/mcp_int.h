@@ -83,8 +83,6 @@ bool mcp_content_type_json(const char *ct, size_t len);
 
 /* base64url without padding. decode returns -1 on any character outside the alphabet
  * or an impossible length. out sizes: encode 4*ceil(n/3)+1, decode 3*len/4+1. */
-size_t mcp_b64url_encode(const unsigned char *in, size_t n, char *out);
-int    mcp_b64url_decode(const char *in, size_t len, unsigned char *out, size_t *outlen);
 
 /* Opaque pagination cursor: which upstreams still have pages and their own cursors.
  * Encoded as base64url(JSON [[index,"cursor"],...]) "." base64url(HMAC-SHA256 tag, 16 B)

@@ -105,17 +105,17 @@ static void b64url(void **state)
         char enc[64];
         unsigned char dec[64];
         size_t n = 0;
-        mcp_b64url_encode((const unsigned char *)msgs[i], strlen(msgs[i]), enc);
+        tg_b64url_encode((const unsigned char *)msgs[i], strlen(msgs[i]), enc);
         assert_null(strpbrk(enc, "+/="));
-        assert_int_equal(mcp_b64url_decode(enc, strlen(enc), dec, &n), 0);
+        assert_int_equal(tg_b64url_decode(enc, strlen(enc), dec, &n), 0);
         assert_int_equal(n, strlen(msgs[i]));
         assert_memory_equal(dec, msgs[i], n);
     }
     unsigned char out[8];
     size_t n;
-    assert_int_equal(mcp_b64url_decode(S("Zm9v+"), out, &n), -1);
-    assert_int_equal(mcp_b64url_decode(S("Z"), out, &n), -1);
-    assert_int_equal(mcp_b64url_decode(S("Zh"), out, &n), -1); /* non-canonical bits */
+    assert_int_equal(tg_b64url_decode(S("Zm9v+"), out, &n), -1);
+    assert_int_equal(tg_b64url_decode(S("Z"), out, &n), -1);
+    assert_int_equal(tg_b64url_decode(S("Zh"), out, &n), -1); /* non-canonical bits */
 }
 
 static void cursor_round_trip_and_tamper(void **state)
