@@ -9,6 +9,18 @@
  *                  {"reloaded":false,"error":"FILE:LINE:COL: …"} (the running policy stays).
  *   other paths 404; other methods on these paths 405 with Allow.
  *
+ * With approvals (ops.approvals non-NULL; docs/approvals.md) the listener also serves the
+ * approvers' surfaces. These are authenticated per APPROVER (tg_approvals_authenticate:
+ * an approver key or a human's OAuth token), not with admin.token:
+ *   GET  /approvals[?state=pending|approved|denied|expired|used&limit=N]  JSON list
+ *   GET  /approvals/{id}                      one request (404 unknown)
+ *   POST /approvals/{id}/approve              body {"comment":"…"} (optional) →
+ *   POST /approvals/{id}/deny                 200 the request after, or 4xx
+ *                                             {"error":CODE,"message":…}
+ *   GET  /inbox, /inbox/app.js, /inbox/style.css   the web inbox (static, no credential;
+ *                                             its script calls the API with the approver's
+ *                                             credential, kept in sessionStorage)
+ *
  * With `admin.token` every request must carry `Authorization: Bearer <token>` (compared
  * in constant time; 401 otherwise). Without a token the configuration only lets it
  * listen on loopback (tg_admin_conf invariant), and start-up says so in the log.
@@ -33,6 +45,9 @@ typedef struct tg_admin_ops {
     int (*reload)(void *ctx, const char **version, tg_error *err);
     /* 1 ready; 0 not ready with `why` naming what is not ("atlassian: starting"). */
     int (*ready)(void *ctx, tg_buf *why);
+    /* The approvals service (borrowed, outlives the listener), or NULL: no approvals
+     * routes (404). */
+    struct tg_approvals *approvals;
 } tg_admin_ops;
 
 /* Creates the listener (conf must outlive it; the ops are copied); tg_admin_listen binds

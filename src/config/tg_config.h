@@ -166,6 +166,52 @@ typedef struct tg_admin_conf {
     const char *token;        /* bearer token (resolved secret), or NULL */
 } tg_admin_conf;
 
+/* approvals: — just-in-time approvals (issue 7; src/approvals, docs/approvals.md).
+ * Invariant: when `where` is set, an `admin:` section exists too (approvers act through
+ * the admin listener), every duration is positive, and inbox_url is set (default
+ * "http://<admin listen>/inbox"). Without the section an approval_required call is
+ * refused with no request created. */
+typedef enum { TG_APPROVAL_RETRY = 1, TG_APPROVAL_HOLD = 2 } tg_approval_mode;
+
+/* approvals.modes[]: the mode for calls matching every given field; the last match wins. */
+typedef struct tg_approval_mode_rule {
+    const char *where;
+    const char *upstream;        /* NULL: any */
+    const char *tool;            /* glob over the upstream's own tool name; NULL: any */
+    tg_risk risk;                /* 0: any */
+    tg_approval_mode mode;
+} tg_approval_mode_rule;
+
+/* approvals.approvers.api_keys[]: an approver key ("tga_" + 43 base64url characters,
+ * made by `toolgate approvals keygen`) as the SHA-256 of the whole key; the key itself is
+ * never in the file. */
+typedef struct tg_approver_key {
+    const char *where;
+    const char *user;            /* Cedar User id */
+    const char **groups;         /* extra Group ids, besides the entities file's */
+    size_t ngroups;
+    unsigned char sha256[32];
+} tg_approver_key;
+
+typedef struct tg_approvals_conf {
+    const char *where;           /* "FILE:LINE:COL" of `approvals:`, or NULL */
+    tg_approval_mode mode;       /* default retry */
+    const tg_approval_mode_rule *modes;
+    size_t nmodes;
+    int64_t expiry_ms;           /* pending → expired; default 15 min */
+    int64_t grant_ttl_ms;        /* approved and unused → expired; default 15 min */
+    int64_t hold_timeout_ms;     /* hold mode: the call waits at most this; default 120 s */
+    int64_t progress_interval_ms;/* hold mode: notifications/progress period; default 5 s */
+    const char *inbox_url;       /* approval URLs are inbox_url "#" id */
+    int oauth_approvers;         /* approvers.oauth: accept OAuth tokens (needs auth.oauth) */
+    const tg_approver_key *keys;
+    size_t nkeys;
+    const char *webhook_url;     /* or NULL */
+    const char *webhook_secret;  /* HMAC-SHA256 key (resolved secret); set iff webhook_url */
+    uint32_t webhook_timeout_ms; /* default 5 s per attempt */
+    unsigned webhook_max_attempts; /* default 6 (backoff 1 s, 2 s, 4 s, …, at most 60 s) */
+} tg_approvals_conf;
+
 /* 127.0.0.0/8 or ::1 (a literal address as the listen grammar gives it). */
 int tg_config_is_loopback(const char *host);
 
@@ -209,6 +255,7 @@ typedef struct tg_config {
     const char *auth_audience; /* auth.oauth.audience, or NULL (= public_url) */
     tg_auth_conf auth;         /* meaningful when auth_enabled */
     tg_admin_conf admin;       /* admin: (docs/configuration.md, docs/operations.md) */
+    tg_approvals_conf approvals; /* approvals: (docs/approvals.md) */
 } tg_config;
 
 /* Loads and validates the whole file. On failure returns NULL and err holds

@@ -255,7 +255,7 @@ static void act(mcp_call *c)
         mcp_forward(c, g->idx, NULL, g->rename);
         return;
     }
-    mcp_call_answer(c, tg_policy_denied_response(c->policy->obj, c->id, g->kind, &g->d, NULL));
+    mcp_call_answer(c, tg_policy_denied_response(c->policy->obj, c->id, g->kind, &g->d, NULL, NULL));
 }
 
 static void decision_stored(void *ud, int status, const char *errmsg)

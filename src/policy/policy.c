@@ -1129,13 +1129,16 @@ char *tg_decision_explain_json(const tg_decision *d)
 }
 
 json_t *tg_policy_denied_response(const tg_policy *p, const json_t *id, tg_decide_kind kind,
-                                  const tg_decision *d, const char *approval_id)
+                                  const tg_decision *d, const char *approval_id,
+                                  const char *approval_url)
 {
     json_t *sc = json_pack("{s:s,s:o,s:o}", "decision", tg_decision_name(d->decision), "reasons",
                            str_array(d->reasons, d->nreasons), "policies",
                            str_array(d->policies, d->npolicies));
     if (approval_id)
         json_object_set_new(sc, "approvalId", json_string(approval_id));
+    if (approval_url)
+        json_object_set_new(sc, "approvalUrl", json_string(approval_url));
     tg_buf text = TG_BUF_INIT;
     bool approval = d->decision == TG_DECISION_APPROVAL;
     tg_buf_appends(&text, approval ? "Approval required by toolgate policy: "
@@ -1150,6 +1153,8 @@ json_t *tg_policy_denied_response(const tg_policy *p, const json_t *id, tg_decid
     }
     if (approval_id)
         tg_buf_printf(&text, ". Approval request %s: retry once it is granted", approval_id);
+    if (approval_url)
+        tg_buf_printf(&text, " (approve at %s)", approval_url);
     tg_buf_appends(&text, ".");
     json_t *resp;
     if (p->cfg->policy.deny_as_error || kind != TG_DECIDE_TOOL) {

@@ -124,7 +124,41 @@ char *tg_decision_explain_json(const tg_decision *d);
  * TG_RPC_POLICY_DENIED / TG_RPC_APPROVAL_REQUIRED whose data is the same object.
  * approval_id may be NULL. */
 json_t *tg_policy_denied_response(const tg_policy *p, const json_t *id, tg_decide_kind kind,
-                                  const tg_decision *d, const char *approval_id);
+                                  const tg_decision *d, const char *approval_id,
+                                  const char *approval_url);
+/* (approval_url, when not NULL, is added as structuredContent.approvalUrl and named in
+ * the text: where a human approves the request.) */
+
+/* The approver's authority (issue 7): may approver User::"<user>" approve (or deny) the
+ * approval request of a call? Cedar request: principal User::"<user>" — parents from the
+ * entities file plus `groups` —, action Action::"approve", resource the call's resource
+ * with its parents (rebuilt from resource_type / resource_id / parents, each parent a
+ * Cedar UID text `Type::"id"`, nearest first), context {requester: Agent::"<agent>",
+ * delegator: User::"<delegator>" (absent when there is none), tool, risk, upstream,
+ * ticket?, intent?, workflow? (absent when not declared), inChangeWindow, now, clientIp?
+ * (when a valid address), authMethod}. The decision is ALLOW or DENY only (a satisfied
+ * @approval forbid denies: approvals do not nest), with reasons and policies as for
+ * calls; out->context_json / entities_json / principal_json hold what Cedar saw. */
+typedef struct tg_approve_in {
+    const char *user;
+    const char *const *groups;
+    size_t ngroups;
+    const char *auth_method;      /* "oauth" / "approver_key" */
+    const char *client_ip;        /* or NULL */
+    const char *requester_agent;  /* the call's agent */
+    const char *delegator;        /* the call's delegator, or NULL */
+    const char *tool;             /* as the client saw it */
+    tg_risk risk;
+    const char *upstream;
+    const char *resource_type, *resource_id;
+    const char *const *parents;   /* Cedar UID texts, nearest first */
+    size_t nparents;
+    const char *ticket, *intent, *workflow;   /* or NULL */
+    int64_t now_ms;
+} tg_approve_in;
+
+int tg_policy_decide_approve(const tg_policy *p, const tg_approve_in *in, tg_arena *a,
+                             tg_decision *out, tg_error *err);
 
 /* tools/list visibility: 1 iff some permit's scope can match this principal and
  * Action::"<tool>" (conditions and resource scope ignored) and no unconditional forbid

@@ -420,7 +420,7 @@ static void test_denied_shapes(void **state)
                  "@id(\"f\") @reason(\"NOPE\") forbid (principal, action, resource);\n", NULL);
     decide(&f, "edit", "{}", NULL, &d);
     json_t *id = json_integer(7);
-    json_t *r = tg_policy_denied_response(f.pol, id, TG_DECIDE_TOOL, &d, NULL);
+    json_t *r = tg_policy_denied_response(f.pol, id, TG_DECIDE_TOOL, &d, NULL, NULL);
     json_t *res = json_object_get(r, "result");
     assert_true(json_is_true(json_object_get(res, "isError")));
     const char *text = json_string_value(
@@ -432,7 +432,7 @@ static void test_denied_shapes(void **state)
     assert_string_equal(json_string_value(json_array_get(json_object_get(sc, "policies"), 0)), "f");
     json_decref(r);
     /* resources/read has no isError result: a JSON-RPC error. */
-    r = tg_policy_denied_response(f.pol, id, TG_DECIDE_RESOURCE_READ, &d, NULL);
+    r = tg_policy_denied_response(f.pol, id, TG_DECIDE_RESOURCE_READ, &d, NULL, NULL);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "error"), "code")),
                      TG_RPC_POLICY_DENIED);
     json_decref(r);
