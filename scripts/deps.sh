@@ -11,7 +11,7 @@ build_pkgs=(gcc pkg-config meson ninja-build python3 libuv1-dev libhttp-parser-d
   libcurl4-openssl-dev libjansson-dev libssl-dev libfyaml-dev libcmocka-dev
   libsqlite3-dev libpq-dev)
 run_pkgs=(curl)
-test_pkgs=(nodejs npm clang-14 libclang-rt-14-dev nginx-light wrk curl postgresql sqlite3)
+test_pkgs=(nodejs npm clang-14 libclang-rt-14-dev nginx-light wrk curl postgresql sqlite3 chromium)
 
 pkgs=("${build_pkgs[@]}")
 case "$level" in
