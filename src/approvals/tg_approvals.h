@@ -204,10 +204,7 @@ int tg_approvals_decide(tg_approvals *ap, const char *id, const tg_approver *who
                         bool approve, const char *comment, json_t **out, int *status,
                         const char **code, tg_error *err);
 
-/* `toolgate approvals …` (argv[0] == "approvals"): list|show|approve|deny talk to the
- * admin API (--url, credential from $TOOLGATE_APPROVER_KEY or --key-file); keygen prints
- * a new approver key and its approvals.approvers.api_keys entry. Exit 0 ok, 1 refused,
- * 2 usage. */
-int tg_approvals_cli_main(int argc, char **argv);
+/* The command line (`toolgate approvals list|show|approve|deny|keygen`) is a client of
+ * the admin API and lives in src/cli/approvals.c. */
 
 #endif /* TG_APPROVALS_H */
