@@ -398,6 +398,11 @@ void mcp_call_result(mcp_call *c, json_t *result_steal);
 /* A message related to the call (progress, server request, log): its POST stream
  * (switching to SSE), else the session's GET stream / ring. */
 void mcp_call_related(mcp_call *c, const json_t *msg);
+/* Switches the call's POST answer to text/event-stream now (priming event), so a call
+ * that will take long (held for approval) keeps a live stream that SSE keep-alives
+ * cover. No-op for batches (their answers stay one JSON array unless a related message
+ * comes) and when the POST is gone or already streaming. */
+void mcp_call_stream(mcp_call *c);
 /* Client cancelled: drop upstream work, no answer. */
 void mcp_call_cancel(mcp_call *c, const char *reason);
 /* Fan-out bookkeeping: ask upstream idx (counted in nwait). */

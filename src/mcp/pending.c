@@ -655,6 +655,12 @@ void mcp_call_result(mcp_call *c, json_t *result_steal)
     mcp_call_answer(c, r);
 }
 
+void mcp_call_stream(mcp_call *c)
+{
+    mcp_exchange *x = c->x;
+    if (x && x->req && !x->sse && !x->batch) exchange_start_sse(x);
+}
+
 void mcp_call_related(mcp_call *c, const json_t *msg)
 {
     size_t len;
