@@ -34,11 +34,19 @@ extern const char *const tg_mcp_supported_versions[]; /* NULL-terminated */
  *   policy  NULL: no per-call authorization (the configuration has no `policy:`
  *           section); tools/call, resources/read and prompts/get are forwarded as asked
  *           and no audit record is written for them (nothing was decided).
- *   audit   NULL: decisions and authentication failures are logged, not recorded. */
+ *   audit   NULL: decisions and authentication failures are logged, not recorded.
+ *   approvals  borrowed like audit. NULL: an approval_required decision is refused with
+ *           no approval request (there is nobody to approve it). Otherwise the call
+ *           becomes an approval request (docs/approvals.md): in retry mode the client
+ *           gets its id and URL at once and the same call passes once approved; in hold
+ *           mode the call waits on an SSE stream (progress notifications) until it is
+ *           approved (then forwarded), denied, expired or timed out. Keeping the
+ *           service's policy and authenticator current is the caller's (serve.c). */
 typedef struct tg_mcp_gates {
     tg_auth *auth;
     tg_policy *policy;
     tg_audit *audit;
+    struct tg_approvals *approvals;
 } tg_mcp_gates;
 
 /* Creates the router and starts connections to every shared upstream. gates may be NULL
