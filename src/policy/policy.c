@@ -47,6 +47,8 @@ struct tg_policy {
     size_t *permit_idx;
     cedar_store *store;
     json_t *agents, *actions, *store_uids;
+    json_t *store_ents;     /* the entities given to `store` (an approver's extra groups
+                               need a store where their User entity has more parents) */
     tg_tz **tz;
     char version[65];
 };
@@ -97,6 +99,7 @@ void tg_policy_free(tg_policy *p)
     json_decref(p->agents);
     json_decref(p->actions);
     json_decref(p->store_uids);
+    json_decref(p->store_ents);
     for (size_t i = 0; p->tz && i < p->cfg->policy.nwindows; i++)
         tg_tz_free(p->tz[i]);
     free(p->tz);
@@ -431,6 +434,7 @@ static int load_entities(tg_policy *p, const char *path, tg_buf *version_input, 
     p->agents = json_object();
     p->actions = json_object();
     p->store_uids = json_object();
+    p->store_ents = json_array();
     if (!path) {
         p->store = cedar_store_load("[]", 2, err);
         return p->store ? 0 : -1;
@@ -447,7 +451,7 @@ static int load_entities(tg_policy *p, const char *path, tg_buf *version_input, 
         return tg_error_set(err, "%s: %s", path, all ? "expected a JSON array of entities"
                                                      : jerr.msg);
     }
-    json_t *rest = json_array();
+    json_t *rest = p->store_ents;
     size_t i;
     json_t *e;
     int rc = 0;
@@ -478,7 +482,7 @@ static int load_entities(tg_policy *p, const char *path, tg_buf *version_input, 
             rc = tg_error_set(err, "%s: %s", path, serr.msg);
         free(dump);
     }
-    json_decref(rest);
+    p->store_ents = rest;
     json_decref(all);
     return rc;
 }
@@ -647,13 +651,19 @@ static bool valid_ip(const char *s)
 
 /* Declared by the client in params._meta: "toolgate/intent", "toolgate/workflow",
  * "toolgate/ticket". Only non-empty strings up to META_MAX bytes count. */
+static void opt_field(tg_buf *b, const char *name, const char *s, size_t n)
+{
+    if (!s || n == 0 || n > META_MAX)
+        return;
+    tg_buf_printf(b, ",\"%s\":", name);
+    tg_buf_json_string(b, s, n);
+}
+
 static void meta_field(tg_buf *b, const json_t *meta, const char *key, const char *name)
 {
     const json_t *v = json_object_get(meta, key);
-    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > META_MAX)
-        return;
-    tg_buf_printf(b, ",\"%s\":", name);
-    tg_buf_json_string(b, json_string_value(v), json_string_length(v));
+    if (json_is_string(v))
+        opt_field(b, name, json_string_value(v), json_string_length(v));
 }
 
 static void build_context(const tg_policy *p, const tg_decide_in *in, tg_risk risk, tg_buf *b)
@@ -776,7 +786,9 @@ static int add_entity(cedar_request *rq, tg_buf *list, const tg_buf *e, tg_error
     return cedar_request_add_entity_json(rq, e->data, e->len, err);
 }
 
-/* The action and every Action entity of the file above it, as overlay entities. */
+/* The action and every Action entity of the file above it, as overlay entities. A call's
+ * action (upstream set) is also inside Action::"risk:<risk>" and "upstream:<name>";
+ * Action::"approve" (upstream NULL) is not: guards on risk actions do not apply to it. */
 static int add_actions(const tg_policy *p, cedar_request *rq, tg_buf *list, const char *action,
                        tg_risk risk, const char *upstream, tg_error *err)
 {
@@ -801,7 +813,7 @@ static int add_actions(const tg_policy *p, cedar_request *rq, tg_buf *list, cons
             tg_buf_appends(&e, "{}");
         tg_buf_appends(&e, ",\"parents\":[");
         template_parents(&e, tmpl, &first);
-        if (qi == 0) {
+        if (qi == 0 && upstream) {
             tg_buf_printf(&e, "%s{\"type\":\"Action\",\"id\":\"risk:%s\"},", first ? "" : ",",
                           tg_risk_name(risk));
             char *up = NULL;
@@ -930,10 +942,11 @@ static void reasons_of(const cedar_policy_set *ps, const size_t *idx, size_t n, 
     }
 }
 
-/* Maps Cedar's answer to the brief's decision table. */
+/* Maps Cedar's answer to the brief's decision table. Without `lift` (approver decisions:
+ * approvals do not nest) a satisfied @approval forbid denies like any other. */
 static void map_decision(const tg_policy *p, cedar_request *rq, const cedar_response *r,
-                         tg_arena *a, tg_decision *out, strlist *reasons, strlist *policies,
-                         strlist *errors)
+                         bool lift_approval, tg_arena *a, tg_decision *out, strlist *reasons,
+                         strlist *policies, strlist *errors)
 {
     const cedar_policy_set *ps = p->set;
     size_t *hard = tg_arena_calloc(a, r->nreasons + r->nerrors + 1, sizeof *hard);
@@ -964,7 +977,7 @@ static void map_decision(const tg_policy *p, cedar_request *rq, const cedar_resp
         return;
     }
     for (size_t i = 0; i < r->nreasons; i++) {
-        if (cedar_policy_annotation(ps, r->reasons[i], "approval"))
+        if (lift_approval && cedar_policy_annotation(ps, r->reasons[i], "approval"))
             lift[nlift++] = r->reasons[i];
         else
             hard[nhard++] = r->reasons[i];
@@ -984,10 +997,42 @@ static void map_decision(const tg_policy *p, cedar_request *rq, const cedar_resp
     sl_add(a, reasons, "NO_MATCHING_PERMIT", true);
 }
 
+/* Authorizes a built request (built < 0: it could not be built, err says why) and fills
+ * out's decision and lists. res (calls only) may be unresolved and required. */
+static void conclude(const tg_policy *p, cedar_request *rq, int built, const tg_resource *res,
+                     bool lift_approval, tg_arena *a, tg_decision *out, tg_error *err)
+{
+    strlist reasons = {0}, policies = {0}, errors = {0};
+    if (built < 0) {
+        /* The request could not be built from these inputs: fail closed, say why. */
+        out->decision = TG_DECISION_DENY;
+        sl_add(a, &reasons, "POLICY_ERROR", true);
+        sl_add(a, &errors, tg_arena_strdup(a, err->msg), false);
+    } else if (res && res->state == TG_RES_UNRESOLVED && res->required) {
+        out->decision = TG_DECISION_DENY;
+        sl_add(a, &reasons, "RESOURCE_UNRESOLVED", true);
+        sl_add(a, &errors, res->reason, false);
+    } else {
+        cedar_response r;
+        if (cedar_authorize(p->set, rq, &r, err) < 0) {
+            out->decision = TG_DECISION_DENY;
+            sl_add(a, &reasons, "POLICY_ERROR", true);
+            sl_add(a, &errors, tg_arena_strdup(a, err->msg), false);
+        } else {
+            map_decision(p, rq, &r, lift_approval, a, out, &reasons, &policies, &errors);
+        }
+    }
+    out->reasons = reasons.v;
+    out->nreasons = reasons.n;
+    out->policies = policies.v;
+    out->npolicies = policies.n;
+    out->errors = errors.v;
+    out->nerrors = errors.n;
+}
+
 int tg_policy_decide(const tg_policy *p, const tg_decide_in *in, tg_arena *a, tg_decision *out,
                      tg_error *err)
 {
-    strlist reasons = {0}, policies = {0}, errors = {0};
     tg_buf ents = TG_BUF_INIT, ctx = TG_BUF_INIT, pj = TG_BUF_INIT;
     memset(out, 0, sizeof *out);
     out->policy_version = p->version;
@@ -1037,31 +1082,158 @@ int tg_policy_decide(const tg_policy *p, const tg_decide_in *in, tg_arena *a, tg
     tg_buf_free(&pj);
     if (rc < 0 && !in->identity->agent && !in->identity->delegator)
         return -1;
-    if (rc < 0) {
-        /* The request could not be built from these inputs: fail closed, say why. */
-        out->decision = TG_DECISION_DENY;
-        sl_add(a, &reasons, "POLICY_ERROR", true);
-        sl_add(a, &errors, tg_arena_strdup(a, err->msg), false);
-    } else if (res->state == TG_RES_UNRESOLVED && res->required) {
-        out->decision = TG_DECISION_DENY;
-        sl_add(a, &reasons, "RESOURCE_UNRESOLVED", true);
-        sl_add(a, &errors, res->reason, false);
-    } else {
-        cedar_response r;
-        if (cedar_authorize(p->set, rq, &r, err) < 0) {
-            out->decision = TG_DECISION_DENY;
-            sl_add(a, &reasons, "POLICY_ERROR", true);
-            sl_add(a, &errors, tg_arena_strdup(a, err->msg), false);
-        } else {
-            map_decision(p, rq, &r, a, out, &reasons, &policies, &errors);
-        }
+    conclude(p, rq, rc, res, true, a, out, err);
+    return 0;
+}
+
+/* Resource of an approver decision: `Type::"id"` texts (as audit records and approval
+ * requests write parents) back into uids. */
+static int parse_uid_text(tg_arena *a, const char *text, tg_uid *out, tg_error *err)
+{
+    const char *q = strstr(text, "::\"");
+    tg_error jerr;
+    json_t *id = q ? tg_json_parse(q + 2, strlen(q + 2), 1, &jerr) : NULL;
+    if (!json_is_string(id) || q == text) {
+        json_decref(id);
+        return tg_error_set(err, "parent %s is not an entity uid Type::\"id\"", text);
     }
-    out->reasons = reasons.v;
-    out->nreasons = reasons.n;
-    out->policies = policies.v;
-    out->npolicies = policies.n;
-    out->errors = errors.v;
-    out->nerrors = errors.n;
+    out->type = tg_arena_strndup(a, text, (size_t)(q - text));
+    out->id = tg_arena_strdup(a, json_string_value(id));
+    json_decref(id);
+    return 0;
+}
+
+/* The approver as principal: User::"<user>". Not in the entities file: an overlay entity
+ * inside the configured groups. In the file without extra groups: the store's entity as
+ * is. In the file with extra groups: the engine refuses an overlay that duplicates a
+ * store entity, so the decision gets its own store whose copy of the user has the extra
+ * parents (*own, freed by the caller; approver decisions are rare). */
+static int approver_principal(const tg_policy *p, const tg_approve_in *in, cedar_store **own,
+                              tg_buf *pj, tg_error *err)
+{
+    bool filed = in_store(p, "User", in->user);
+    const json_t *file_ent = NULL;
+    size_t i;
+    json_t *e;
+    json_array_foreach(p->store_ents, i, e) {
+        const json_t *uid = entity_uid(e);
+        if (filed && strcmp(json_string_value(json_object_get(uid, "type")), "User") == 0 &&
+            strcmp(json_string_value(json_object_get(uid, "id")), in->user) == 0)
+            file_ent = e;
+    }
+    bool first = true;
+    tg_buf_appends(pj, "{\"uid\":");
+    json_uid(pj, "User", in->user);
+    tg_buf_appends(pj, ",\"attrs\":");
+    if (json_object_get(file_ent, "attrs"))
+        tg_json_dump_buf(json_object_get(file_ent, "attrs"), pj);
+    else
+        tg_buf_appends(pj, "{}");
+    tg_buf_appends(pj, ",\"parents\":[");
+    template_parents(pj, file_ent, &first);
+    for (size_t g = 0; g < in->ngroups; g++) {
+        tg_buf_appends(pj, first ? "" : ",");
+        first = false;
+        json_uid(pj, "Group", in->groups[g]);
+    }
+    tg_buf_appends(pj, "]}");
+    if (!filed || in->ngroups == 0)
+        return 0;
+    /* A copy of the file's entities with this user replaced. */
+    tg_buf all = TG_BUF_INIT;
+    tg_buf_appends(&all, "[");
+    tg_buf_append(&all, pj->data, pj->len);
+    json_array_foreach(p->store_ents, i, e) {
+        if (e == file_ent)
+            continue;
+        tg_buf_appends(&all, ",");
+        tg_json_dump_buf(e, &all);
+    }
+    tg_buf_appends(&all, "]");
+    *own = cedar_store_load(all.data, all.len, err);
+    tg_buf_free(&all);
+    return *own ? 0 : -1;
+}
+
+static void approve_context(const tg_policy *p, const tg_approve_in *in, tg_buf *b)
+{
+    tg_buf_appends(b, "{\"authMethod\":");
+    json_str(b, in->auth_method ? in->auth_method : "");
+    tg_buf_appends(b, ",\"requester\":");
+    json_entity_ref(b, "Agent", in->requester_agent);
+    if (in->delegator) {
+        tg_buf_appends(b, ",\"delegator\":");
+        json_entity_ref(b, "User", in->delegator);
+    }
+    tg_buf_appends(b, ",\"tool\":");
+    json_str(b, in->tool);
+    opt_field(b, "ticket", in->ticket, in->ticket ? strlen(in->ticket) : 0);
+    opt_field(b, "intent", in->intent, in->intent ? strlen(in->intent) : 0);
+    opt_field(b, "workflow", in->workflow, in->workflow ? strlen(in->workflow) : 0);
+    if (valid_ip(in->client_ip)) {
+        tg_buf_appends(b, ",\"clientIp\":{\"__extn\":{\"fn\":\"ip\",\"arg\":");
+        json_str(b, in->client_ip);
+        tg_buf_appends(b, "}}");
+    }
+    tg_buf_appends(b, ",\"now\":");
+    datetime_value(b, in->now_ms);
+    tg_buf_printf(b, ",\"inChangeWindow\":%s,\"risk\":\"%s\",\"upstream\":",
+                  in_change_window(p, in->now_ms) ? "true" : "false", tg_risk_name(in->risk));
+    json_str(b, in->upstream ? in->upstream : "");
+    tg_buf_appends(b, "}");
+}
+
+int tg_policy_decide_approve(const tg_policy *p, const tg_approve_in *in, tg_arena *a,
+                             tg_decision *out, tg_error *err)
+{
+    tg_buf ents = TG_BUF_INIT, ctx = TG_BUF_INIT, pj = TG_BUF_INIT;
+    cedar_store *own = NULL;
+    memset(out, 0, sizeof *out);
+    if (!in->user || !*in->user || !in->requester_agent || !in->tool || !in->resource_type ||
+        !in->resource_id)
+        return tg_error_set(err, "an approver decision needs the approver, the requesting "
+                            "agent, the tool and the resource");
+    out->policy_version = p->version;
+    out->action = "approve";
+    out->risk = in->risk;
+    tg_resource *res = &out->resource;
+    tg_uid *parents = tg_arena_calloc(a, in->nparents + 1, sizeof *parents);
+    res->state = TG_RES_TYPED;
+    res->uid = (tg_uid){tg_arena_strdup(a, in->resource_type), tg_arena_strdup(a, in->resource_id)};
+    res->parents = parents;
+    res->nparents = in->nparents;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < in->nparents; i++)
+        rc = parse_uid_text(a, in->parents[i], &parents[i], err);
+    if (rc == 0)
+        rc = approver_principal(p, in, &own, &pj, err);
+    cedar_request *rq = cedar_request_new(a, own ? own : p->store);
+    tg_buf_appends(&ents, "[");
+    if (rc == 0 && !in_store(p, "User", in->user))
+        rc = add_entity(rq, &ents, &pj, err);
+    if (rc == 0)
+        rc = cedar_request_set_principal(rq, "User", 4, in->user, strlen(in->user), err);
+    if (rc == 0)
+        rc = add_actions(p, rq, &ents, "approve", in->risk, NULL, err);
+    if (rc == 0)
+        rc = cedar_request_set_action(rq, "Action", 6, "approve", 7, err);
+    if (rc == 0)
+        rc = add_resource(p, rq, &ents, res, err);
+    if (rc == 0)
+        rc = cedar_request_set_resource(rq, res->uid.type, strlen(res->uid.type), res->uid.id,
+                                        strlen(res->uid.id), err);
+    approve_context(p, in, &ctx);
+    if (rc == 0)
+        rc = cedar_request_set_context_json(rq, ctx.data, ctx.len, err);
+    tg_buf_appends(&ents, "]");
+    out->principal_json = tg_arena_strndup(a, pj.data, pj.len);
+    out->entities_json = tg_arena_strndup(a, ents.data, ents.len);
+    out->context_json = tg_arena_strndup(a, ctx.data, ctx.len);
+    tg_buf_free(&ents);
+    tg_buf_free(&ctx);
+    tg_buf_free(&pj);
+    conclude(p, rq, rc, NULL, false, a, out, err);
+    cedar_store_free(own);
     return 0;
 }
 

@@ -385,6 +385,95 @@ static void test_in_change_window_context(void **state)
     unload_fixture(&f);
 }
 
+/* ------------------------------------------------------------------ approver decisions */
+
+/* bob approves alice's merge of an acme repo; groups extra from the approver key. */
+static void approve(fixture *f, const char *user, const char *const *groups, size_t ngroups,
+                    const char *type, const char *id, const char *parent, int64_t now,
+                    tg_decision *d)
+{
+    tg_error err;
+    const char *parents[] = {parent};
+    tg_approve_in in = {.user = user, .groups = groups, .ngroups = ngroups,
+                        .auth_method = "approver_key", .client_ip = "127.0.0.1",
+                        .requester_agent = "claude", .delegator = "alice", .tool = "merge",
+                        .risk = TG_RISK_HIGH, .upstream = "atl", .resource_type = type,
+                        .resource_id = id, .parents = parents, .nparents = parent ? 1 : 0,
+                        .ticket = "CHG-7", .now_ms = now};
+    assert_int_equal(tg_policy_decide_approve(f->pol, &in, f->a, d, &err), 0);
+}
+
+#define APPROVER_ENTITIES \
+    "[{\"uid\":{\"type\":\"Group\",\"id\":\"release-managers\"},\"attrs\":{},\"parents\":[]}," \
+    " {\"uid\":{\"type\":\"User\",\"id\":\"bob\"},\"attrs\":{},\"parents\":[{\"type\":\"Group\",\"id\":\"release-managers\"}]}," \
+    " {\"uid\":{\"type\":\"User\",\"id\":\"dave\"},\"attrs\":{},\"parents\":[]}," \
+    " {\"uid\":{\"type\":\"Space\",\"id\":\"ENG\"},\"attrs\":{\"owners\":[{\"__entity\":{\"type\":\"User\",\"id\":\"erin\"}}]},\"parents\":[]}]"
+
+static void test_approve_groups(void **state)
+{
+    fixture f;
+    tg_decision d;
+    load_fixture(&f, ISSUE_RULE, NULL,
+                 "@id(\"rm\") @reason(\"RELEASE_MANAGER\")\n"
+                 "permit (principal in Group::\"release-managers\", action == Action::\"approve\",\n"
+                 "        resource in Repo::Workspace::\"acme\") when { context.tool == \"merge\" };\n"
+                 "@id(\"merge-approval\") @approval @reason(\"NEEDS\")\n"
+                 "forbid (principal, action == Action::\"merge\", resource) unless { context has approval };\n"
+                 "@id(\"win\") @reason(\"OUTSIDE\")\n"
+                 "forbid (principal, action in Action::\"risk:high\", resource) unless { context.inChangeWindow };\n",
+                 APPROVER_ENTITIES);
+    /* bob is a release manager in the entities file. */
+    approve(&f, "bob", NULL, 0, "Repo::Repo", "acme/api", "Repo::Workspace::\"acme\"", TUESDAY_MS, &d);
+    assert_int_equal(d.decision, TG_DECISION_ALLOW);
+    assert_true(has(d.reasons, d.nreasons, "RELEASE_MANAGER"));
+    assert_non_null(strstr(d.context_json, "\"requester\":{\"__entity\":{\"type\":\"Agent\",\"id\":\"claude\"}}"));
+    assert_non_null(strstr(d.context_json, "\"ticket\":\"CHG-7\""));
+    /* The risk-action guard (outside any window here) does not apply to Action::"approve". */
+    assert_non_null(strstr(d.context_json, "\"inChangeWindow\":false"));
+    /* dave is not, unless his approver key adds the group (filed user: own store). */
+    approve(&f, "dave", NULL, 0, "Repo::Repo", "acme/api", "Repo::Workspace::\"acme\"", TUESDAY_MS, &d);
+    assert_int_equal(d.decision, TG_DECISION_DENY);
+    assert_true(has(d.reasons, d.nreasons, "NO_MATCHING_PERMIT"));
+    const char *rm[] = {"release-managers"};
+    approve(&f, "dave", rm, 1, "Repo::Repo", "acme/api", "Repo::Workspace::\"acme\"", TUESDAY_MS, &d);
+    assert_int_equal(d.decision, TG_DECISION_ALLOW);
+    /* frank is in no file: an overlay user in the key's groups. */
+    approve(&f, "frank", rm, 1, "Repo::Repo", "acme/api", "Repo::Workspace::\"acme\"", TUESDAY_MS, &d);
+    assert_int_equal(d.decision, TG_DECISION_ALLOW);
+    approve(&f, "frank", NULL, 0, "Repo::Repo", "acme/api", "Repo::Workspace::\"acme\"", TUESDAY_MS, &d);
+    assert_int_equal(d.decision, TG_DECISION_DENY);
+    /* Another workspace: the parent decides. */
+    approve(&f, "bob", NULL, 0, "Repo::Repo", "other/x", "Repo::Workspace::\"other\"", TUESDAY_MS, &d);
+    assert_int_equal(d.decision, TG_DECISION_DENY);
+    /* A malformed parent text fails closed. */
+    approve(&f, "bob", NULL, 0, "Repo::Repo", "acme/api", "acme", TUESDAY_MS, &d);
+    assert_int_equal(d.decision, TG_DECISION_DENY);
+    assert_true(has(d.reasons, d.nreasons, "POLICY_ERROR"));
+    unload_fixture(&f);
+}
+
+static void test_approve_ownership_and_window(void **state)
+{
+    fixture f;
+    tg_decision d;
+    load_fixture(&f, ISSUE_RULE,
+                 "  change_windows:\n    w: {days: [tue], from: \"10:00\", to: \"11:00\", tz: Europe/Paris}\n"
+                 "  in_change_window: [w]\n",
+                 "@id(\"owners\") @reason(\"SPACE_OWNER\")\n"
+                 "permit (principal, action == Action::\"approve\", resource is Space)\n"
+                 "when { resource.owners.contains(principal) && context.inChangeWindow };\n",
+                 APPROVER_ENTITIES);
+    approve(&f, "erin", NULL, 0, "Space", "ENG", NULL, TUESDAY_MS, &d);
+    assert_int_equal(d.decision, TG_DECISION_ALLOW);
+    assert_true(has(d.reasons, d.nreasons, "SPACE_OWNER"));
+    approve(&f, "bob", NULL, 0, "Space", "ENG", NULL, TUESDAY_MS, &d);
+    assert_int_equal(d.decision, TG_DECISION_DENY);
+    /* An hour later the window is closed. */
+    approve(&f, "erin", NULL, 0, "Space", "ENG", NULL, TUESDAY_MS + 3600 * 1000, &d);
+    assert_int_equal(d.decision, TG_DECISION_DENY);
+    unload_fixture(&f);
+}
+
 /* ------------------------------------------------------------------ visibility */
 
 static void test_visibility(void **state)
@@ -513,6 +602,8 @@ int main(void)
         cmocka_unit_test(test_context_and_entities),
         cmocka_unit_test(test_windows),
         cmocka_unit_test(test_in_change_window_context),
+        cmocka_unit_test(test_approve_groups),
+        cmocka_unit_test(test_approve_ownership_and_window),
         cmocka_unit_test(test_visibility),
         cmocka_unit_test(test_denied_shapes),
         cmocka_unit_test(test_load_errors),
