@@ -354,14 +354,14 @@ static int start(server *s, tg_error *err)
         return -1;
     if (!(s->file = tg_config_yaml_json(s->cfg->path, err)))
         return -1;
-    tg_mcp_gates gates = {s->auth, s->policy, s->audit};
+    tg_mcp_gates gates = {s->auth, s->policy, s->audit, NULL};
     if (!(s->mcp = tg_mcp_new(&s->loop, s->cfg, &gates, err)))
         return -1;
     s->policy_version = s->policy ? tg_policy_version(s->policy) : NULL;
     s->policy = NULL; /* the router's now, and so is the authenticator */
     s->auth = NULL;
     if (s->cfg->admin.where) {
-        tg_admin_ops ops = {s, reload_now, ready_now};
+        tg_admin_ops ops = {s, reload_now, ready_now, NULL};
         s->admin = tg_admin_new(&s->loop, &s->cfg->admin, &s->cfg->limits, &ops);
         if (tg_admin_listen(s->admin, err) < 0)
             return -1;
