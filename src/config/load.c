@@ -955,6 +955,7 @@ static const field top_fields[] = {
     {"audit", F_CUSTOM, 0, tg_cy_read_audit, 0},
     {"auth", F_CUSTOM, 0, tg_cy_read_auth, 0},
     {"admin", F_CUSTOM, 0, tg_cy_read_admin, 0},
+    {"approvals", F_CUSTOM, 0, tg_cy_read_approvals, 0},
 };
 
 static void set_defaults(tg_config *cfg)
@@ -1099,6 +1100,8 @@ tg_config *tg_config_load(const char *path, tg_error *err)
         rc = tg_cy_missing(&L, &root, "upstreams", " (at least one MCP server to put behind toolgate)");
     if (rc == 0)
         rc = tg_cy_finish_policy(err, cfg);
+    if (rc == 0)
+        rc = tg_cy_finish_approvals(&L, &root, cfg);
     s->explicit_public_url = cfg->public_url != NULL;
     s->explicit_allowed_hosts = cfg->nallowed_hosts != 0;
     if (rc == 0)

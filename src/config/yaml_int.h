@@ -92,6 +92,11 @@ int tg_cy_runtime_defaults(loader *L, tg_config *cfg);
 void tg_cy_finish_runtime(tg_config *cfg);
 /* The `admin:` section (admin_conf.c). obj is the tg_config. */
 int tg_cy_read_admin(loader *L, const at *w, void *obj);
+/* The `approvals:` section (approvals_conf.c). obj is the tg_config. The finish step runs
+ * after the whole file is read (admin:, auth.oauth and upstream names it refers to) and
+ * fills the default inbox_url; root is the document's root mapping. */
+int tg_cy_read_approvals(loader *L, const at *w, void *obj);
+int tg_cy_finish_approvals(loader *L, const at *root, tg_config *cfg);
 /* Cross-references checked once the whole file is read (upstream names). */
 int tg_cy_finish_policy(tg_error *err, const tg_config *cfg);
 

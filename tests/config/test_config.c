@@ -817,6 +817,148 @@ static void test_set_listen(void **state)
 
 /* ------------------------------------------------------------------ fixture */
 
+/* ------------------------------------------------------------------ approvals */
+
+#define ADMIN "admin: {listen: 127.0.0.1:9191}\n"
+#define KEYHASH "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+static void test_approvals_section(void **state)
+{
+    setenv("TG_TEST_HOOK_SECRET", "s3cret-hook", 1);
+    tg_config *cfg = load_ok(UPSTREAMS ADMIN
+        "approvals:\n"
+        "  mode: hold\n"
+        "  modes:\n"
+        "    - {risk: high, mode: hold}\n"
+        "    - {upstream: demo, tool: \"merge_*\", mode: retry}\n"
+        "  expiry: 10m\n"
+        "  grant_ttl: 2m\n"
+        "  hold_timeout: 90s\n"
+        "  progress_interval: 2s\n"
+        "  approvers:\n"
+        "    api_keys:\n"
+        "      - {user: bob, key_sha256: \"" KEYHASH "\", groups: [release-managers]}\n"
+        "      - {user: carol, key_sha256: \"" "00000000000000000000000000000000000000000000000000000000000000FF" "\"}\n"
+        "  webhook:\n"
+        "    url: https://hooks.example/toolgate\n"
+        "    secret: ${TG_TEST_HOOK_SECRET}\n"
+        "    timeout: 3s\n"
+        "    max_attempts: 4\n");
+    const tg_approvals_conf *c = &cfg->approvals;
+    assert_non_null(c->where);
+    assert_int_equal(c->mode, TG_APPROVAL_HOLD);
+    assert_int_equal(c->nmodes, 2);
+    assert_int_equal(c->modes[0].risk, TG_RISK_HIGH);
+    assert_null(c->modes[0].upstream);
+    assert_string_equal(c->modes[1].upstream, "demo");
+    assert_string_equal(c->modes[1].tool, "merge_*");
+    assert_int_equal(c->modes[1].mode, TG_APPROVAL_RETRY);
+    assert_int_equal(c->expiry_ms, 600000);
+    assert_int_equal(c->grant_ttl_ms, 120000);
+    assert_int_equal(c->hold_timeout_ms, 90000);
+    assert_int_equal(c->progress_interval_ms, 2000);
+    assert_string_equal(c->inbox_url, "http://127.0.0.1:9191/inbox");
+    assert_int_equal(c->oauth_approvers, 0);
+    assert_int_equal(c->nkeys, 2);
+    assert_string_equal(c->keys[0].user, "bob");
+    assert_int_equal(c->keys[0].ngroups, 1);
+    assert_string_equal(c->keys[0].groups[0], "release-managers");
+    assert_int_equal(c->keys[0].sha256[0], 0x9f);
+    assert_int_equal(c->keys[0].sha256[31], 0x08);
+    assert_int_equal(c->keys[1].sha256[31], 0xff);
+    assert_int_equal(c->keys[1].ngroups, 0);
+    assert_string_equal(c->webhook_url, "https://hooks.example/toolgate");
+    assert_string_equal(c->webhook_secret, "s3cret-hook");
+    assert_int_equal(c->webhook_timeout_ms, 3000);
+    assert_int_equal(c->webhook_max_attempts, 4);
+    tg_config_unref(cfg);
+
+    /* Defaults; the section may come before admin:. */
+    cfg = load_ok(UPSTREAMS "approvals: {inbox_url: \"https://tg.example/inbox\"}\n" ADMIN);
+    c = &cfg->approvals;
+    assert_int_equal(c->mode, TG_APPROVAL_RETRY);
+    assert_int_equal(c->nmodes, 0);
+    assert_int_equal(c->expiry_ms, 15 * 60000);
+    assert_int_equal(c->grant_ttl_ms, 15 * 60000);
+    assert_int_equal(c->hold_timeout_ms, 120000);
+    assert_int_equal(c->progress_interval_ms, 5000);
+    assert_string_equal(c->inbox_url, "https://tg.example/inbox");
+    assert_null(c->webhook_url);
+    tg_config_unref(cfg);
+
+    /* Loopback http webhooks need no allow_insecure; others do. */
+    cfg = load_ok(UPSTREAMS ADMIN "approvals:\n  webhook: {url: \"http://127.0.0.1:7000/h\", secret: x}\n");
+    assert_int_equal(cfg->approvals.webhook_timeout_ms, 5000);
+    assert_int_equal(cfg->approvals.webhook_max_attempts, 6);
+    tg_config_unref(cfg);
+    cfg = load_ok(UPSTREAMS ADMIN "approvals:\n  webhook: {url: \"http://hooks.lan/h\", secret: x, allow_insecure: true}\n");
+    tg_config_unref(cfg);
+
+    /* No section: no approvals. */
+    cfg = load_ok(UPSTREAMS);
+    assert_null(cfg->approvals.where);
+    tg_config_unref(cfg);
+}
+
+static void test_approvals_errors(void **state)
+{
+    expect_error(UPSTREAMS "approvals: {mode: hold}\n",
+                 "toolgate.yaml:5:13: approvals: approvers act through the admin listener: add "
+                 "an `admin:` section (e.g. admin: {listen: 127.0.0.1:9090})");
+    expect_error(UPSTREAMS ADMIN "approvals: {mode: later}\n",
+                 "toolgate.yaml:6:19: approvals.mode: expected \"retry\" or \"hold\", found \"later\"");
+    expect_error(UPSTREAMS ADMIN "approvals: {expire: 1m}\n",
+                 "toolgate.yaml:6:13: approvals: unknown key \"expire\" (did you mean \"expiry\"?)");
+    expect_error(UPSTREAMS ADMIN "approvals: {expiry: 0s}\n",
+                 "toolgate.yaml:6:21: approvals.expiry: must be greater than 0, found \"0s\"");
+    expect_error(UPSTREAMS ADMIN "approvals: {hold_timeout: [1]}\n",
+                 "toolgate.yaml:6:28: approvals.hold_timeout: expected a duration, found a list");
+    expect_error(UPSTREAMS ADMIN "approvals:\n  mode: hold\n  mode: retry\n",
+                 "toolgate.yaml:8:3: duplicate key");
+    expect_error(UPSTREAMS ADMIN "approvals:\n  modes: [{risk: huge, mode: hold}]\n",
+                 "toolgate.yaml:7:18: approvals.modes[0].risk: expected read, write or high, found \"huge\"");
+    expect_error(UPSTREAMS ADMIN "approvals:\n  modes: [{risk: high}]\n",
+                 "toolgate.yaml:7:12: approvals.modes[0]: missing required key \"mode\" (retry or hold)");
+    expect_error(UPSTREAMS ADMIN "approvals:\n  modes: [{mode: hold}]\n",
+                 "toolgate.yaml:7:12: approvals.modes[0]: a mode rule names a risk, an upstream, a tool, or several");
+    expect_error(UPSTREAMS ADMIN "approvals:\n  modes: [{risk: high, mode: hold}, {upstream: jira, mode: hold}]\n",
+                 "toolgate.yaml:7:48: approvals.modes[1].upstream: no upstream is named \"jira\"");
+    expect_error(UPSTREAMS ADMIN "approvals:\n  modes: {risk: high}\n",
+                 "toolgate.yaml:7:11: approvals.modes: expected a list of mode rules, found a mapping");
+    expect_error(UPSTREAMS ADMIN "approvals:\n  inbox_url: \"ftp://x/inbox\"\n",
+                 "toolgate.yaml:7:14: approvals.inbox_url: must be an absolute URL starting with http:// or https://, found \"ftp://x/inbox\"");
+    expect_error(UPSTREAMS ADMIN "approvals:\n  approvers: {oauth: true}\n",
+                 "toolgate.yaml:7:22: approvals.approvers.oauth: OAuth approvers need an `auth.oauth` section (their tokens are checked against its issuers)");
+    expect_error(UPSTREAMS ADMIN "approvals:\n  approvers: {oauth: yes}\n",
+                 "toolgate.yaml:7:22: approvals.approvers.oauth: expected true or false, found \"yes\"");
+    expect_error(UPSTREAMS ADMIN "approvals:\n  approvers:\n    api_keys: [{user: bob}]\n",
+                 "toolgate.yaml:8:17: approvals.approvers.api_keys[0]: missing required key \"key_sha256\" (from `toolgate approvals keygen`)");
+    expect_error(UPSTREAMS ADMIN "approvals:\n  approvers:\n    api_keys: [{key_sha256: \"" KEYHASH "\"}]\n",
+                 "toolgate.yaml:8:17: approvals.approvers.api_keys[0]: missing required key \"user\" (the approver's Cedar User id)");
+    expect_error(UPSTREAMS ADMIN "approvals:\n  approvers:\n    api_keys: [{user: bob, key_sha256: abc}]\n",
+                 "toolgate.yaml:8:40: approvals.approvers.api_keys[0].key_sha256: expected the 64 hex digits of the key's SHA-256 (`toolgate approvals keygen` prints them)");
+    expect_error(UPSTREAMS ADMIN "approvals:\n  approvers:\n    api_keys: [{user: bob, key_sha256: \""
+                 "zz86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"}]\n",
+                 "toolgate.yaml:8:40: approvals.approvers.api_keys[0].key_sha256: expected the 64 hex digits of the key's SHA-256, found a character that is not a hex digit");
+    expect_error(UPSTREAMS ADMIN "approvals:\n  approvers:\n    api_keys:\n"
+                 "      - {user: bob, key_sha256: \"" KEYHASH "\"}\n"
+                 "      - {user: eve, key_sha256: \"" KEYHASH "\"}\n",
+                 "toolgate.yaml:10:10: approvals.approvers.api_keys[1]: the same key is listed twice (also at toolgate.yaml:9:10)");
+    expect_error(UPSTREAMS ADMIN "approvals:\n  approvers:\n    api_keys: [{user: bob, key_sha256: \"" KEYHASH "\", role: x}]\n",
+                 "toolgate.yaml:8:108: approvals.approvers.api_keys[0]: unknown key \"role\"; known keys: user, key_sha256, groups");
+    expect_error(UPSTREAMS ADMIN "approvals:\n  webhook: {url: \"https://h.example/x\"}\n",
+                 "toolgate.yaml:7:13: approvals.webhook: missing required key \"secret\" (the HMAC key, e.g. ${TOOLGATE_WEBHOOK_SECRET})");
+    expect_error(UPSTREAMS ADMIN "approvals:\n  webhook: {secret: x}\n",
+                 "toolgate.yaml:7:13: approvals.webhook: missing required key \"url\" (where the signed POSTs go)");
+    expect_error(UPSTREAMS ADMIN "approvals:\n  webhook: {url: \"http://hooks.lan/h\", secret: x}\n",
+                 "toolgate.yaml:7:18: approvals.webhook.url: plain http:// would send approval details "
+                 "unencrypted: use https://, a loopback address, or `allow_insecure: true`");
+    expect_error(UPSTREAMS ADMIN "approvals:\n  webhook: {url: \"https://h.example/x\", secret: x, max_attempts: 0}\n",
+                 "toolgate.yaml:7:66: approvals.webhook.max_attempts: must be greater than 0, found \"0\"");
+    expect_error(UPSTREAMS ADMIN "approvals:\n  webhook: {url: \"https://h.example/x\", secret: \"${TG_NOPE_UNSET}\"}\n",
+                 "toolgate.yaml:7:49: approvals.webhook.secret: environment variable TG_NOPE_UNSET is not set");
+}
+
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     return remove(path);
@@ -864,6 +1006,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_auth_section, setup_each, teardown_each),
         cmocka_unit_test_setup_teardown(test_auth_errors, setup_each, teardown_each),
         cmocka_unit_test(test_seconds_and_cidrs),
+        cmocka_unit_test_setup_teardown(test_approvals_section, setup_each, teardown_each),
+        cmocka_unit_test_setup_teardown(test_approvals_errors, setup_each, teardown_each),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
