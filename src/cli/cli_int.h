@@ -13,6 +13,11 @@ int tg_cli_serve(const char *config_path, const char *listen, int port);
 extern const char tg_cli_keys_usage[];
 int tg_cli_keys(int argc, char **argv);
 
+/* `toolgate approvals list|show|approve|deny|keygen` (approvals.c), a client of the
+ * admin listener's approvals API; argv[0] is "approvals". Returns the exit status. */
+extern const char tg_cli_approvals_usage[];
+int tg_cli_approvals(int argc, char **argv);
+
 /* Shared by the commands (main.c). */
 /* "toolgate: <message>", a blank line and usage on stderr; returns 2. */
 int tg_cli_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

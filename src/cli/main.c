@@ -3,7 +3,8 @@
  * `serve` (serve.c: the gateway itself), `check` (validate a configuration),
  * `keys` (API keys, keys.c), `audit` (src/audit's tools, with --config naming the
  * store), `policy test` and `decide` (src/policy), `cedar` (the Cedar policy tools,
- * src/cedar), `help` and `--version`.
+ * src/cedar), `approvals` (approvals.c: a client of the admin listener's approvals API),
+ * `help` and `--version`.
  *
  * Exit statuses are part of the interface: 0 success, 1 the work failed (invalid
  * configuration, start-up error), 2 the command line was wrong. Usage errors go to
@@ -40,6 +41,8 @@ static const char main_usage[] =
     "  decide --config FILE --agent ID --tool NAME ...\n"
     "                      explain the decision for one call (toolgate help decide)\n"
     "  cedar ...           Cedar policy tools (toolgate help cedar)\n"
+    "  approvals ...       list, show, approve and deny approval requests; make approver\n"
+    "                      keys (toolgate help approvals)\n"
     "  help [COMMAND]      show this help, or the help of COMMAND\n"
     "\n"
     "options:\n"
@@ -365,6 +368,7 @@ static const command commands[] = {
     {"policy", policy_usage, cmd_policy},
     {"decide", decide_usage, cmd_decide},
     {"cedar", cedar_usage, cedar_cli_main},  /* src/cedar: argv[0] is "cedar" */
+    {"approvals", tg_cli_approvals_usage, tg_cli_approvals},
 };
 
 static const command *find_command(const char *name)
