@@ -1,12 +1,18 @@
 /*
- * echo_upstream.c — a fast Streamable HTTP MCP server for benchmarks.
+ * echo_upstream.c — a fast MCP server for benchmarks, over Streamable HTTP or stdio.
  *
- * It answers initialize, notifications (202), tools/list (one tool, "echo") and
- * tools/call (the arguments echoed back as text) with application/json, on toolgate's
- * own HTTP front, so the "direct" baseline and the upstream behind every proxy cost the
- * same. It keeps no session state: any MCP-Session-Id is accepted.
+ * It answers initialize, notifications (nothing / 202), tools/list (one tool, "echo"),
+ * tools/call (the arguments echoed back as text content) and ping. Both transports call
+ * the same answer function, so every target of bench/run gets byte-identical answers:
+ *   - HTTP (default): on toolgate's own HTTP front, application/json answers, so the
+ *     "direct" baseline and the upstream behind every HTTP proxy cost the same. It keeps
+ *     no session state: any MCP-Session-Id is accepted.
+ *   - stdio (--stdio): newline-delimited JSON-RPC on stdin/stdout (the MCP stdio
+ *     transport), one blocking read loop; this is the server behind supergateway,
+ *     mcp-proxy and toolgate's stdio upstream in bench/run.
  *
  *   echo_upstream [--port N]        (default 18081; binds 127.0.0.1)
+ *   echo_upstream --stdio
  */
 #include <signal.h>
 #include <stdio.h>
@@ -16,15 +22,67 @@
 #include "common/tg_common.h"
 #include "front/tg_front.h"
 
-static void respond_result(tg_http_req *req, json_t *id, json_t *result_steal, int with_session)
+typedef enum echo_kind {
+    ECHO_NOTIFICATION, /* nothing to answer (HTTP: 202) */
+    ECHO_INVALID,      /* not JSON-RPC: the answer is a parse error (HTTP: 400) */
+    ECHO_INITIALIZE,   /* the answer starts a session (HTTP: Mcp-Session-Id header) */
+    ECHO_ANSWER,
+} echo_kind;
+
+static void dump_result(json_t *id, json_t *result_steal, tg_buf *out)
 {
     json_t *msg = json_pack("{s:s,s:O,s:o}", "jsonrpc", "2.0", "id", id, "result", result_steal);
-    tg_buf out = TG_BUF_INIT;
-    tg_json_dump_buf(msg, &out);
-    tg_http_header h[1] = {{"Mcp-Session-Id", 14, "echo-session", 12}};
-    tg_http_respond_json(req, 200, h, with_session ? 1 : 0, out.data, out.len);
-    tg_buf_free(&out);
+    tg_json_dump_buf(msg, out);
     json_decref(msg);
+}
+
+/* Answers one JSON-RPC message (body, len) into out; the kind says how to frame it. */
+static echo_kind echo_answer(const char *body, size_t len, tg_buf *out)
+{
+    tg_error err;
+    json_t *msg = tg_json_parse(body, len, TG_JSON_MAX_DEPTH, &err);
+    if (!msg || tg_rpc_classify(msg, &err) == TG_RPC_KIND_INVALID) {
+        json_t *e = tg_rpc_error(NULL, TG_RPC_PARSE_ERROR, err.msg, NULL);
+        tg_json_dump_buf(e, out);
+        json_decref(e);
+        json_decref(msg);
+        return ECHO_INVALID;
+    }
+    json_t *id = json_object_get(msg, "id");
+    const char *method = json_string_value(json_object_get(msg, "method"));
+    echo_kind kind = ECHO_ANSWER;
+    if (!id || !method) {
+        kind = ECHO_NOTIFICATION; /* notifications, and responses to our (no) requests */
+    } else if (strcmp(method, "initialize") == 0) {
+        json_t *ver = json_object_get(json_object_get(msg, "params"), "protocolVersion");
+        dump_result(id,
+                    json_pack("{s:o,s:{s:{}},s:{s:s,s:s}}", "protocolVersion",
+                              ver ? json_incref(ver) : json_string("2025-11-25"), "capabilities", "tools",
+                              "serverInfo", "name", "echo", "version", "1.0.0"),
+                    out);
+        kind = ECHO_INITIALIZE;
+    } else if (strcmp(method, "tools/list") == 0) {
+        dump_result(id,
+                    json_pack("{s:[{s:s,s:s,s:{s:s},s:{s:b}}]}", "tools", "name", "echo",
+                              "description", "echoes its arguments", "inputSchema", "type",
+                              "object", "annotations", "readOnlyHint", 1),
+                    out);
+    } else if (strcmp(method, "tools/call") == 0) {
+        json_t *args = json_object_get(json_object_get(msg, "params"), "arguments");
+        json_t *empty = json_object();
+        char *text = tg_json_dump(args ? args : empty, NULL);
+        dump_result(id, json_pack("{s:[{s:s,s:s}]}", "content", "type", "text", "text", text), out);
+        free(text);
+        json_decref(empty);
+    } else if (strcmp(method, "ping") == 0) {
+        dump_result(id, json_object(), out);
+    } else {
+        json_t *e = tg_rpc_error(id, TG_RPC_METHOD_NOT_FOUND, "Method not found", NULL);
+        tg_json_dump_buf(e, out);
+        json_decref(e);
+    }
+    json_decref(msg);
+    return kind;
 }
 
 static void handle(tg_http_req *req, void *ctx)
@@ -39,50 +97,39 @@ static void handle(tg_http_req *req, void *ctx)
         tg_http_respond(req, 405, &allow, 1, NULL, 0);
         return;
     }
-    tg_error err;
-    json_t *msg = tg_json_parse(req->body, req->body_len, TG_JSON_MAX_DEPTH, &err);
-    if (!msg || tg_rpc_classify(msg, &err) == TG_RPC_KIND_INVALID) {
-        json_t *e = tg_rpc_error(NULL, TG_RPC_PARSE_ERROR, err.msg, NULL);
-        char *s = tg_json_dump(e, NULL);
-        tg_http_respond_json(req, 400, NULL, 0, s, strlen(s));
-        free(s);
-        json_decref(e);
-        json_decref(msg);
-        return;
+    tg_buf out = TG_BUF_INIT;
+    tg_http_header session = {"Mcp-Session-Id", 14, "echo-session", 12};
+    switch (echo_answer(req->body, req->body_len, &out)) {
+    case ECHO_NOTIFICATION: tg_http_respond(req, 202, NULL, 0, NULL, 0); break;
+    case ECHO_INVALID: tg_http_respond_json(req, 400, NULL, 0, out.data, out.len); break;
+    case ECHO_INITIALIZE: tg_http_respond_json(req, 200, &session, 1, out.data, out.len); break;
+    case ECHO_ANSWER: tg_http_respond_json(req, 200, NULL, 0, out.data, out.len); break;
     }
-    json_t *id = json_object_get(msg, "id");
-    const char *method = json_string_value(json_object_get(msg, "method"));
-    if (!id || !method) {
-        tg_http_respond(req, 202, NULL, 0, NULL, 0);
-    } else if (strcmp(method, "initialize") == 0) {
-        json_t *params = json_object_get(msg, "params");
-        json_t *ver = params ? json_object_get(params, "protocolVersion") : NULL;
-        respond_result(req, id,
-                       json_pack("{s:O,s:{s:{}},s:{s:s,s:s}}", "protocolVersion",
-                                 ver ? ver : json_string("2025-11-25"), "capabilities", "tools",
-                                 "serverInfo", "name", "echo", "version", "1.0.0"),
-                       1);
-    } else if (strcmp(method, "tools/list") == 0) {
-        respond_result(req, id,
-                       json_pack("{s:[{s:s,s:s,s:{s:s},s:{s:b}}]}", "tools", "name", "echo",
-                                 "description", "echoes its arguments", "inputSchema", "type",
-                                 "object", "annotations", "readOnlyHint", 1),
-                       0);
-    } else if (strcmp(method, "tools/call") == 0) {
-        json_t *args = json_object_get(json_object_get(msg, "params"), "arguments");
-        char *text = tg_json_dump(args ? args : json_object(), NULL);
-        respond_result(req, id, json_pack("{s:[{s:s,s:s}]}", "content", "type", "text", "text", text), 0);
-        free(text);
-    } else if (strcmp(method, "ping") == 0) {
-        respond_result(req, id, json_object(), 0);
-    } else {
-        json_t *e = tg_rpc_error(id, TG_RPC_METHOD_NOT_FOUND, "Method not found", NULL);
-        char *s = tg_json_dump(e, NULL);
-        tg_http_respond_json(req, 200, NULL, 0, s, strlen(s));
-        free(s);
-        json_decref(e);
+    tg_buf_free(&out);
+}
+
+/* stdio: one message per line in, one answer per line out (none for notifications).
+ * Blank lines are skipped; the loop ends at EOF on stdin (the client went away). */
+static int serve_stdio(void)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    tg_buf out = TG_BUF_INIT;
+    while ((n = getline(&line, &cap, stdin)) >= 0) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+        if (n == 0) continue;
+        out.len = 0;
+        if (echo_answer(line, (size_t)n, &out) == ECHO_NOTIFICATION) continue;
+        tg_buf_append(&out, "\n", 1);
+        if (fwrite(out.data, 1, out.len, stdout) != out.len || fflush(stdout) != 0) {
+            perror("echo_upstream: stdout");
+            break;
+        }
     }
-    json_decref(msg);
+    free(line);
+    tg_buf_free(&out);
+    return 0;
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -93,15 +140,17 @@ static void on_signal(uv_signal_t *h, int signum)
 
 int main(int argc, char **argv)
 {
-    int port = 18081;
+    int port = 18081, stdio_mode = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) port = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--stdio") == 0) stdio_mode = 1;
         else {
-            fprintf(stderr, "usage: echo_upstream [--port N]\n");
+            fprintf(stderr, "usage: echo_upstream [--port N] | --stdio\n");
             return 2;
         }
     }
     signal(SIGPIPE, SIG_IGN);
+    if (stdio_mode) return serve_stdio();
     uv_loop_t *loop = uv_default_loop();
     tg_limits limits = {
         .max_body_bytes = 16u << 20, .max_header_bytes = 16384, .max_headers = 64,

@@ -3,11 +3,13 @@
  * toolgate adds to a tools/call before forwarding it — catalog classification, resource
  * extraction, context assembly and the Cedar decision (tg_catalog_classify +
  * tg_policy_decide, exactly the calls gate.c makes) — on the example policies
- * (examples/policies) with the demo catalog preset. The audit append is not included
- * (bench/store measures it); bench/decision.sh measures the end-to-end difference.
+ * (examples/policies) with the demo catalog preset, or on a generated policy set
+ * (bench/gen-policies.sh: the examples plus N policies and N entities; bench/run's
+ * scaling section). The audit append is not included (bench/store measures it);
+ * bench/run measures the end-to-end difference.
  *
- *   decision_bench REPO_DIR [ITERATIONS]      prints one line per case:
- *   "<case>: <decision>, median N.NN µs, p99 N.NN µs"
+ *   decision_bench REPO_DIR [ITERATIONS [POLICY_DIR ENTITIES_FILE]]
+ *   prints one line per case: "<case>: <decision>, median N.NN µs, p99 N.NN µs"
  */
 #include <jansson.h>
 #include <limits.h>
@@ -91,7 +93,7 @@ static void run(const tg_policy *pol, const bench_case *bc, size_t iters)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: decision_bench REPO_DIR [ITERATIONS]\n");
+        fprintf(stderr, "usage: decision_bench REPO_DIR [ITERATIONS [POLICY_DIR ENTITIES_FILE]]\n");
         return 2;
     }
     char *repo = realpath(argv[1], NULL);
@@ -101,6 +103,11 @@ int main(int argc, char **argv)
     }
     size_t iters = argc > 2 ? (size_t)strtoul(argv[2], NULL, 10) : 100000;
     if (iters < 100) iters = 100;
+    char examples_dir[PATH_MAX], examples_entities[PATH_MAX];
+    snprintf(examples_dir, sizeof examples_dir, "%s/examples/policies", repo);
+    snprintf(examples_entities, sizeof examples_entities, "%s/examples/policies/entities.json", repo);
+    const char *policies = argc > 4 ? argv[3] : examples_dir;
+    const char *entities = argc > 4 ? argv[4] : examples_entities;
     char path[] = "/tmp/tg-decision-bench-XXXXXX";
     int fd = mkstemp(path);
     if (fd < 0) return 1;
@@ -109,11 +116,11 @@ int main(int argc, char **argv)
      * the write case's decision the same at any hour. */
     fprintf(f, "upstreams:\n  - name: atlassian\n    transport: stdio\n    command: [/bin/true]\n"
                "catalog:\n  presets: [%s/presets/demo-atlassian.yaml]\n"
-               "policy:\n  policies: %s/examples/policies\n"
-               "  entities: %s/examples/policies/entities.json\n"
+               "policy:\n  policies: %s\n"
+               "  entities: %s\n"
                "  change_windows:\n    always: {days: [mon, tue, wed, thu, fri, sat, sun], "
                "from: \"00:00\", to: \"24:00\", tz: UTC}\n  in_change_window: [always]\n",
-            repo, repo, repo);
+            repo, policies, entities);
     fclose(f);
     free(repo);
     tg_error err;
@@ -128,8 +135,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    printf("decision bench: example policies + demo preset, %zu iterations per case, "
-           "catalog + resource + context + Cedar per call\n", iters);
+    printf("decision bench: %s + demo preset, %zu iterations per case, "
+           "catalog + resource + context + Cedar per call\n", policies, iters);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run(pol, &cases[i], iters);
     tg_policy_free(pol);
     tg_config_unref(cfg);
