@@ -2,7 +2,9 @@
  * admin.c — the admin listener (tg_admin.h): routes GET /healthz, GET /readyz and
  * POST /reload on its own tg_http_server, after the bearer-token check. The work behind
  * readiness and reload is the caller's (serve.c wires the router and the reload); this
- * file only decides who may ask and how the answer looks.
+ * file only decides who may ask and how the answer looks. With an approvals service, the
+ * approvers' API (approvals_http.c) and the web inbox (inbox.c) are routed first: they
+ * are not operator routes, so admin.token neither guards nor opens them.
  */
 #include "admin/tg_admin.h"
 
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin/admin_int.h"
 #include "front/tg_front.h"
 
 #define COMPONENT "admin"
@@ -106,6 +109,9 @@ static const route routes[] = {
 static void on_request(tg_http_req *req, void *ctx)
 {
     tg_admin *a = ctx;
+    if (a->ops.approvals &&
+        (tg_admin_inbox_route(req) || tg_admin_approvals_route(a->ops.approvals, req)))
+        return;
     if (!authorized(a, req)) {
         static const tg_http_header h[] = {
             {"WWW-Authenticate", 16, "Bearer realm=\"toolgate-admin\"", 29},

@@ -88,10 +88,10 @@ static int match(tg_http_req *req, apr_op *op, const char **id)
     p++;
     size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_");
     const char *rest = p + n;
-    if (*rest == '\0') *op = OP_GET;
-    else if (strcmp(rest, "/approve") == 0) *op = OP_APPROVE;
+    *op = OP_GET;
+    if (strcmp(rest, "/approve") == 0) *op = OP_APPROVE;
     else if (strcmp(rest, "/deny") == 0) *op = OP_DENY;
-    else return 1;             /* /approvals/<anything else>: 404, id stays NULL */
+    else if (*rest != '\0') return 1;   /* /approvals/<anything else>: 404, id stays NULL */
     if (n >= 1 && n <= MAX_ID) *id = tg_arena_strndup(req->arena, p, n);
     return 1;
 }
@@ -190,7 +190,7 @@ static void run_list(apr_call *c)
         respond_error(c->req, 500, NULL, "STORE_ERROR", err.msg);
         return;
     }
-    respond(c->req, 200, NULL, json_pack("{s:o}", "approvals", list));
+    respond(c->req, 200, NULL, list);   /* a JSON array, newest first */
 }
 
 static void run_get(apr_call *c)

@@ -530,7 +530,7 @@ static int run(const apr_opts *o, const char *base, const char *credential)
         return REFUSED;
     }
     if (o->json) print_json(out);
-    else if (o->sub_bit == SUB_LIST) print_table(json_object_get(out, "approvals"));
+    else if (o->sub_bit == SUB_LIST) print_table(out);
     else if (o->sub_bit == SUB_SHOW) print_one(out);
     else printf("%s: %s by %s\n", str(out, "id"), str(out, "state"), str(out, "approver"));
     json_decref(out);

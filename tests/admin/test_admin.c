@@ -78,7 +78,7 @@ static int setup(void **state)
     limits = (tg_limits){.max_body_bytes = 65536, .max_header_bytes = 16384, .max_headers = 64,
                          .max_connections = 16, .header_timeout_ms = 5000,
                          .body_timeout_ms = 5000, .idle_timeout_ms = 5000};
-    tg_admin_ops ops = {NULL, op_reload, op_ready};
+    tg_admin_ops ops = {.reload = op_reload, .ready = op_ready};   /* no approvals */
     adm = tg_admin_new(&loop, &conf, &limits, &ops);
     tg_error err;
     if (tg_admin_listen(adm, &err) < 0) fail_msg("%s", err.msg);
@@ -175,6 +175,16 @@ static void test_methods_and_paths(void **state)
     free(r);
     r = ask("GET", "/healthz/", BEARER);
     assert_int_equal(status_of(r), 404);
+    free(r);
+    /* Without an approvals service there are no approvers' routes and no inbox. */
+    r = ask("GET", "/approvals", BEARER);
+    assert_int_equal(status_of(r), 404);
+    free(r);
+    r = ask("GET", "/inbox", BEARER);
+    assert_int_equal(status_of(r), 404);
+    free(r);
+    r = ask("GET", "/inbox", NULL);
+    assert_int_equal(status_of(r), 401);
     free(r);
 }
 

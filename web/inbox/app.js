@@ -263,8 +263,8 @@ async function poll() {
     return;
   }
   if (p.status === 200 && all.status === 200) {
-    renderPending(p.body.approvals);
-    renderDecided(all.body.approvals);
+    renderPending(p.body);
+    renderDecided(all.body);
     $('status').classList.remove('error');
   } else {
     $('status').classList.add('error');
