@@ -31,6 +31,15 @@ char *audit_resource_uid(tg_arena *a, const char *type, const char *id);
 /* {"instance":…,"seq":…,"prev_hash":…,"hash":…,"record":{…}}\n (SIEM sink, export). */
 void  audit_jsonl_line(const tg_store_audit_row *row, tg_buf *out);
 
+/* The writer's path to the canonical body without dumping the arguments twice: the
+ * canonical text of args ("null" for NULL; malloc'd), whether redaction would change
+ * anything in args, and tg_audit_record_canonical with the arguments' canonical text
+ * already made (args_text NULL → null; r->args is then not looked at). */
+char *audit_args_text(const json_t *args);
+int   audit_args_redactable(const json_t *args, const char *const *patterns, size_t n);
+int   audit_record_canonical_text(const tg_audit_record *r, const char *args_text, tg_buf *out,
+                                  tg_error *err);
+
 /* ------------------------------------------------------------------ checkpoints */
 
 /* Fields of a checkpoint body (the signed bytes). kind "checkpoint": seq/hash is the last

@@ -49,16 +49,17 @@ static int name_index(const char *const *names, size_t n, const json_t *v)
 
 /* ------------------------------------------------------------------ arguments */
 
-static char *args_canonical(const json_t *args)
+char *audit_args_text(const json_t *args)
 {
-    if (!args) return strdup("null");
-    return json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    char *c = args ? json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)
+                   : strdup("null");
+    if (!c) abort();
+    return c;
 }
 
 void tg_audit_args_digest(const json_t *args, char out[65])
 {
-    char *c = args_canonical(args);
-    if (!c) abort();
+    char *c = audit_args_text(args);
     tg_sha256_hex(c, strlen(c), out);
     free(c);
 }
@@ -95,6 +96,21 @@ static json_t *redact_rec(const json_t *v, const char *const *pat, size_t n)
         return a;
     }
     return json_deep_copy(v);
+}
+
+int audit_args_redactable(const json_t *v, const char *const *pat, size_t n)
+{
+    const char *k;
+    json_t *m;
+    size_t i;
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, k, m)
+            if (key_redacted(k, pat, n) || audit_args_redactable(m, pat, n)) return 1;
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, m)
+            if (audit_args_redactable(m, pat, n)) return 1;
+    }
+    return 0;
 }
 
 json_t *tg_audit_redact(const json_t *v, const char *const *patterns, size_t n_patterns)
@@ -188,6 +204,15 @@ static void put_raw(canon *c, const char *k, const char *json)
 
 int tg_audit_record_canonical(const tg_audit_record *r, tg_buf *out, tg_error *err)
 {
+    char *args = r->args ? audit_args_text(r->args) : NULL;
+    int rc = audit_record_canonical_text(r, args, out, err);
+    free(args);
+    return rc;
+}
+
+int audit_record_canonical_text(const tg_audit_record *r, const char *args, tg_buf *out,
+                                tg_error *err)
+{
     const char *ev = tg_audit_event_name(r->event);
     if (!ev) return tg_error_set(err, "audit: unknown event %d", (int)r->event);
     if ((unsigned)r->decision >= COUNT(decision_names) || (unsigned)r->mode >= COUNT(mode_names) ||
@@ -207,7 +232,6 @@ int tg_audit_record_canonical(const tg_audit_record *r, tg_buf *out, tg_error *e
         rpc_id = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
         json_decref(id);
     }
-    char *args = r->args ? args_canonical(r->args) : NULL;
     char when[32];
     tg_format_time(r->time_ms, when);
 
@@ -261,7 +285,6 @@ int tg_audit_record_canonical(const tg_audit_record *r, tg_buf *out, tg_error *e
     put_str(&c, "detail", r->detail);
     tg_buf_appends(out, "}");
     free(rpc_id);
-    free(args);
     if (c.bad) {
         out->len = start;
         return tg_error_set(err, "audit: field \"%s\" is not valid UTF-8", c.bad);

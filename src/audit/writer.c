@@ -241,16 +241,26 @@ int tg_audit_append(tg_audit *a, const tg_audit_record *r, tg_audit_done_cb cb, 
 
     tg_arena *ar = tg_arena_new(0);
     tg_audit_record rec = *r;
+    /* The digest covers the arguments as sent; the body holds them redacted. Usually no
+     * key is redacted, and then the body's arguments are the very text just digested:
+     * dump once instead of copying the arguments and dumping the copy again. */
     char digest[65];
-    tg_audit_args_digest(r->args, digest);
-    json_t *redacted = tg_audit_redact(r->args, (const char *const *)a->redact, a->n_redact);
-    rec.args = redacted;
+    char *args_text = audit_args_text(r->args);
+    tg_sha256_hex(args_text, strlen(args_text), digest);
+    const char *const *pat = (const char *const *)a->redact;
+    if (r->args && audit_args_redactable(r->args, pat, a->n_redact)) {
+        json_t *redacted = tg_audit_redact(r->args, pat, a->n_redact);
+        free(args_text);
+        args_text = audit_args_text(redacted);
+        json_decref(redacted);
+    }
+    rec.args = NULL; /* the body's arguments are args_text */
     rec.args_sha256 = digest;
     rec.instance = a->instance;
     if (rec.time_ms == 0) rec.time_ms = tg_wall_ms();
     tg_buf body = TG_BUF_INIT;
-    int rc = tg_audit_record_canonical(&rec, &body, err);
-    json_decref(redacted);
+    int rc = audit_record_canonical_text(&rec, r->args ? args_text : NULL, &body, err);
+    free(args_text);
     if (rc) {
         tg_buf_free(&body);
         tg_arena_free(ar);

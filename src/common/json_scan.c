@@ -651,14 +651,87 @@ void tg_jscan_canon(const tg_jdoc *d, int tok, tg_buf *out)
     }
 }
 
+/* A real as jansson reads it: strtod on the token's bytes (validated, and known not to
+ * overflow). */
+static double tok_real(const tg_jdoc *d, const tg_jtok *t)
+{
+    size_t len = t->end - t->start;
+    char small[64], *buf = len < sizeof small ? small : malloc(len + 1);
+    if (!buf) abort();
+    memcpy(buf, d->buf + t->start, len);
+    buf[len] = '\0';
+    double v = strtod(buf, NULL);
+    if (buf != small) free(buf);
+    return v;
+}
+
+/* A string token decoded (NUL-terminated) into small when it fits, else malloc'd. */
+static char *tok_text(const tg_jdoc *d, const tg_jtok *t, char *small, size_t cap, size_t *n)
+{
+    size_t rn = t->end - t->start - 2;
+    char *out = rn < cap ? small : malloc(rn + 1);
+    if (!out) abort();
+    *n = t->escaped ? tg_jscan_decode(d->buf + t->start + 1, rn, out)
+                    : (memcpy(out, d->buf + t->start + 1, rn), rn);
+    out[*n] = '\0';
+    return out;
+}
+
+/* Builds the value of token *i and advances *i past its subtree. The scan has already
+ * validated everything tg_json_parse checks (UTF-8, no \u0000, unique keys, int64, depth),
+ * so the values are built with jansson's _nocheck constructors, in document order (the
+ * member order jansson's parser gives too). */
+static json_t *tok_json(const tg_jdoc *d, uint32_t *i)
+{
+    const tg_jtok *t = &d->toks[(*i)++];
+    char small[128];
+    size_t n;
+    switch ((tg_jtype)t->type) {
+    case TG_JT_OBJECT: {
+        json_t *o = json_object();
+        if (!o) abort();
+        for (uint32_t k = 0; k < t->size; k++) {
+            char *key = tok_text(d, &d->toks[(*i)++], small, sizeof small, &n);
+            if (json_object_set_new_nocheck(o, key, tok_json(d, i)) != 0) abort();
+            if (key != small) free(key);
+        }
+        return o;
+    }
+    case TG_JT_ARRAY: {
+        json_t *a = json_array();
+        if (!a) abort();
+        for (uint32_t k = 0; k < t->size; k++)
+            if (json_array_append_new(a, tok_json(d, i)) != 0) abort();
+        return a;
+    }
+    case TG_JT_STRING: {
+        char *s = tok_text(d, t, small, sizeof small, &n);
+        json_t *v = json_stringn_nocheck(s, n);
+        if (s != small) free(s);
+        if (!v) abort();
+        return v;
+    }
+    case TG_JT_INTEGER: {
+        int64_t v;
+        tg_jscan_int(d, (int)(t - d->toks), &v);
+        return json_integer((json_int_t)v);
+    }
+    case TG_JT_REAL: return json_real(tok_real(d, t));
+    case TG_JT_TRUE: return json_true();
+    case TG_JT_FALSE: return json_false();
+    default: return json_null();
+    }
+}
+
+/* Built from the tokens rather than by json_loadb: jansson's parser re-validates what the
+ * scan already did and costs several times more (it was ~25 % of the instructions of a
+ * decided tools/call, docs/performance.md). test_json_scan checks json_equal against
+ * tg_json_parse on every generated document. */
 json_t *tg_jscan_json(const tg_jdoc *d, int tok)
 {
-    const tg_jtok *t = &d->toks[tok];
-    json_error_t je;
-    /* Validated already (depth included), so this cannot fail but on OOM. */
-    json_t *v = json_loadb(d->buf + t->start, t->end - t->start,
-                           JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
-    if (!v) abort();
+    uint32_t i = (uint32_t)tok;
+    json_t *v = tok_json(d, &i);
+    if (!v) abort(); /* out of memory */
     return v;
 }
 

@@ -4,6 +4,7 @@
 #include "common/tg_common.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,12 +110,24 @@ void tg_format_time(int64_t epoch_ms, char out[32])
              tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100, ms % 1000);
 }
 
+/* SHA-256 fetched from the provider once: with EVP_sha256() OpenSSL 3 fetches the
+ * implementation again on every digest (a locked lookup), and the audit trail hashes
+ * several times per decided call. */
+static EVP_MD *sha256_md;
+
+static void sha256_fetch(void)
+{
+    if (!(sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL))) abort();
+}
+
 void tg_sha256_hex(const void *data, size_t n, char out[65])
 {
     static const char hex[] = "0123456789abcdef";
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     unsigned char md[32];
     unsigned int mdlen = 0;
-    if (!EVP_Digest(data, n, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32) abort();
+    pthread_once(&once, sha256_fetch);
+    if (!EVP_Digest(data, n, md, &mdlen, sha256_md, NULL) || mdlen != 32) abort();
     for (int i = 0; i < 32; i++) {
         out[2 * i] = hex[md[i] >> 4];
         out[2 * i + 1] = hex[md[i] & 15];

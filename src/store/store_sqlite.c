@@ -18,6 +18,7 @@
 #include <string.h>
 
 #define BUSY_TIMEOUT_MS 10000
+#define SQ_CACHE_SIZE 16
 
 typedef struct sq_impl {
     sqlite3 *rdb;
@@ -36,6 +37,17 @@ typedef struct sq_impl {
     /* Writer thread only: set by a failed append, cleared by a successful head read. */
     int poisoned;
     sqlite3_stmt *ins_audit, *ins_cp, *head;  /* writer thread statements */
+    /* rdb statements kept prepared, keyed by their SQL text: the loop thread runs the same
+     * few queries on every request (an API key lookup per call), and preparing one cost
+     * more than running it (docs/performance.md). Entries are reset after each use, so
+     * none holds a read transaction between calls. busy: in use by a sq_exec further up
+     * the stack (a row callback that queries again gets its own statement). */
+    struct sq_cached {
+        char *sql;
+        sqlite3_stmt *st;
+        int busy;
+    } cache[SQ_CACHE_SIZE];
+    unsigned cache_next;       /* next slot to replace when the cache is full */
 } sq_impl;
 
 static int sq_error(tg_error *err, sqlite3 *db, const char *what)
@@ -70,13 +82,53 @@ static int sq_run(sqlite3 *db, sqlite3_stmt *st, store_row_fn cb, void *ud, tg_e
     }
 }
 
+/* The cached statement for sql (prepared now if need be), or NULL with *fresh set to a
+ * statement the caller must finalize (the text is in use further up the stack), or
+ * NULL on a prepare error. */
+static struct sq_cached *sq_prepare(sq_impl *q, const char *sql, sqlite3_stmt **fresh)
+{
+    *fresh = NULL;
+    struct sq_cached *slot = NULL;
+    for (unsigned i = 0; i < SQ_CACHE_SIZE; i++) {
+        struct sq_cached *e = &q->cache[i];
+        if (e->sql && strcmp(e->sql, sql) == 0) {
+            if (!e->busy) return e;
+            sqlite3_prepare_v2(q->rdb, sql, -1, fresh, NULL);
+            return NULL;
+        }
+        if (!slot && !e->sql) slot = e;
+    }
+    if (!slot) {
+        /* full: replace round-robin, skipping statements in use */
+        for (unsigned k = 0; k < SQ_CACHE_SIZE && !slot; k++) {
+            struct sq_cached *e = &q->cache[q->cache_next++ % SQ_CACHE_SIZE];
+            if (!e->busy) slot = e;
+        }
+        if (!slot) {
+            sqlite3_prepare_v2(q->rdb, sql, -1, fresh, NULL);
+            return NULL;
+        }
+        sqlite3_finalize(slot->st);
+        free(slot->sql);
+        *slot = (struct sq_cached){0};
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v3(q->rdb, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+        return NULL;
+    if (!(slot->sql = strdup(sql))) abort();
+    slot->st = st;
+    return slot;
+}
+
 static int sq_exec(tg_store *s, const char *sql, const store_param *p, size_t n,
                    store_row_fn cb, void *ud, int64_t *changes, tg_error *err)
 {
     sq_impl *q = s->impl;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(q->rdb, sql, -1, &st, NULL) != SQLITE_OK)
-        return sq_error(err, q->rdb, "prepare");
+    sqlite3_stmt *fresh;
+    struct sq_cached *e = sq_prepare(q, sql, &fresh);
+    sqlite3_stmt *st = e ? e->st : fresh;
+    if (!st) return sq_error(err, q->rdb, "prepare");
+    if (e) e->busy = 1;
     int rc = -1;
     if (sq_bind(st, p, n) != SQLITE_OK) {
         sq_error(err, q->rdb, "bind");
@@ -84,7 +136,14 @@ static int sq_exec(tg_store *s, const char *sql, const store_param *p, size_t n,
         if (changes) *changes = sqlite3_changes64(q->rdb);
         rc = 0;
     }
-    sqlite3_finalize(st);
+    if (e) {
+        /* back to its unused state: no read transaction kept, no borrowed text bound */
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        e->busy = 0;
+    } else {
+        sqlite3_finalize(st);
+    }
     return rc;
 }
 
@@ -304,6 +363,10 @@ static void sq_free_impl(tg_store *s)
     sqlite3_finalize(q->ins_audit);
     sqlite3_finalize(q->ins_cp);
     sqlite3_finalize(q->head);
+    for (unsigned i = 0; i < SQ_CACHE_SIZE; i++) {
+        sqlite3_finalize(q->cache[i].st);
+        free(q->cache[i].sql);
+    }
     sqlite3_close(q->wdb);
     sqlite3_close(q->rdb);
     if (q->have_thread) {
