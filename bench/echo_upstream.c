@@ -2,7 +2,8 @@
  * echo_upstream.c — a fast MCP server for benchmarks, over Streamable HTTP or stdio.
  *
  * It answers initialize, notifications (nothing / 202), tools/list (one tool, "echo"),
- * tools/call (the arguments echoed back as text content) and ping. Both transports call
+ * tools/call (the arguments' JSON text, as the client sent it, echoed back as text
+ * content) and ping. Both transports call
  * the same answer function, so every target of bench/run gets byte-identical answers:
  *   - HTTP (default): on toolgate's own HTTP front, application/json answers, so the
  *     "direct" baseline and the upstream behind every HTTP proxy cost the same. It keeps
@@ -36,18 +37,65 @@ static void dump_result(json_t *id, json_t *result_steal, tg_buf *out)
     json_decref(msg);
 }
 
+/* Appends raw JSON text as the body of a JSON string (quotes and backslashes escaped;
+ * valid JSON holds no other control bytes than whitespace outside its strings). */
+static void append_as_string(tg_buf *out, const char *p, size_t n)
+{
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *esc = NULL;
+        switch (p[i]) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default: continue;
+        }
+        tg_buf_append(out, p + run, i - run);
+        tg_buf_append(out, esc, 2);
+        run = i + 1;
+    }
+    tg_buf_append(out, p + run, n - run);
+}
+
+/* tools/call, the benchmarked answer: written from the scanned request's own bytes (the
+ * id as sent, the arguments' JSON text as sent), so the echo server costs one validating
+ * scan per call and the figures measure the proxies, not jansson. */
+static void answer_call(const tg_jdoc *d, int id, int args, tg_buf *out)
+{
+    static const char head[] = "{\"jsonrpc\":\"2.0\",\"id\":";
+    static const char mid[] = ",\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"";
+    static const char tail[] = "\"}]}}";
+    tg_buf_append(out, head, sizeof head - 1);
+    tg_buf_append(out, d->buf + d->toks[id].start, d->toks[id].end - d->toks[id].start);
+    tg_buf_append(out, mid, sizeof mid - 1);
+    if (args >= 0)
+        append_as_string(out, d->buf + d->toks[args].start, d->toks[args].end - d->toks[args].start);
+    else
+        tg_buf_append(out, "{}", 2);
+    tg_buf_append(out, tail, sizeof tail - 1);
+}
+
 /* Answers one JSON-RPC message (body, len) into out; the kind says how to frame it. */
 static echo_kind echo_answer(const char *body, size_t len, tg_buf *out)
 {
+    static tg_jdoc doc = TG_JDOC_INIT; /* one thread per process: reused, no allocation */
     tg_error err;
-    json_t *msg = tg_json_parse(body, len, TG_JSON_MAX_DEPTH, &err);
-    if (!msg || tg_rpc_classify(msg, &err) == TG_RPC_KIND_INVALID) {
+    if (tg_jscan(&doc, body, len, TG_JSON_MAX_DEPTH, &err) != 0 ||
+        tg_jscan_classify(&doc, 0, &err) == TG_RPC_KIND_INVALID) {
         json_t *e = tg_rpc_error(NULL, TG_RPC_PARSE_ERROR, err.msg, NULL);
         tg_json_dump_buf(e, out);
         json_decref(e);
-        json_decref(msg);
         return ECHO_INVALID;
     }
+    int id_tok = tg_jscan_get(&doc, 0, "id");
+    if (id_tok >= 0 && tg_jscan_streq(&doc, tg_jscan_get(&doc, 0, "method"), "tools/call")) {
+        answer_call(&doc, id_tok, tg_jscan_path(&doc, 0, "params.arguments"), out);
+        return ECHO_ANSWER;
+    }
+    /* Every other message is rare: build a DOM and answer from it. */
+    json_t *msg = tg_jscan_json(&doc, 0);
     json_t *id = json_object_get(msg, "id");
     const char *method = json_string_value(json_object_get(msg, "method"));
     echo_kind kind = ECHO_ANSWER;
@@ -67,13 +115,6 @@ static echo_kind echo_answer(const char *body, size_t len, tg_buf *out)
                               "description", "echoes its arguments", "inputSchema", "type",
                               "object", "annotations", "readOnlyHint", 1),
                     out);
-    } else if (strcmp(method, "tools/call") == 0) {
-        json_t *args = json_object_get(json_object_get(msg, "params"), "arguments");
-        json_t *empty = json_object();
-        char *text = tg_json_dump(args ? args : empty, NULL);
-        dump_result(id, json_pack("{s:[{s:s,s:s}]}", "content", "type", "text", "text", text), out);
-        free(text);
-        json_decref(empty);
     } else if (strcmp(method, "ping") == 0) {
         dump_result(id, json_object(), out);
     } else {
