@@ -583,6 +583,40 @@ static void test_example_cases(void **state)
     snprintf(cases, sizeof cases, "%s/examples/policies/cases.yaml", SRC_DIR);
     char *argv[] = {"policy", "test", "--config", cfg, cases, NULL};
     assert_int_equal(tg_policy_test_main(5, argv), 0);
+
+    /* Approvers (45-approvers.cedar): release managers approve acme merges, also outside
+     * the change window (the window guard is about risk actions, not Action::"approve");
+     * others do not; nor does anyone approve other tools. */
+    tg_error err;
+    tg_config *c = tg_config_load(cfg, &err);
+    assert_non_null(c);
+    tg_policy *pol = tg_policy_new(c, &err);
+    assert_non_null(pol);
+    tg_arena *a = tg_arena_new(0);
+    const char *parents[] = {"Bitbucket::Repo::\"acme/api\"", "Bitbucket::Workspace::\"acme\""};
+    tg_approve_in in = {.user = "bob", .auth_method = "approver_key", .requester_agent = "claude",
+                        .delegator = "alice", .tool = "bitbucket_merge_pull_request",
+                        .risk = TG_RISK_HIGH, .upstream = "atlassian",
+                        .resource_type = "Bitbucket::PullRequest", .resource_id = "acme/api/7",
+                        .parents = parents, .nparents = 2,
+                        .now_ms = 1772874000000LL /* Saturday 2026-03-07 09:00 UTC */};
+    tg_decision d;
+    assert_int_equal(tg_policy_decide_approve(pol, &in, a, &d, &err), 0);
+    assert_int_equal(d.decision, TG_DECISION_ALLOW);
+    assert_true(has(d.reasons, d.nreasons, "RELEASE_MANAGER"));
+    in.user = "carol";
+    assert_int_equal(tg_policy_decide_approve(pol, &in, a, &d, &err), 0);
+    assert_int_equal(d.decision, TG_DECISION_ALLOW);
+    in.user = "alice";   /* a developer, not a release manager */
+    assert_int_equal(tg_policy_decide_approve(pol, &in, a, &d, &err), 0);
+    assert_int_equal(d.decision, TG_DECISION_DENY);
+    in.user = "bob";
+    in.tool = "bitbucket_create_branch";
+    assert_int_equal(tg_policy_decide_approve(pol, &in, a, &d, &err), 0);
+    assert_int_equal(d.decision, TG_DECISION_DENY);
+    tg_arena_free(a);
+    tg_policy_free(pol);
+    tg_config_unref(c);
 }
 
 int main(void)
