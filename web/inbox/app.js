@@ -73,6 +73,7 @@ function signOut(message) {
   cards.clear();
   $('decided').replaceChildren();
   decidedSig = '';
+  highlighted = '';
   showSignedIn(false);
   $('signin-error').textContent = message || '';
   $('credential').value = '';
@@ -163,7 +164,7 @@ function pendingCard(q) {
   li.appendChild(args);
 
   const form = el('form', { cls: 'decide' });
-  const label = el('label', { text: 'Comment (optional, shown to the requester and kept in the audit trail)' });
+  const label = el('label', { text: 'Comment (optional; kept in the audit trail, and shown to the agent on a denial)' });
   const box = el('textarea', { testid: 'comment' });
   box.id = q.id + '-comment';
   box.maxLength = 2000;
