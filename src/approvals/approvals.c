@@ -147,8 +147,9 @@ static json_t *view_of(const tg_approvals *ap, const json_t *row)
     json_t *v = json_object();
     json_object_set_new(v, "id", str_or_null(id));
     json_object_set_new(v, "state", str_or_null(row_str(row, "state")));
-    json_object_set_new(v, "url", id ? json_sprintf("%s#%s", ap->cfg->approvals.inbox_url, id)
-                                     : json_null());
+    json_object_set_new(v, "url", id && ap->cfg->approvals.inbox_url
+                                      ? json_sprintf("%s#%s", ap->cfg->approvals.inbox_url, id)
+                                      : json_null());
     json_object_set_new(v, "tool", str_or_null(row_str(row, "tool")));
     json_object_set_new(v, "upstream", str_or_null(req_str(req, "upstream")));
     json_object_set_new(v, "risk", str_or_null(req_str(req, "risk")));
@@ -768,6 +769,12 @@ static void new_id(char out[31])
     out[30] = '\0';
 }
 
+/* inbox_url "#" id; NULL only if a reload dropped the section (then there is no inbox). */
+static const char *approval_url(tg_arena *a, const tg_approvals_conf *c, const char *id)
+{
+    return c->inbox_url ? tg_arena_sprintf(a, "%s#%s", c->inbox_url, id) : NULL;
+}
+
 int tg_approvals_request(tg_approvals *ap, const tg_approval_call *call, tg_arena *a,
                          const char **id, const char **url, int64_t *expires_ms,
                          int *created, tg_error *err)
@@ -785,7 +792,7 @@ int tg_approvals_request(tg_approvals *ap, const tg_approval_call *call, tg_aren
         *expires_ms = row_int(live, "expires_ms");
         *created = 0;
         json_decref(rows);
-        *url = tg_arena_sprintf(a, "%s#%s", c->inbox_url, *id);
+        *url = approval_url(a, c, *id);
         return 0;
     }
     json_decref(rows);
@@ -804,7 +811,7 @@ int tg_approvals_request(tg_approvals *ap, const tg_approval_call *call, tg_aren
     int rc = tg_store_row_insert(ap->store, TG_STORE_APPROVALS, row, err);
     if (rc == 0) {
         *id = tg_arena_strdup(a, nid);
-        *url = tg_arena_sprintf(a, "%s#%s", c->inbox_url, nid);
+        *url = approval_url(a, c, nid);
         *expires_ms = now + c->expiry_ms;
         *created = 1;
         announce(ap, row, "requested", "requested", call);

@@ -215,6 +215,17 @@ static void *sender(void *arg)
     return NULL;
 }
 
+/* The sender's own memory, once its thread is gone (or never started). */
+static void hook_release(ap_webhook *w)
+{
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    explicit_bzero(w->secret, strlen(w->secret));
+    free(w->secret);
+    free(w->url);
+    free(w);
+}
+
 ap_webhook *ap_webhook_new(const tg_approvals_conf *c, tg_error *err)
 {
     ap_webhook *w = calloc(1, sizeof *w);
@@ -230,12 +241,7 @@ ap_webhook *ap_webhook_new(const tg_approvals_conf *c, tg_error *err)
     pthread_condattr_destroy(&ca);
     int rc = pthread_create(&w->thread, NULL, sender, w);
     if (rc != 0) {
-        pthread_cond_destroy(&w->cv);
-        pthread_mutex_destroy(&w->mu);
-        explicit_bzero(w->secret, strlen(w->secret));
-        free(w->secret);
-        free(w->url);
-        free(w);
+        hook_release(w);
         tg_error_set(err, "approvals: cannot start the webhook thread: %s", strerror(rc));
         return NULL;
     }
@@ -297,10 +303,5 @@ void ap_webhook_free(ap_webhook *w)
         w->queue = d->next;
         delivery_free(d);
     }
-    pthread_cond_destroy(&w->cv);
-    pthread_mutex_destroy(&w->mu);
-    explicit_bzero(w->secret, strlen(w->secret));
-    free(w->secret);
-    free(w->url);
-    free(w);
+    hook_release(w);
 }

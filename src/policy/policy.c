@@ -666,6 +666,23 @@ static void meta_field(tg_buf *b, const json_t *meta, const char *key, const cha
         opt_field(b, name, json_string_value(v), json_string_length(v));
 }
 
+/* The context keys calls and approver decisions share: clientIp (when a valid address),
+ * now, inChangeWindow, risk, upstream. */
+static void context_common(const tg_policy *p, tg_buf *b, const char *client_ip, int64_t now_ms,
+                           tg_risk risk, const char *upstream)
+{
+    if (valid_ip(client_ip)) {
+        tg_buf_appends(b, ",\"clientIp\":{\"__extn\":{\"fn\":\"ip\",\"arg\":");
+        json_str(b, client_ip);
+        tg_buf_appends(b, "}}");
+    }
+    tg_buf_appends(b, ",\"now\":");
+    datetime_value(b, now_ms);
+    tg_buf_printf(b, ",\"inChangeWindow\":%s,\"risk\":\"%s\",\"upstream\":",
+                  in_change_window(p, now_ms) ? "true" : "false", tg_risk_name(risk));
+    json_str(b, upstream ? upstream : "");
+}
+
 static void build_context(const tg_policy *p, const tg_decide_in *in, tg_risk risk, tg_buf *b)
 {
     const tg_identity *id = in->identity;
@@ -674,16 +691,7 @@ static void build_context(const tg_policy *p, const tg_decide_in *in, tg_risk ri
     meta_field(b, in->meta, "toolgate/intent", "intent");
     meta_field(b, in->meta, "toolgate/workflow", "workflow");
     meta_field(b, in->meta, "toolgate/ticket", "ticket");
-    if (valid_ip(id->client_ip)) {
-        tg_buf_appends(b, ",\"clientIp\":{\"__extn\":{\"fn\":\"ip\",\"arg\":");
-        json_str(b, id->client_ip);
-        tg_buf_appends(b, "}}");
-    }
-    tg_buf_appends(b, ",\"now\":");
-    datetime_value(b, in->now_ms);
-    tg_buf_printf(b, ",\"inChangeWindow\":%s,\"risk\":\"%s\",\"upstream\":",
-                  in_change_window(p, in->now_ms) ? "true" : "false", tg_risk_name(risk));
-    json_str(b, in->upstream);
+    context_common(p, b, id->client_ip, in->now_ms, risk, in->upstream);
     tg_buf_appends(b, ",\"args\":");
     if (json_is_object(in->args))
         cedar_value(b, in->args);
@@ -1170,16 +1178,7 @@ static void approve_context(const tg_policy *p, const tg_approve_in *in, tg_buf 
     opt_field(b, "ticket", in->ticket, in->ticket ? strlen(in->ticket) : 0);
     opt_field(b, "intent", in->intent, in->intent ? strlen(in->intent) : 0);
     opt_field(b, "workflow", in->workflow, in->workflow ? strlen(in->workflow) : 0);
-    if (valid_ip(in->client_ip)) {
-        tg_buf_appends(b, ",\"clientIp\":{\"__extn\":{\"fn\":\"ip\",\"arg\":");
-        json_str(b, in->client_ip);
-        tg_buf_appends(b, "}}");
-    }
-    tg_buf_appends(b, ",\"now\":");
-    datetime_value(b, in->now_ms);
-    tg_buf_printf(b, ",\"inChangeWindow\":%s,\"risk\":\"%s\",\"upstream\":",
-                  in_change_window(p, in->now_ms) ? "true" : "false", tg_risk_name(in->risk));
-    json_str(b, in->upstream ? in->upstream : "");
+    context_common(p, b, in->client_ip, in->now_ms, in->risk, in->upstream);
     tg_buf_appends(b, "}");
 }
 
