@@ -140,6 +140,7 @@ void tg_approvals_authenticate_cancel(tg_approver_pending *p)
 {
     if (!p)
         return;
-    tg_auth_cancel(p->auth);
+    if (p->auth)
+        tg_auth_cancel(p->auth);
     free(p);
 }

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "approvals/approvals_int.h"
+#include "auth_testkit.h"
 
 /* ------------------------------------------------------------------ fixture */
 
@@ -100,7 +101,7 @@ static void run_for(fixture *f, uint64_t ms)
 
 /* Writes the files and loads the configuration with `approvals_yaml` (the section's
  * body, indented by two), then opens store, audit, policy and the service. */
-static void start(fixture *f, const char *approvals_yaml)
+static void start_with(fixture *f, const char *top_yaml, const char *approvals_yaml)
 {
     char text[4096], path[512];
     snprintf(path, sizeof path, "%s/policies", f->dir);
@@ -117,8 +118,9 @@ static void start(fixture *f, const char *approvals_yaml)
              "store: sqlite:%s/tg.db\n"
              "audit: {mode: strict}\n"
              "admin: {listen: 127.0.0.1:9191}\n"
+             "%s"
              "approvals:\n%s",
-             f->dir, approvals_yaml);
+             f->dir, top_yaml, approvals_yaml);
     write_file(f, "toolgate.yaml", text);
     snprintf(path, sizeof path, "%s/toolgate.yaml", f->dir);
     tg_error err;
@@ -133,6 +135,11 @@ static void start(fixture *f, const char *approvals_yaml)
     if (!(f->ap = tg_approvals_new(&f->loop, f->cfg, f->store, f->audit, &err)))
         fail_msg("approvals: %s", err.msg);
     tg_approvals_set_policy(f->ap, f->pol);
+}
+
+static void start(fixture *f, const char *approvals_yaml)
+{
+    start_with(f, "", approvals_yaml);
 }
 
 static int setup(void **state)
@@ -796,6 +803,62 @@ static void test_approver_keys(void **state)
     assert_int_equal(x.status, 401);
 }
 
+/* OAuth approvers: the token's human approves; an agent's token (act chain) never does. */
+static void test_oauth_approvers(void **state)
+{
+    fixture *f = *state;
+    tk_server *srv = tk_server_start();
+    tk_key key;
+    tk_key_gen(&key, "ES256", "k1");
+    const tk_key *pub[] = {&key};
+    char *jwks = tk_jwks(pub, 1, 1);
+    tk_server_route(srv, "/jwks", 200, jwks);
+    free(jwks);
+    char top[512], iss[64];
+    snprintf(iss, sizeof iss, "http://127.0.0.1:%d", tk_server_port(srv));
+    snprintf(top, sizeof top, "auth:\n  oauth:\n    issuers: [{issuer: \"%s\", jwks_uri: \"%s/jwks\"}]\n"
+             "    audience: https://tg.example/mcp\n", iss, iss);
+    start_with(f, top, "  approvers: {oauth: true}\n");
+    tg_error err;
+    tg_auth *auth = tg_auth_new(&f->loop, &f->cfg->auth, &err);
+    if (!auth)
+        fail_msg("auth: %s", err.msg);
+    tg_approvals_set_auth(f->ap, auth);
+    long now = (long)(tg_wall_ms() / 1000);
+#define BOB_CLAIMS "{\"iss\":\"%s\",\"sub\":\"bob\",\"aud\":\"https://tg.example/mcp\"," \
+                   "\"exp\":%ld,\"iat\":%ld,\"groups\":[\"release-managers\"]%s}"
+    /* bob signed in to the inbox (azp), and an agent acting for bob (act). */
+    char *human = tg_arena_sprintf(f->a, BOB_CLAIMS, iss, now + 600, now - 10,
+                                   ",\"azp\":\"toolgate-inbox\"");
+    char *agent = tg_arena_sprintf(f->a, BOB_CLAIMS, iss, now + 600, now - 10,
+                                   ",\"act\":{\"sub\":\"claude\"}");
+    const char *tokens[] = {human, agent};
+    int want[] = {0, 403};
+    for (int i = 0; i < 2; i++) {
+        char *t = tk_sign(&key, NULL, NULL, tokens[i]);
+        char *h = tg_arena_sprintf(f->a, "Bearer %s", t);
+        free(t);
+        authed x = {0};
+        tg_approver_pending *p = tg_approvals_authenticate(f->ap, h, "127.0.0.1", f->a, on_auth, &x);
+        (void)p;   /* the first token needs the JWKS fetch: the callback comes later */
+        assert_true(run_until(f, &x.calls, 5000));
+        assert_int_equal(x.calls, 1);
+        assert_int_equal(x.status, want[i]);
+        if (i == 0) {
+            assert_string_equal(x.user, "bob");
+            assert_string_equal(x.method, "oauth");
+            assert_string_equal(x.group, "release-managers");
+        } else {
+            assert_non_null(strstr(x.why, "agents cannot approve"));
+        }
+    }
+    tg_approvals_set_auth(f->ap, NULL);
+    tg_auth_free(auth);
+    run_for(f, 50);
+    tk_server_stop(srv);
+    tk_key_free(&key);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -808,6 +871,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_keeps_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_webhook_signed_and_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approver_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oauth_approvers, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
