@@ -23,6 +23,10 @@
 #define DEFAULT_CP_EVERY 1000
 #define DEFAULT_CP_MS 60000
 #define DEFAULT_BATCHED_MAX 10000
+/* Batched mode: the store holds a transaction open this long so the records of several
+ * calls share one commit. One commit (and fsync) per record cost as much CPU as the
+ * call itself, on the cores the calls need (docs/performance.md). */
+#define BATCHED_COMMIT_DELAY_MS 5
 
 struct tg_audit {
     uv_loop_t *loop;
@@ -210,6 +214,9 @@ tg_audit *tg_audit_open(uv_loop_t *loop, tg_store *store, const tg_audit_options
         }
         a->sink_owned = 1;
     }
+    /* strict: commit as soon as possible, every appended record is waited for */
+    tg_store_set_commit_delay(store, a->durability == TG_AUDIT_BATCHED ? BATCHED_COMMIT_DELAY_MS
+                                                                       : 0);
     uv_timer_init(loop, &a->timer);
     a->timer.data = a;
     uv_timer_start(&a->timer, on_timer, a->cp_ms, a->cp_ms);

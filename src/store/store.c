@@ -112,6 +112,11 @@ tg_store *tg_store_open(uv_loop_t *loop, const char *url, tg_error *err)
     return tg_store_open_opts(loop, &o, err);
 }
 
+void tg_store_set_commit_delay(tg_store *s, unsigned ms)
+{
+    __atomic_store_n(&s->commit_delay_ms, ms, __ATOMIC_RELAXED);
+}
+
 tg_store *tg_store_open_opts(uv_loop_t *loop, const tg_store_options *opts, tg_error *err)
 {
     tg_store_options o = *opts;

@@ -63,6 +63,7 @@ struct tg_store {
     const store_backend *be;
     uv_loop_t *loop;          /* NULL: synchronous use only */
     size_t queue_max, batch_max;
+    unsigned commit_delay_ms; /* tg_store_set_commit_delay (atomic: read by the writer) */
     size_t pending;           /* ops submitted and not yet completed (loop thread only) */
     uint64_t commits;         /* append transactions committed (atomic: the SQLite writer
                                * thread increments it) */

@@ -31,6 +31,10 @@ typedef struct sq_impl {
     store_op *queue_head, *queue_tail;
     store_op *done_head, *done_tail;
     int stop;
+    /* queued: ops in queue_head..tail. lingering: the writer is holding a batch open for
+     * the commit delay, so a submit wakes it only once the batch is full. */
+    size_t queued;
+    int lingering;
     uv_thread_t thread;
     uv_async_t async;
     int have_thread;
@@ -280,6 +284,22 @@ static void write_batch(tg_store *s, sq_impl *q, store_op *batch)
     __atomic_add_fetch(&s->commits, 1, __ATOMIC_RELAXED);
 }
 
+/* With a commit delay, waits (under mu) until it has passed since the first queued
+ * append, batch_max appends are queued, or the store stops. */
+static void linger(tg_store *s, sq_impl *q)
+{
+    unsigned ms = __atomic_load_n(&s->commit_delay_ms, __ATOMIC_RELAXED);
+    if (!ms || q->queue_head->kind == OP_HEAD) return;
+    uint64_t end = uv_hrtime() + (uint64_t)ms * 1000000;
+    q->lingering = 1;
+    for (;;) {
+        uint64_t now = uv_hrtime();
+        if (q->stop || q->queued >= s->batch_max || now >= end) break;
+        uv_cond_timedwait(&q->cond, &q->mu, end - now);
+    }
+    q->lingering = 0;
+}
+
 static void writer_main(void *arg)
 {
     tg_store *s = arg;
@@ -288,6 +308,7 @@ static void writer_main(void *arg)
     for (;;) {
         while (!q->queue_head && !q->stop) uv_cond_wait(&q->cond, &q->mu);
         if (!q->queue_head) break;
+        linger(s, q);
         /* Take a batch: up to batch_max appends, or a single head read. */
         store_op *batch = q->queue_head, *last = batch;
         size_t n = 1;
@@ -298,6 +319,7 @@ static void writer_main(void *arg)
             }
         q->queue_head = last->next;
         if (!q->queue_head) q->queue_tail = NULL;
+        q->queued -= n;
         last->next = NULL;
         int stopping = q->stop;
         uv_mutex_unlock(&q->mu);
@@ -347,7 +369,9 @@ static int sq_submit(tg_store *s, store_op *op, tg_error *err)
     uv_mutex_lock(&q->mu);
     if (q->queue_tail) q->queue_tail->next = op; else q->queue_head = op;
     q->queue_tail = op;
-    uv_cond_signal(&q->cond);
+    q->queued++;
+    /* a lingering writer is woken only when the batch is full (fewer thread wake-ups) */
+    if (!q->lingering || q->queued >= s->batch_max) uv_cond_signal(&q->cond);
     uv_mutex_unlock(&q->mu);
     return 0;
 }

@@ -58,6 +58,15 @@ tg_store *tg_store_open_opts(uv_loop_t *loop, const tg_store_options *opts, tg_e
  * the loop until it has no more active handles. Safe with loop == NULL. */
 void tg_store_close(tg_store *s);
 
+/* Group commit for appends nobody waits on (the batched audit mode): once an append is
+ * queued, the SQLite writer waits up to ms (or until batch_max appends are queued)
+ * before it commits, so the records of the next calls share one transaction and one
+ * fsync instead of costing one each. Appends stay in order; a crash can lose at most
+ * what the delay held back, which the batched mode already accepts. 0 (the default):
+ * commit at once, as the strict mode needs. PostgreSQL pipelines its appends instead
+ * and ignores it. */
+void tg_store_set_commit_delay(tg_store *s, unsigned ms);
+
 tg_store_kind tg_store_backend(const tg_store *s);
 /* 1 when appends can be accepted now (PostgreSQL connected, not poisoned). */
 int tg_store_ready(const tg_store *s);

@@ -378,6 +378,51 @@ static void test_batched_and_sink(void **state)
     assert_int_equal(n, 20);
 }
 
+/* Runs the loop for about ms. */
+static void spin(fixture *f, uint64_t ms)
+{
+    for (uint64_t end = tg_now_ms() + ms; tg_now_ms() < end;) uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
+/* The batched mode's commit delay: records appended a few ms apart, which would each get
+ * their own commit, share one; the strict mode commits each at once (SQLite; PostgreSQL
+ * pipelines instead). */
+static void test_commit_delay(void **state)
+{
+    fixture *f = *state;
+    if (is_pg) skip();
+    tg_audit_record r = sample(0, NULL);
+    tg_error err;
+    /* strict: each record is durable on its own, without waiting for a delay */
+    uint64_t c0 = tg_store_commits(f->s), t0 = tg_now_ms();
+    for (int i = 0; i < 3; i++) append_n(f, 1);
+    assert_int_equal(tg_store_commits(f->s) - c0, 3);
+    assert_true(tg_now_ms() - t0 < 10000);
+    close_audit(f);
+
+    f->a = open_audit(f, TG_AUDIT_BATCHED, NULL);
+    tg_store_set_commit_delay(f->s, 300);  /* longer than the loop below, even on a slow VM */
+    c0 = tg_store_commits(f->s);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(tg_audit_append(f->a, &r, NULL, NULL, NULL, &err), 1);
+        spin(f, 5);
+    }
+    tg_audit_stats st;
+    for (uint64_t end = tg_now_ms() + 10000; tg_now_ms() < end;) {
+        tg_audit_get_stats(f->a, &st);
+        if (st.pending == 0) break;
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(st.pending, 0);
+    uint64_t commits = tg_store_commits(f->s) - c0;
+    print_message("10 batched records 5 ms apart: %" PRIu64 " commit(s)\n", commits);
+    assert_true(commits >= 1 && commits <= 2);
+    close_audit(f);
+    json_t *all = rows(f, NULL);
+    assert_int_equal(json_array_size(all), 3 + 10);
+    json_decref(all);
+}
+
 static void test_queue_full(void **state)
 {
     fixture *f = *state;
@@ -860,6 +905,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migrations_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batched_and_sink, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_delay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_ok_and_wrong_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tamper_edit, setup, teardown),
