@@ -751,6 +751,7 @@ static json_t *request_json(const tg_approvals *ap, const tg_approval_call *call
         if (json_is_string(v) && json_string_length(v) > 0)
             json_object_set(r, meta_keys[i][1], (json_t *)v);
     }
+    json_object_set_new(r, "upstreamTool", str_or_null(call->upstream_tool));
     json_object_set_new(r, "sessionId", str_or_null(call->session_id));
     json_object_set_new(r, "rpcId", str_or_null(call->rpc_id));
     json_object_set_new(r, "traceparent", str_or_null(call->traceparent));

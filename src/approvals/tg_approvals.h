@@ -95,6 +95,8 @@ typedef struct tg_approval_call {
     const json_t *args;              /* shown to approvers REDACTED (audit.redact rules) */
     const json_t *meta;              /* params._meta: toolgate/intent, workflow, ticket */
     const char *session_id, *rpc_id, *traceparent;   /* links the audit records */
+    const char *upstream_tool;       /* the upstream's own name of the tool, or NULL; kept
+                                        in the request for approvers (addition) */
 } tg_approval_call;
 
 /* An approved, unexpired, unused request bound to exactly this call (principal, tool,
