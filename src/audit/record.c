@@ -49,12 +49,145 @@ static int name_index(const char *const *names, size_t n, const json_t *v)
 
 /* ------------------------------------------------------------------ arguments */
 
+/* Length of the valid UTF-8 sequence at p (at most n bytes, n >= 1), or 0: no overlongs,
+ * surrogates or code points above U+10FFFF — what jansson accepts. */
+static size_t utf8_char(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0], need, cp;
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) { need = 1; cp = c & 0x1f; }
+    else if (c >= 0xe0 && c <= 0xef) { need = 2; cp = c & 0x0f; }
+    else if (c >= 0xf0 && c <= 0xf4) { need = 3; cp = c & 0x07; }
+    else return 0;
+    if (need >= n) return 0;
+    for (unsigned i = 1; i <= need; i++) {
+        if ((p[i] & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (need == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return need + 1;
+}
+
+/* The canonical form of the arguments is, byte for byte, what
+ * json_dumps(JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) writes: the digest and the
+ * stored bodies must not change. It is written here because jansson's dumper was the
+ * largest cost of an audit record (docs/performance.md); tests/audit compares the two on
+ * generated values. -1 where jansson fails too (a string that is not valid UTF-8). */
+static int canon_string(tg_buf *b, const char *str, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *s = (const unsigned char *)str;
+    tg_buf_append(b, "\"", 1);
+    size_t run = 0;   /* bytes before i still to copy as they are */
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        if (c >= 0x80) {
+            size_t k = utf8_char(s + i, n - i);
+            if (!k) return -1;
+            run += k;
+            i += k;
+            continue;
+        }
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            run++;
+            i++;
+            continue;
+        }
+        tg_buf_append(b, str + i - run, run);
+        run = 0;
+        char e[6] = {'\\', 0, '0', '0', hex[c >> 4], hex[c & 15]};
+        switch (c) {
+        case '"': e[1] = '"'; break;
+        case '\\': e[1] = '\\'; break;
+        case '\b': e[1] = 'b'; break;
+        case '\f': e[1] = 'f'; break;
+        case '\n': e[1] = 'n'; break;
+        case '\r': e[1] = 'r'; break;
+        case '\t': e[1] = 't'; break;
+        default: e[1] = 'u'; break;
+        }
+        tg_buf_append(b, e, e[1] == 'u' ? 6 : 2);
+        i++;
+    }
+    tg_buf_append(b, str + n - run, run);
+    tg_buf_append(b, "\"", 1);
+    return 0;
+}
+
+typedef struct canon_member {
+    const char *key;
+    size_t len;
+    json_t *value;
+} canon_member;
+
+/* jansson's key order for JSON_SORT_KEYS: bytes, then length */
+static int member_cmp(const void *x, const void *y)
+{
+    const canon_member *a = x, *b = y;
+    int c = memcmp(a->key, b->key, a->len < b->len ? a->len : b->len);
+    return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+static int canon_value(tg_buf *b, const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        size_t n = json_object_size(v), i = 0;
+        canon_member small[16], *m = n <= 16 ? small : malloc(n * sizeof *m);
+        if (!m) abort();
+        for (void *it = json_object_iter((json_t *)v); it;
+             it = json_object_iter_next((json_t *)v, it), i++)
+            m[i] = (canon_member){json_object_iter_key(it), json_object_iter_key_len(it),
+                                  json_object_iter_value(it)};
+        qsort(m, n, sizeof *m, member_cmp);
+        int rc = 0;
+        tg_buf_append(b, "{", 1);
+        for (i = 0; i < n && rc == 0; i++) {
+            if (i) tg_buf_append(b, ",", 1);
+            rc = canon_string(b, m[i].key, m[i].len);
+            tg_buf_append(b, ":", 1);
+            if (rc == 0) rc = canon_value(b, m[i].value);
+        }
+        tg_buf_append(b, "}", 1);
+        if (m != small) free(m);
+        return rc;
+    }
+    case JSON_ARRAY: {
+        tg_buf_append(b, "[", 1);
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (i) tg_buf_append(b, ",", 1);
+            if (canon_value(b, json_array_get(v, i))) return -1;
+        }
+        tg_buf_append(b, "]", 1);
+        return 0;
+    }
+    case JSON_STRING: return canon_string(b, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        tg_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return 0;
+    case JSON_REAL: {
+        /* rare in arguments, and jansson's real formatting has its own rules: ask it */
+        char *r = json_dumps(v, JSON_ENCODE_ANY);
+        if (!r) return -1;
+        tg_buf_appends(b, r);
+        free(r);
+        return 0;
+    }
+    case JSON_TRUE: tg_buf_appends(b, "true"); return 0;
+    case JSON_FALSE: tg_buf_appends(b, "false"); return 0;
+    default: tg_buf_appends(b, "null"); return 0;
+    }
+}
+
 char *audit_args_text(const json_t *args)
 {
-    char *c = args ? json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)
-                   : strdup("null");
-    if (!c) abort();
-    return c;
+    tg_buf b = TG_BUF_INIT;
+    if (!args) tg_buf_appends(&b, "null");
+    else if (canon_value(&b, args) != 0) abort(); /* as json_dumps failing did: args come
+                                                   * from parsed, validated JSON */
+    return tg_buf_steal(&b);
 }
 
 void tg_audit_args_digest(const json_t *args, char out[65])
@@ -129,22 +262,8 @@ json_t *tg_audit_redact(const json_t *v, const char *const *patterns, size_t n_p
 static int utf8_valid(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned c = *p, need, cp;
-        if (c < 0x80) { p++; continue; }
-        if (c >= 0xc2 && c <= 0xdf) { need = 1; cp = c & 0x1f; }
-        else if (c >= 0xe0 && c <= 0xef) { need = 2; cp = c & 0x0f; }
-        else if (c >= 0xf0 && c <= 0xf4) { need = 3; cp = c & 0x07; }
-        else return 0;
-        for (unsigned i = 1; i <= need; i++) {
-            if ((p[i] & 0xc0) != 0x80) return 0;
-            cp = (cp << 6) | (p[i] & 0x3f);
-        }
-        if ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (need == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-            return 0;
-        p += need + 1;
-    }
+    for (size_t n = strlen(s), k; n > 0; p += k, n -= k)
+        if (!(k = utf8_char(p, n))) return 0;
     return 1;
 }
 

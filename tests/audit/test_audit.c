@@ -142,6 +142,86 @@ static void test_redaction(void **state)
     assert_null(tg_audit_redact(NULL, NULL, 0));
 }
 
+/* ------------------------------------------------------------------ canonical arguments */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+
+static unsigned rnd(unsigned n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (unsigned)(rng_state % n);
+}
+
+/* Strings that exercise every escaping rule: quotes, backslash, each control character
+ * (short escapes and \u00XX), 0x7f and '/' (left alone), multi-byte UTF-8, an embedded
+ * NUL, and keys that are prefixes of one another (sorting by bytes, then length). */
+static json_t *gen_string(void)
+{
+    static const char *const parts[] = {"a", "ab", "B", "\"", "\\", "/", "\x7f", "\x01",
+        "\x1f", "\b", "\f", "\n", "\r", "\t", "é", "€", "😀", "z", " ", "issue_key", "OPS-12"};
+    char buf[256];
+    size_t n = 0;
+    for (unsigned i = rnd(6); i > 0; i--) {
+        const char *p = parts[rnd(sizeof parts / sizeof *parts)];
+        memcpy(buf + n, p, strlen(p));
+        n += strlen(p);
+    }
+    if (rnd(10) == 0) buf[n++] = '\0';
+    return json_stringn(buf, n);
+}
+
+static json_t *gen_value(int depth)
+{
+    static const double reals[] = {0.5, -0.0, 1e300, 1.5e-7, 123456789.125, 3.0, 1e22, -2.5e-300,
+                                   0.1, 100.0};
+    switch (rnd(depth > 3 ? 6 : 8)) {
+    case 0: return json_integer((json_int_t)rnd(2000000) - 1000000);
+    case 1: return json_integer(rnd(2) ? INT64_MAX : INT64_MIN);
+    case 2: return json_real(reals[rnd(sizeof reals / sizeof *reals)]);
+    case 3: return gen_string();
+    case 4: return rnd(3) == 0 ? json_null() : json_boolean(rnd(2));
+    case 5: return json_string("plain");
+    case 6: {
+        json_t *a = json_array();
+        for (unsigned i = rnd(5); i > 0; i--) json_array_append_new(a, gen_value(depth + 1));
+        return a;
+    }
+    default: {
+        json_t *o = json_object();
+        for (unsigned i = rnd(20); i > 0; i--) {
+            json_t *k = gen_string();
+            json_object_setn_new(o, json_string_value(k), json_string_length(k),
+                                 gen_value(depth + 1));
+            json_decref(k);
+        }
+        return o;
+    }
+    }
+}
+
+/* The arguments' canonical text (digest and stored body) is exactly what jansson's
+ * json_dumps(JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) writes, so digests and
+ * chains made before and after the writer's own serialiser agree. */
+static void test_args_text_matches_jansson(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 5000; i++) {
+        json_t *v = gen_value(0);
+        char *want = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        char *got = audit_args_text(v);
+        assert_non_null(want);
+        if (strcmp(want, got) != 0) fail_msg("case %d:\n  jansson %s\n  ours    %s", i, want, got);
+        free(want);
+        free(got);
+        json_decref(v);
+    }
+    char *null_text = audit_args_text(NULL);
+    assert_string_equal(null_text, "null");
+    free(null_text);
+}
+
 static void test_chain_hash(void **state)
 {
     (void)state;
@@ -232,6 +312,7 @@ int main(void)
         cmocka_unit_test(test_canonical_round_trip),
         cmocka_unit_test(test_canonical_rejects),
         cmocka_unit_test(test_redaction),
+        cmocka_unit_test(test_args_text_matches_jansson),
         cmocka_unit_test(test_chain_hash),
         cmocka_unit_test(test_keys_and_checkpoints),
     };
