@@ -8,20 +8,21 @@
  * configuration and the default public URL — the OAuth audience — can name the real
  * port) → the gates, in dependency order: store (`store:`) → audit writer (`audit:`) →
  * API-key store on that store → authenticator (`auth:`, unless off) → policy (`policy:`,
- * when present) → router (it takes its own reference to the configuration, starts shared
- * upstreams and borrows the gates) → admin listener (`admin:`, when present) → signals →
- * loop. No request can arrive before the
+ * when present) → approvals service (`approvals:`, when present) → router (it takes its
+ * own reference to the configuration, starts shared upstreams and borrows the gates) →
+ * admin listener (`admin:`, when present) → signals → loop. No request can arrive before the
  * router exists: requests are only read once the loop runs. Any failure is logged with
  * its reason and exits 1.
  *
  * Reload (SIGHUP, admin POST /reload): the whole file is loaded and validated again
  * (tg_config_load), a new policy built from it and, when the `auth:` section changed, a
- * new authenticator; only `policy:`, `catalog:` and `auth:` (and the files they name)
+ * new authenticator; only `policy:`, `catalog:`, `auth:` and `approvals:` (and the files they name)
  * may differ from the running configuration — any other top-level section that changed
  * (listen, store, upstreams, limits …) refuses the reload with its name, because those
  * are bound at start (sockets, child processes, the store). On any error nothing
  * changes and the error is logged with its file:line:col; on success the router swaps
- * (tg_mcp_set_auth, tg_mcp_set_policy: work in flight finishes under the old ones).
+ * (tg_mcp_set_auth, tg_mcp_set_policy: work in flight finishes under the old ones) and
+ * the approvals service follows (new configuration, policy, authenticator).
  * docs/operations.md.
  *
  * Shutdown (SIGINT/SIGTERM): the front stops accepting and the router ends sessions and
@@ -40,6 +41,7 @@
 #include <uv.h>
 
 #include "admin/tg_admin.h"
+#include "approvals/tg_approvals.h"
 #include "audit/tg_audit.h"
 #include "auth/tg_auth.h"
 #include "cli/cli_int.h"
@@ -72,6 +74,8 @@ typedef struct server {
     json_t *file;      /* the running configuration file as JSON (reload comparison) */
     tg_mcp *mcp;
     tg_admin *admin;   /* the admin listener (`admin:`), or NULL */
+    tg_approvals *approvals; /* `approvals:`, or NULL; its policy and authenticator are
+                                kept equal to the router's current ones */
     uv_signal_t signals[3];
     int nsignals;      /* signal handles initialised (closed when shutdown completes) */
     int transports;    /* tg_upstream_global_init succeeded: cleanup is due */
@@ -98,6 +102,8 @@ static void audit_closed(void *arg)
  * written (or failed) before the store goes. */
 static void close_records(server *s)
 {
+    /* approvals append records too: no session is left to watch a request by now */
+    if (s->approvals) tg_approvals_close(s->approvals);
     if (s->audit) {
         tg_audit *a = s->audit;
         s->audit = NULL;
@@ -130,7 +136,7 @@ static void begin_shutdown(server *s)
 }
 
 /* Top-level sections a reload may change; every other one is bound at start. */
-static const char *const reloadable[] = {"policy", "catalog", "auth", NULL};
+static const char *const reloadable[] = {"policy", "catalog", "auth", "approvals", NULL};
 
 static bool is_reloadable(const char *key)
 {
@@ -202,11 +208,19 @@ static int reload_now(void *ctx, const char **version, tg_error *err)
         tg_error_set(err, "%s", e.msg);
     } else if (reload_auth(s, cfg, file, &auth, err) < 0) {
         /* err says why */
+    } else if (!cfg->approvals.where != !s->cfg->approvals.where) {
+        tg_error_set(err, "%s: approvals cannot be turned %s by a reload: restart toolgate",
+                     cfg->path, cfg->approvals.where ? "on" : "off");
     } else if ((pol || s->policy_version) && tg_mcp_set_policy(s->mcp, pol, err) < 0) {
         /* err says why (a policy section added or removed) */
     } else { /* swapped, or no policy before and after: nothing to swap */
+        if (s->approvals) {
+            tg_approvals_set_config(s->approvals, cfg);
+            tg_approvals_set_policy(s->approvals, pol);
+        }
         if (auth && tg_mcp_set_auth(s->mcp, auth, err) == 0) {
             tg_log_info(LOG_COMPONENT, "reload: new authenticator (auth section changed)");
+            if (s->approvals) tg_approvals_set_auth(s->approvals, auth);
             auth = NULL;
         }
         json_decref(s->file);
@@ -337,6 +351,19 @@ static int open_gates(server *s, tg_error *err)
     return 0;
 }
 
+/* The approvals service, when configured: after the gates it uses (store, audit, and
+ * the policy and authenticator it is handed). */
+static int open_approvals(server *s, tg_error *err)
+{
+    tg_error e;
+    if (!s->cfg->approvals.where) return 0;
+    if (!(s->approvals = tg_approvals_new(&s->loop, s->cfg, s->store, s->audit, &e)))
+        return tg_error_set(err, "approvals: %s", e.msg);
+    tg_approvals_set_policy(s->approvals, s->policy);
+    tg_approvals_set_auth(s->approvals, s->auth);
+    return 0;
+}
+
 /* Everything up to a running loop; on failure err says why and the caller tears down
  * whatever was built. */
 static int start(server *s, tg_error *err)
@@ -350,18 +377,18 @@ static int start(server *s, tg_error *err)
     if (s->cfg->listen_port == 0 &&
         tg_config_set_listen(s->cfg, NULL, tg_http_server_port(s->http), err) < 0)
         return -1;
-    if (open_gates(s, err) < 0)
+    if (open_gates(s, err) < 0 || open_approvals(s, err) < 0)
         return -1;
     if (!(s->file = tg_config_yaml_json(s->cfg->path, err)))
         return -1;
-    tg_mcp_gates gates = {s->auth, s->policy, s->audit, NULL};
+    tg_mcp_gates gates = {s->auth, s->policy, s->audit, s->approvals};
     if (!(s->mcp = tg_mcp_new(&s->loop, s->cfg, &gates, err)))
         return -1;
     s->policy_version = s->policy ? tg_policy_version(s->policy) : NULL;
     s->policy = NULL; /* the router's now, and so is the authenticator */
     s->auth = NULL;
     if (s->cfg->admin.where) {
-        tg_admin_ops ops = {s, reload_now, ready_now, NULL};
+        tg_admin_ops ops = {s, reload_now, ready_now, s->approvals};
         s->admin = tg_admin_new(&s->loop, &s->cfg->admin, &s->cfg->limits, &ops);
         if (tg_admin_listen(s->admin, err) < 0)
             return -1;
@@ -412,6 +439,8 @@ int tg_cli_serve(const char *config_path, const char *listen, int port)
     if (s.keys)
         tg_apikey_sqlstore_free(s.keys);
     tg_admin_free(s.admin);
+    if (s.approvals)
+        tg_approvals_free(s.approvals);
     if (s.http)
         tg_http_server_free(s.http);
     if (s.transports)

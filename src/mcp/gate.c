@@ -18,11 +18,25 @@
  *      has its records. If that append fails the upstream has already acted: the client
  *      still gets the answer and the failure is logged as an error.
  *
+ * An approval_required decision in enforce mode, with an approvals service (issue 7,
+ * docs/approvals.md), goes through approval_step before its record is written:
+ *   - an approved request bound to exactly this call (tg_approvals_find_granted) →
+ *     decide again with context.approval; if that allows, consume the request
+ *     (tg_approvals_use, compare-and-set: single use) and forward as an allowed call;
+ *   - else a pending request (new, or the identical one reused). Retry mode answers
+ *     approval_required with its id and URL. Hold mode keeps the call on an SSE stream
+ *     (progress notifications with the client's token, else SSE comments) until the
+ *     request is approved — then the call is decided again with the grant, recorded
+ *     and forwarded — or denied, expired or timed out: then it is refused with
+ *     APPROVAL_DENIED / APPROVAL_EXPIRED / APPROVAL_TIMEOUT and an outcome record.
+ *
  * Lifetimes: a call can vanish while an append is outstanding (client cancel, session
  * end). The append's callback owns an mcp_wait that points back at the call; call
  * release clears that pointer (mcp_gate_release), and the callback then only frees.
  */
 #include "mcp/mcp_int.h"
+
+#include "approvals/tg_approvals.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,15 +51,29 @@ const tg_identity mcp_anonymous = {
     .principal_key = "anonymous",
 };
 
-/* The decision of one call and the record that carries it (in the call's arena). */
+/* The decision of one call and the record that carries it (in the call's arena).
+ * in: what the call was decided on; its pointers stay valid for the call's life (the
+ * arena, the call's parsed params, the policy the call holds), so a held call can be
+ * decided again once approved. */
 typedef struct mcp_gate {
     size_t idx;
     const char *rename;
     tg_decide_kind kind;
+    tg_decide_in in;
+    tg_cat_entry entry;
     tg_decision d;
     bool forward;                /* allowed, or shadow mode */
     uint64_t forwarded_ns;
     tg_audit_record rec;
+    /* approvals: the request this call is bound to (NULL when none), whether the call
+     * is held for it, the grant it was allowed with, and the hold's watch (non-NULL
+     * while waiting) and progress count. */
+    const char *args_sha256;
+    const char *approval_id, *approval_url;
+    tg_policy_approval grant;
+    bool hold;
+    tg_approval_watch *watch;
+    unsigned ticks;
 } mcp_gate;
 
 /* An outstanding audit append. call is NULL once the call is gone. data/len: the answer
@@ -231,10 +259,14 @@ static void fill_record(mcp_call *c, mcp_gate *g, const json_t *args, const json
     r->policies = d->policies;
     r->n_policies = d->npolicies;
     r->policy_version = d->policy_version;
-    r->outcome = g->forward ? TG_AUDIT_OUTCOME_NONE : TG_AUDIT_OUTCOME_NOT_FORWARDED;
+    r->approval_id = g->grant.id ? g->grant.id : g->approval_id;
+    r->approver = g->grant.approver;
+    /* forwarded, or held for an approval: the outcome record comes later */
+    bool later = g->forward || g->hold;
+    r->outcome = later ? TG_AUDIT_OUTCOME_NONE : TG_AUDIT_OUTCOME_NOT_FORWARDED;
     r->upstream_latency_us = TG_AUDIT_NO_LATENCY;
-    r->total_latency_us = g->forward ? TG_AUDIT_NO_LATENCY
-                                     : (int64_t)((tg_now_ns() - c->started_ns) / 1000);
+    r->total_latency_us = later ? TG_AUDIT_NO_LATENCY
+                                : (int64_t)((tg_now_ns() - c->started_ns) / 1000);
 }
 
 static void fail_closed(mcp_call *c, const char *why)
@@ -247,6 +279,8 @@ static void fail_closed(mcp_call *c, const char *why)
 }
 
 /* The decision record is durable (or the mode does not wait): act on the decision. */
+static void hold_start(mcp_call *c);
+
 static void act(mcp_call *c)
 {
     mcp_gate *g = c->gate;
@@ -255,7 +289,12 @@ static void act(mcp_call *c)
         mcp_forward(c, g->idx, NULL, g->rename);
         return;
     }
-    mcp_call_answer(c, tg_policy_denied_response(c->policy->obj, c->id, g->kind, &g->d, NULL, NULL));
+    if (g->hold) {
+        hold_start(c);
+        return;
+    }
+    mcp_call_answer(c, tg_policy_denied_response(c->policy->obj, c->id, g->kind, &g->d,
+                                                 g->approval_id, g->approval_url));
 }
 
 static void decision_stored(void *ud, int status, const char *errmsg)
@@ -268,6 +307,11 @@ static void decision_stored(void *ud, int status, const char *errmsg)
     if (status != 0) fail_closed(c, errmsg ? errmsg : "append failed");
     else act(c);
 }
+
+static void record_decision(mcp_call *c, mcp_gate *g);
+static void approvals_failed(mcp_call *c, const char *why);
+static int approval_step(mcp_call *c, mcp_gate *g, tg_error *err);
+static void outcome_stored(void *ud, int status, const char *errmsg);
 
 void mcp_gate_forward(mcp_call *c, size_t idx, const char *orig, const char *rename)
 {
@@ -300,26 +344,25 @@ void mcp_gate_forward(mcp_call *c, size_t idx, const char *orig, const char *ren
     g->idx = idx;
     g->rename = rename ? tg_arena_strdup(c->arena, rename) : NULL;
     g->kind = kind;
-    tg_cat_entry entry;
     if (kind == TG_DECIDE_TOOL) {
         tg_catalog *cat = tg_policy_catalog(pol);
         tg_catalog_classify(cat, upstream, orig, json_object_get(c->s->tool_annotations, name),
-                            &entry);
-        tg_catalog_log_once(cat, upstream, orig, &entry);
+                            &g->entry);
+        tg_catalog_log_once(cat, upstream, orig, &g->entry);
     }
-    tg_decide_in in = {
+    g->in = (tg_decide_in){
         .kind = kind,
         .identity = c->identity,
-        .upstream = upstream,
-        .name = name,
-        .upstream_name = kind == TG_DECIDE_RESOURCE_READ ? NULL : orig,
-        .entry = kind == TG_DECIDE_TOOL ? &entry : NULL,
+        .upstream = tg_arena_strdup(c->arena, upstream),
+        .name = tg_arena_strdup(c->arena, name),
+        .upstream_name = kind == TG_DECIDE_RESOURCE_READ ? NULL : tg_arena_strdup(c->arena, orig),
+        .entry = kind == TG_DECIDE_TOOL ? &g->entry : NULL,
         .args = args,
         .meta = meta,
         .now_ms = tg_wall_ms(),
     };
     tg_error err;
-    if (tg_policy_decide(pol, &in, c->arena, &g->d, &err) != 0) {
+    if (tg_policy_decide(pol, &g->in, c->arena, &g->d, &err) != 0) {
         tg_log_warn(COMPONENT, "session %.8s… %s %s refused: %s", c->s->id, c->method, name,
                     err.msg);
         mcp_call_error(c, TG_RPC_INTERNAL_ERROR, NULL,
@@ -328,17 +371,277 @@ void mcp_gate_forward(mcp_call *c, size_t idx, const char *orig, const char *ren
     }
     c->gate = g;
     g->forward = g->d.decision == TG_DECISION_ALLOW || g->d.shadow;
+    if (g->d.decision == TG_DECISION_APPROVAL && !g->d.shadow && m->gates.approvals &&
+        approval_step(c, g, &err) < 0) {
+        approvals_failed(c, err.msg);
+        return;
+    }
+    record_decision(c, g);
+}
+
+/* Logs the decision, appends its record and acts once it may (now, or when durable). */
+static void record_decision(mcp_call *c, mcp_gate *g)
+{
     const tg_resource *res = &g->d.resource;
     tg_log_info(COMPONENT, "decision %s%s: %s %s (upstream %s) resource %s::\"%s\" reasons %s "
-                "policies %s", tg_decision_name(g->d.decision), g->d.shadow ? " (shadow)" : "",
-                c->method, name, upstream, res->uid.type ? res->uid.type : "-",
+                "policies %s%s%s", tg_decision_name(g->d.decision), g->d.shadow ? " (shadow)" : "",
+                c->method, g->in.name, g->in.upstream, res->uid.type ? res->uid.type : "-",
                 res->uid.id ? res->uid.id : "-",
                 joined(c->arena, g->d.reasons, g->d.nreasons),
-                joined(c->arena, g->d.policies, g->d.npolicies));
-    fill_record(c, g, args, meta, name);
+                joined(c->arena, g->d.policies, g->d.npolicies),
+                g->rec.approval_id || g->approval_id || g->grant.id ? " approval " : "",
+                g->grant.id ? g->grant.id : g->approval_id ? g->approval_id : "");
+    fill_record(c, g, g->in.args, g->in.meta, g->in.name);
+    tg_error err;
     int rc = append_for(c, &g->rec, decision_stored, NULL, 0, &err);
     if (rc < 0) fail_closed(c, err.msg);
     else if (rc > 0) act(c);
+}
+
+/* ---------------------------------------------------------------- approvals */
+
+static void approvals_failed(mcp_call *c, const char *why)
+{
+    tg_log_error(COMPONENT, "session %.8s… call %s refused: the approval service failed: %s",
+                 c->s->id, c->idkey, why);
+    mcp_call_error(c, TG_RPC_INTERNAL_ERROR, NULL,
+                   "Internal error: this call needs an approval and the approval service "
+                   "cannot handle it right now, so it was refused and not forwarded; retry later");
+}
+
+static void approval_call(mcp_call *c, const mcp_gate *g, tg_approval_call *out)
+{
+    *out = (tg_approval_call){
+        .identity = c->identity,
+        .tool = g->in.name,
+        .upstream = g->in.upstream,
+        .upstream_tool = g->in.upstream_name,
+        .decision = &g->d,
+        .args_sha256 = g->args_sha256,
+        .args = g->in.args,
+        .meta = g->in.meta,
+        .session_id = c->s->id,
+        .rpc_id = c->idkey,
+        .traceparent = c->traceparent,
+    };
+}
+
+/* With a grant for this exact call: decide again with context.approval. 1 when that
+ * allows and the grant was consumed here (g->d is the new decision), 0 when the grant
+ * does not let the call through (g->d may now be a deny), -1 store error. */
+static int use_grant(mcp_call *c, mcp_gate *g, const tg_policy_approval *grant, tg_error *err)
+{
+    tg_approvals *ap = c->m->gates.approvals;
+    tg_decision d2;
+    g->in.approval = grant;
+    g->in.now_ms = tg_wall_ms();
+    int rc = tg_policy_decide(c->policy->obj, &g->in, c->arena, &d2, err);
+    g->in.approval = NULL;
+    if (rc != 0) return -1;
+    if (d2.decision == TG_DECISION_DENY) {
+        /* another policy refuses the call even with the approval: a deny, grant kept */
+        g->d = d2;
+        return 0;
+    }
+    if (d2.decision != TG_DECISION_ALLOW) return 0; /* still needs another approval */
+    tg_approval_call call;
+    approval_call(c, g, &call);
+    g->d = d2; /* the call's evidence is the decision the grant produced */
+    rc = tg_approvals_use(ap, grant->id, &call, err);
+    if (rc <= 0) return rc; /* used meanwhile (single use) or a store error */
+    g->grant.id = tg_arena_strdup(c->arena, grant->id);
+    g->grant.approver = tg_arena_strdup(c->arena, grant->approver);
+    g->grant.granted_at_ms = grant->granted_at_ms;
+    g->forward = true;
+    return 1;
+}
+
+/* Binds the call to a pending request (new or the identical one); sets whether it is
+ * held. */
+static int request_approval(mcp_call *c, mcp_gate *g, tg_error *err)
+{
+    tg_approvals *ap = c->m->gates.approvals;
+    tg_approval_call call;
+    approval_call(c, g, &call);
+    int64_t expires_ms;
+    int created;
+    if (tg_approvals_request(ap, &call, c->arena, &g->approval_id, &g->approval_url,
+                             &expires_ms, &created, err) < 0)
+        return -1;
+    g->hold = tg_approvals_mode(ap, g->in.upstream, g->in.upstream_name, g->d.risk) ==
+              TG_APPROVAL_HOLD;
+    tg_log_info(COMPONENT, "session %.8s… call %s: approval request %s %s (%s mode)", c->s->id,
+                c->idkey, g->approval_id, created ? "created" : "reused",
+                g->hold ? "hold" : "retry");
+    return 0;
+}
+
+static int approval_step(mcp_call *c, mcp_gate *g, tg_error *err)
+{
+    char digest[65];
+    tg_audit_args_digest(g->in.args, digest);
+    g->args_sha256 = tg_arena_strdup(c->arena, digest);
+    tg_approval_call call;
+    approval_call(c, g, &call);
+    tg_policy_approval grant;
+    int rc = tg_approvals_find_granted(c->m->gates.approvals, &call, c->arena, &grant, err);
+    if (rc < 0) return -1;
+    if (rc == 1) {
+        const tg_decision before = g->d;
+        rc = use_grant(c, g, &grant, err);
+        if (rc != 0) return rc < 0 ? -1 : 0;
+        if (g->d.decision == TG_DECISION_DENY) return 0;
+        g->d = before; /* not usable after all: ask for a new approval */
+    }
+    return request_approval(c, g, err);
+}
+
+/* ---------------------------------------------------------------- holding a call */
+
+static void hold_news(void *ud, const tg_approval_news *news);
+
+static int64_t hold_left_ms(mcp_call *c)
+{
+    const tg_approvals_conf *conf = &c->m->cfg->approvals;
+    int64_t waited = (int64_t)((tg_now_ns() - c->started_ns) / 1000000);
+    return conf->hold_timeout_ms > waited ? conf->hold_timeout_ms - waited : 0;
+}
+
+/* Tells the client the call is waiting: a progress notification with its own token,
+ * else an SSE comment (keeps the stream alive through proxies). */
+static void hold_progress(mcp_call *c)
+{
+    mcp_gate *g = c->gate;
+    if (c->progress_token) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "waiting for approval %s: approve at %s", g->approval_id,
+                 g->approval_url);
+        json_t *note = json_pack("{s:s,s:s,s:{s:O,s:I,s:s}}", "jsonrpc", "2.0", "method",
+                                 "notifications/progress", "params", "progressToken",
+                                 c->progress_token, "progress", (json_int_t)g->ticks, "message",
+                                 msg);
+        mcp_call_related(c, note);
+        json_decref(note);
+    } else if (c->x && c->x->req && c->x->sse) {
+        tg_http_sse_comment(c->x->req, "waiting for approval");
+    }
+    g->ticks++;
+}
+
+static void hold_start(mcp_call *c)
+{
+    mcp_gate *g = c->gate;
+    g->watch = tg_approvals_watch(c->m->gates.approvals, g->approval_id, hold_left_ms(c),
+                                  hold_news, c);
+    mcp_call_stream(c);
+    hold_progress(c);
+}
+
+/* The refusal of a held call: the policy's refusal shape with `reason` as its reason
+ * code (and the approver's words when there are some), after an outcome record. */
+static void hold_refuse(mcp_call *c, tg_decision_kind kind, const char *reason,
+                        const tg_approval_news *news)
+{
+    mcp_gate *g = c->gate;
+    const char **reasons = tg_arena_calloc(c->arena, 1, sizeof *reasons);
+    reasons[0] = reason;
+    g->d.decision = kind;
+    g->d.reasons = reasons;
+    g->d.nreasons = 1;
+    json_t *resp = tg_policy_denied_response(c->policy->obj, c->id, g->kind, &g->d,
+                                             g->approval_id, g->approval_url);
+    if (news && news->approver) {
+        /* the approver's name and comment belong with the refusal: the agent (and its
+         * human) should know who said no and why */
+        json_t *sc = json_object_get(json_object_get(resp, "result"), "structuredContent");
+        if (!sc) sc = json_object_get(json_object_get(resp, "error"), "data");
+        json_object_set_new(sc, "approver", json_string(news->approver));
+        if (news->comment) json_object_set_new(sc, "comment", json_string(news->comment));
+        json_t *text = json_object_get(json_array_get(json_object_get(json_object_get(resp,
+                                       "result"), "content"), 0), "text");
+        if (text)
+            json_string_set(text, tg_arena_sprintf(c->arena, "%s Denied by %s%s%s", json_string_value(text),
+                                                   news->approver, news->comment ? ": " : ".",
+                                                   news->comment ? news->comment : ""));
+    }
+    size_t len;
+    char *data = tg_json_dump(resp, &len);
+    json_decref(resp);
+    tg_log_info(COMPONENT, "session %.8s… call %s: not forwarded: %s (approval %s)", c->s->id,
+                c->idkey, reason, g->approval_id);
+    tg_audit_record r = g->rec;
+    r.event = TG_AUDIT_EV_OUTCOME;
+    r.decision = kind == TG_DECISION_DENY ? TG_AUDIT_DECISION_DENY
+                                          : TG_AUDIT_DECISION_APPROVAL_REQUIRED;
+    r.reasons = g->d.reasons;
+    r.n_reasons = 1;
+    r.outcome = TG_AUDIT_OUTCOME_NOT_FORWARDED;
+    r.approver = news ? news->approver : NULL;
+    r.total_latency_us = (int64_t)((tg_now_ns() - c->started_ns) / 1000);
+    tg_error err;
+    int rc = append_for(c, &r, outcome_stored, data, len, &err);
+    if (rc == 0) return; /* outcome_stored answers */
+    if (rc < 0)
+        tg_log_error(COMPONENT, "session %.8s… call %s: outcome record refused: %s", c->s->id,
+                     c->idkey, err.msg);
+    mcp_call_answer_raw(c, data, len);
+    free(data);
+}
+
+/* Approved while held: decide again with the grant; allowed → record and forward. */
+static void hold_approved(mcp_call *c, const tg_policy_approval *grant)
+{
+    mcp_gate *g = c->gate;
+    const tg_decision before = g->d;
+    tg_error err;
+    int rc = use_grant(c, g, grant, &err);
+    if (rc < 0) {
+        approvals_failed(c, err.msg);
+        return;
+    }
+    if (rc == 1 || g->d.decision == TG_DECISION_DENY) {
+        g->hold = false;
+        record_decision(c, g);
+        return;
+    }
+    /* Approved, but another call bound to the same request used it first (single use),
+     * or the policy wants yet another approval: wait for a new request. */
+    g->d = before;
+    if (request_approval(c, g, &err) < 0) {
+        approvals_failed(c, err.msg);
+        return;
+    }
+    g->watch = tg_approvals_watch(c->m->gates.approvals, g->approval_id, hold_left_ms(c),
+                                  hold_news, c);
+    hold_progress(c);
+}
+
+static void hold_news(void *ud, const tg_approval_news *news)
+{
+    mcp_call *c = ud;
+    mcp_gate *g = c->gate;
+    if (news->event == TG_APPROVAL_EV_TICK) {
+        hold_progress(c);
+        return;
+    }
+    g->watch = NULL; /* a final event: the watch is gone */
+    switch (news->event) {
+    case TG_APPROVAL_EV_APPROVED:
+        hold_approved(c, news->grant);
+        return;
+    case TG_APPROVAL_EV_DENIED:
+        hold_refuse(c, TG_DECISION_DENY, "APPROVAL_DENIED", news);
+        return;
+    case TG_APPROVAL_EV_EXPIRED:
+        hold_refuse(c, TG_DECISION_DENY, "APPROVAL_EXPIRED", NULL);
+        return;
+    case TG_APPROVAL_EV_TIMEOUT:
+        hold_refuse(c, TG_DECISION_APPROVAL, "APPROVAL_TIMEOUT", NULL);
+        return;
+    default:
+        approvals_failed(c, "the approval request could not be read");
+        return;
+    }
 }
 
 /* ---------------------------------------------------------------- outcomes */
@@ -408,6 +711,10 @@ bool mcp_gate_tool_visible(mcp_call *c, size_t idx, const json_t *item, const ch
 
 void mcp_gate_release(mcp_call *c)
 {
+    if (c->gate && c->gate->watch) {
+        tg_approvals_unwatch(c->gate->watch);
+        c->gate->watch = NULL;
+    }
     if (c->wait) c->wait->call = NULL;
     c->wait = NULL;
     if (c->policy) mcp_held_unref(c->policy);

@@ -63,6 +63,12 @@ async function gateway(name, approvals, { store } = {}) {
   if (store) cfg.store = store;
   const gw = await startToolgate(cfg);
   gw.admin = `http://127.0.0.1:${admin}`;
+  // the admin listener opens after the MCP port: wait for it
+  for (let i = 0; ; i++) {
+    try { if ((await fetch(gw.admin + '/healthz')).ok) break; } catch { /* not yet */ }
+    if (i > 200) assert.fail(`admin listener on ${admin} never answered:\n${gw.proc.logs()}`);
+    await new Promise((res) => setTimeout(res, 25));
+  }
   gw.storeUrl = store || `sqlite:${path.join(gw.dir, 'toolgate.db')}`;
   gateways.push(gw);
   return gw;
@@ -139,7 +145,7 @@ async function waitPending(gw, pred, ms = 10000) {
 function auditOf(gw, id) {
   const out = execFileSync(TOOLGATE_BIN, ['audit', 'query', '--store', gw.storeUrl, '--approval', id, '--format', 'jsonl'],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  return out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return out.split('\n').filter(Boolean).map((l) => JSON.parse(l).record);
 }
 
 before(() => {
