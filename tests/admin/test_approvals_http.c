@@ -8,183 +8,66 @@
  * error codes passed through from the service, an authentication that finishes later
  * and one cancelled because the client left, and the inbox's files with their headers.
  */
-#include <arpa/inet.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <uv.h>
 
-#include "admin/tg_admin.h"
-#include "common/tg_common.h"
 #include "fake_approvals.h"
+#include "harness.h"
 
-#define TOKEN "admin-t0ken"
+#define TOKEN HARNESS_TOKEN
+#define OPERATOR "Authorization: Bearer " TOKEN "\r\n"
+#define BOB "Authorization: Bearer tga_bob\r\n"
+#define ALICE "Authorization: Bearer tga_alice\r\n"
 
 static uv_loop_t loop;
-static uv_async_t stop_async;
-static pthread_t loop_thread;
-static tg_admin *adm;
-static uint16_t port;
-static tg_admin_conf conf;
-static tg_limits limits;
-
-static int op_reload(void *ctx, const char **version, tg_error *err)
-{
-    (void)ctx;
-    (void)err;
-    *version = "v1";
-    return 0;
-}
-
-static int op_ready(void *ctx, tg_buf *why)
-{
-    (void)ctx;
-    (void)why;
-    return 1;
-}
-
-static void closed(void *arg)
-{
-    (void)arg;
-}
-
-static void on_stop(uv_async_t *h)
-{
-    tg_admin_close(adm, closed, NULL);
-    uv_close((uv_handle_t *)h, NULL);
-}
-
-static void *run_loop(void *arg)
-{
-    (void)arg;
-    uv_run(&loop, UV_RUN_DEFAULT);
-    return NULL;
-}
 
 static int setup(void **state)
 {
     (void)state;
     uv_loop_init(&loop);
     fake_loop = &loop;
-    conf = (tg_admin_conf){.where = "t.yaml:1:1", .listen_host = "127.0.0.1", .token = TOKEN};
-    limits = (tg_limits){.max_body_bytes = 65536, .max_header_bytes = 16384, .max_headers = 64,
-                         .max_connections = 16, .header_timeout_ms = 5000,
-                         .body_timeout_ms = 5000, .idle_timeout_ms = 5000};
-    tg_admin_ops ops = {NULL, op_reload, op_ready, fake_approvals()};
-    adm = tg_admin_new(&loop, &conf, &limits, &ops);
-    tg_error err;
-    if (tg_admin_listen(adm, &err) < 0) fail_msg("%s", err.msg);
-    port = tg_admin_port(adm);
-    uv_async_init(&loop, &stop_async, on_stop);
-    pthread_create(&loop_thread, NULL, run_loop, NULL);
+    harness_start(&loop, fake_approvals(), NULL, NULL);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    uv_async_send(&stop_async);
-    pthread_join(loop_thread, NULL);
-    tg_admin_free(adm);
+    harness_stop();
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
     return 0;
 }
 
-static int dial(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    return fd;
-}
-
-static void send_request(int fd, const char *method, const char *path, const char *headers,
-                         const char *body)
-{
-    tg_buf req = TG_BUF_INIT;
-    tg_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sContent-Length: %zu\r\n"
-                  "Connection: close\r\n\r\n%s", method, path, headers ? headers : "",
-                  body ? strlen(body) : 0, body ? body : "");
-    assert_int_equal(write(fd, req.data, req.len), (ssize_t)req.len);
-    tg_buf_free(&req);
-}
-
-/* One request on a new connection; headers are complete lines ("Name: v\r\n"). The whole
- * response back (caller frees). */
-static char *ask(const char *method, const char *path, const char *headers, const char *body)
-{
-    int fd = dial();
-    send_request(fd, method, path, headers, body);
-    size_t cap = 65536, len = 0;
-    char *out = calloc(1, cap);
-    ssize_t r;
-    while (len < cap - 1 && (r = read(fd, out + len, cap - 1 - len)) > 0) len += (size_t)r;
-    close(fd);
-    return out;
-}
-
-#define BOB "Authorization: Bearer tga_bob\r\n"
-#define ALICE "Authorization: Bearer tga_alice\r\n"
-
-static int status_of(const char *resp)
-{
-    int st = 0;
-    sscanf(resp, "HTTP/1.1 %d", &st);
-    return st;
-}
-
-static const char *body_of(const char *resp)
-{
-    const char *b = strstr(resp, "\r\n\r\n");
-    return b ? b + 4 : "";
-}
-
-/* Asserts status and, when code is given, the JSON error code. */
-static void expect(const char *method, const char *path, const char *headers, const char *body,
-                   int status, const char *code)
-{
-    char *r = ask(method, path, headers, body);
-    if (status_of(r) != status)
-        fail_msg("%s %s: expected %d, got: %s", method, path, status, r);
-    if (code) {
-        char want[128];
-        snprintf(want, sizeof want, "{\"error\":\"%s\",\"message\":", code);
-        if (!strstr(body_of(r), want)) fail_msg("%s %s: expected %s in: %s", method, path, code, r);
-    }
-    free(r);
-}
-
 static void test_authentication(void **state)
 {
     (void)state;
-    char *r = ask("GET", "/approvals", NULL, NULL);
-    assert_int_equal(status_of(r), 401);
+    char *r = harness_ask("GET", "/approvals", NULL, NULL);
+    assert_int_equal(harness_status(r), 401);
     assert_non_null(strstr(r, "WWW-Authenticate: Bearer realm=\"toolgate approvals\"\r\n"));
-    assert_non_null(strstr(body_of(r), "{\"error\":\"UNAUTHORIZED\",\"message\":\"unknown approver credential\"}"));
+    assert_non_null(strstr(harness_body(r),
+                           "{\"error\":\"UNAUTHORIZED\",\"message\":\"unknown approver credential\"}"));
     free(r);
     /* An operator token is not a human approver. */
-    expect("GET", "/approvals", "Authorization: Bearer " TOKEN "\r\n", NULL, 401, "UNAUTHORIZED");
-    expect("GET", "/approvals/apr_1", "Authorization: Bearer tga_bobx\r\n", NULL, 401, "UNAUTHORIZED");
-    expect("GET", "/approvals", "Authorization: Bearer agent_token\r\n", NULL, 403, "FORBIDDEN");
-    expect("GET", "/approvals", BOB BOB, NULL, 400, "BAD_REQUEST");
+    harness_expect("GET", "/approvals", OPERATOR, NULL, 401, "UNAUTHORIZED");
+    harness_expect("GET", "/approvals/apr_1", "Authorization: Bearer tga_bobx\r\n", NULL, 401,
+                   "UNAUTHORIZED");
+    harness_expect("GET", "/approvals", "Authorization: Bearer agent_token\r\n", NULL, 403, "FORBIDDEN");
+    harness_expect("GET", "/approvals", BOB BOB, NULL, 400, "BAD_REQUEST");
     /* The approver's credential does not open the operator routes. */
-    expect("POST", "/reload", BOB, NULL, 401, NULL);
-    expect("GET", "/healthz", BOB, NULL, 401, NULL);
-    expect("GET", "/healthz", "Authorization: Bearer " TOKEN "\r\n", NULL, 200, NULL);
+    harness_expect("POST", "/reload", BOB, NULL, 401, NULL);
+    harness_expect("GET", "/healthz", BOB, NULL, 401, NULL);
+    harness_expect("GET", "/healthz", OPERATOR, NULL, 200, NULL);
     /* Unauthenticated: a bad body is not even looked at, nothing is decided. */
     int before = fake_seen.decisions;
-    expect("POST", "/approvals/apr_1/approve", NULL, "{\"comment\":", 401, "UNAUTHORIZED");
+    harness_expect("POST", "/approvals/apr_1/approve", NULL, "{\"comment\":", 401, "UNAUTHORIZED");
     assert_int_equal(fake_seen.decisions, before);
 }
 
@@ -199,45 +82,45 @@ static void test_routes(void **state)
         "/approvals/a123456789012345678901234567890123456789012345678901234567890123x",
     };
     for (size_t i = 0; i < sizeof not_found / sizeof *not_found; i++)
-        expect("GET", not_found[i], BOB, NULL, 404, "NOT_FOUND");
-    char *r = ask("POST", "/approvals", BOB, NULL);
-    assert_int_equal(status_of(r), 405);
+        harness_expect("GET", not_found[i], BOB, NULL, 404, "NOT_FOUND");
+    char *r = harness_ask("POST", "/approvals", BOB, NULL);
+    assert_int_equal(harness_status(r), 405);
     assert_non_null(strstr(r, "\r\nAllow: GET\r\n"));
-    assert_non_null(strstr(body_of(r), "\"error\":\"METHOD_NOT_ALLOWED\""));
+    assert_non_null(strstr(harness_body(r), "\"error\":\"METHOD_NOT_ALLOWED\""));
     free(r);
-    r = ask("GET", "/approvals/apr_1/approve", BOB, NULL);
-    assert_int_equal(status_of(r), 405);
+    r = harness_ask("GET", "/approvals/apr_1/approve", BOB, NULL);
+    assert_int_equal(harness_status(r), 405);
     assert_non_null(strstr(r, "\r\nAllow: POST\r\n"));
     free(r);
-    expect("DELETE", "/approvals/apr_1", BOB, NULL, 405, "METHOD_NOT_ALLOWED");
-    expect("PUT", "/approvals/apr_1/deny", BOB, NULL, 405, "METHOD_NOT_ALLOWED");
+    harness_expect("DELETE", "/approvals/apr_1", BOB, NULL, 405, "METHOD_NOT_ALLOWED");
+    harness_expect("PUT", "/approvals/apr_1/deny", BOB, NULL, 405, "METHOD_NOT_ALLOWED");
     /* None of these needed to know who asked. */
     assert_int_equal(fake_seen.authentications, auths);
     /* The longest valid id is routed (and is unknown). */
-    expect("GET", "/approvals/a123456789012345678901234567890123456789012345678901234567890123",
+    harness_expect("GET", "/approvals/a123456789012345678901234567890123456789012345678901234567890123",
            BOB, NULL, 404, "NOT_FOUND");
     assert_int_equal(fake_seen.authentications, auths + 1);
     /* Not ours: the operator rules apply (token, then 404). */
-    expect("GET", "/approvalsx", BOB, NULL, 401, NULL);
-    expect("GET", "/approvalsx", "Authorization: Bearer " TOKEN "\r\n", NULL, 404, NULL);
+    harness_expect("GET", "/approvalsx", BOB, NULL, 401, NULL);
+    harness_expect("GET", "/approvalsx", OPERATOR, NULL, 404, NULL);
 }
 
 static void test_list(void **state)
 {
     (void)state;
-    char *r = ask("GET", "/approvals", BOB, NULL);
-    assert_int_equal(status_of(r), 200);
+    char *r = harness_ask("GET", "/approvals", BOB, NULL);
+    assert_int_equal(harness_status(r), 200);
     assert_non_null(strstr(r, "Content-Type: application/json"));
     assert_non_null(strstr(r, "Cache-Control: no-store"));
-    assert_true(body_of(r)[0] == '[');
-    assert_non_null(strstr(body_of(r), "\"id\":\"apr_1\""));
+    assert_true(harness_body(r)[0] == '[');
+    assert_non_null(strstr(harness_body(r), "\"id\":\"apr_1\""));
     assert_string_equal(fake_seen.state, "(all)");
     assert_int_equal(fake_seen.limit, 0);
     free(r);
-    expect("GET", "/approvals?state=pending&limit=500", BOB, NULL, 200, NULL);
+    harness_expect("GET", "/approvals?state=pending&limit=500", BOB, NULL, 200, NULL);
     assert_string_equal(fake_seen.state, "pending");
     assert_int_equal(fake_seen.limit, 500);
-    expect("GET", "/approvals?limit=1&state=used", BOB, NULL, 200, NULL);
+    harness_expect("GET", "/approvals?limit=1&state=used", BOB, NULL, 200, NULL);
     assert_string_equal(fake_seen.state, "used");
     assert_int_equal(fake_seen.limit, 1);
     int lists = fake_seen.lists;
@@ -249,39 +132,39 @@ static void test_list(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char path[64];
         snprintf(path, sizeof path, "/approvals%s", bad[i]);
-        expect("GET", path, BOB, NULL, 400, "BAD_REQUEST");
+        harness_expect("GET", path, BOB, NULL, 400, "BAD_REQUEST");
     }
     assert_int_equal(fake_seen.lists, lists);   /* none reached the service */
     fake_seen.fail_store = true;
-    expect("GET", "/approvals", BOB, NULL, 500, "STORE_ERROR");
+    harness_expect("GET", "/approvals", BOB, NULL, 500, "STORE_ERROR");
     fake_seen.fail_store = false;
 }
 
 static void test_get(void **state)
 {
     (void)state;
-    char *r = ask("GET", "/approvals/apr_1", BOB, NULL);
-    assert_int_equal(status_of(r), 200);
-    assert_non_null(strstr(body_of(r), "{\"id\":\"apr_1\",\"state\":\"pending\""));
+    char *r = harness_ask("GET", "/approvals/apr_1", BOB, NULL);
+    assert_int_equal(harness_status(r), 200);
+    assert_non_null(strstr(harness_body(r), "{\"id\":\"apr_1\",\"state\":\"pending\""));
     free(r);
-    expect("GET", "/approvals/apr_2", BOB, NULL, 404, "NOT_FOUND");
-    expect("GET", "/approvals/apr_1?x=1", BOB, NULL, 400, "BAD_REQUEST");
+    harness_expect("GET", "/approvals/apr_2", BOB, NULL, 404, "NOT_FOUND");
+    harness_expect("GET", "/approvals/apr_1?x=1", BOB, NULL, 400, "BAD_REQUEST");
 }
 
 static void test_decide(void **state)
 {
     (void)state;
-    char *r = ask("POST", "/approvals/apr_1/approve", BOB, "{\"comment\":\"release 1.2\"}");
-    assert_int_equal(status_of(r), 200);
-    assert_non_null(strstr(body_of(r), "\"state\":\"approved\""));
-    assert_non_null(strstr(body_of(r), "\"approver\":\"bob\""));
+    char *r = harness_ask("POST", "/approvals/apr_1/approve", BOB, "{\"comment\":\"release 1.2\"}");
+    assert_int_equal(harness_status(r), 200);
+    assert_non_null(strstr(harness_body(r), "\"state\":\"approved\""));
+    assert_non_null(strstr(harness_body(r), "\"approver\":\"bob\""));
     free(r);
     assert_true(fake_seen.approve);
     assert_string_equal(fake_seen.comment, "release 1.2");
-    expect("POST", "/approvals/apr_1/deny", BOB, NULL, 200, NULL);
+    harness_expect("POST", "/approvals/apr_1/deny", BOB, NULL, 200, NULL);
     assert_false(fake_seen.approve);
     assert_string_equal(fake_seen.comment, "(none)");
-    expect("POST", "/approvals/apr_1/deny", BOB, "{}", 200, NULL);
+    harness_expect("POST", "/approvals/apr_1/deny", BOB, "{}", 200, NULL);
     assert_string_equal(fake_seen.comment, "(none)");
 
     /* Exactly 2000 bytes pass, 2001 do not. */
@@ -289,12 +172,12 @@ static void test_decide(void **state)
     size_t off = strlen(big);
     memset(big + off, 'x', 2000);
     strcpy(big + off + 2000, "\"}");
-    expect("POST", "/approvals/apr_1/approve", BOB, big, 200, NULL);
+    harness_expect("POST", "/approvals/apr_1/approve", BOB, big, 200, NULL);
     assert_int_equal(strlen(fake_seen.comment), 2000);
     memset(big + off, 'y', 2001);
     strcpy(big + off + 2001, "\"}");
     int decisions = fake_seen.decisions;
-    expect("POST", "/approvals/apr_1/approve", BOB, big, 400, "BAD_REQUEST");
+    harness_expect("POST", "/approvals/apr_1/approve", BOB, big, 400, "BAD_REQUEST");
 
     static const char *const bad[] = {
         "{\"comment\":", "nope", "[]", "\"lgtm\"", "{\"comment\":1}", "{\"comment\":null}",
@@ -302,49 +185,50 @@ static void test_decide(void **state)
         "{\"Comment\":\"a\"}", "{\"comment\":\"a\\u0000b\"}", "{} {}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        expect("POST", "/approvals/apr_1/approve", BOB, bad[i], 400, "BAD_REQUEST");
-    expect("POST", "/approvals/apr_1/approve?x=1", BOB, NULL, 400, "BAD_REQUEST");
+        harness_expect("POST", "/approvals/apr_1/approve", BOB, bad[i], 400, "BAD_REQUEST");
+    harness_expect("POST", "/approvals/apr_1/approve?x=1", BOB, NULL, 400, "BAD_REQUEST");
     assert_int_equal(fake_seen.decisions, decisions);   /* none reached the service */
 
     /* The service's refusals keep their status, code and message. */
-    r = ask("POST", "/approvals/apr_1/approve", ALICE, "{\"comment\":\"mine\"}");
-    assert_int_equal(status_of(r), 403);
-    assert_non_null(strstr(body_of(r), "{\"error\":\"SELF_APPROVAL_FORBIDDEN\",\"message\":"
+    r = harness_ask("POST", "/approvals/apr_1/approve", ALICE, "{\"comment\":\"mine\"}");
+    assert_int_equal(harness_status(r), 403);
+    assert_non_null(strstr(harness_body(r), "{\"error\":\"SELF_APPROVAL_FORBIDDEN\",\"message\":"
                                        "\"alice asked for this call and cannot decide it\"}"));
     free(r);
-    expect("POST", "/approvals/apr_done/deny", BOB, NULL, 409, "NOT_PENDING");
-    expect("POST", "/approvals/apr_zzz/approve", BOB, NULL, 404, "NOT_FOUND");
+    harness_expect("POST", "/approvals/apr_done/deny", BOB, NULL, 409, "NOT_PENDING");
+    harness_expect("POST", "/approvals/apr_zzz/approve", BOB, NULL, 404, "NOT_FOUND");
 }
 
 static void test_slow_authentication(void **state)
 {
     (void)state;
     /* Answered once the authentication finishes on a later loop turn. */
-    char *r = ask("POST", "/approvals/apr_1/approve", "Authorization: Bearer tga_slow\r\n",
+    char *r = harness_ask("POST", "/approvals/apr_1/approve", "Authorization: Bearer tga_slow\r\n",
                   "{\"comment\":\"later\"}");
-    assert_int_equal(status_of(r), 200);
+    assert_int_equal(harness_status(r), 200);
     assert_string_equal(fake_seen.comment, "later");
     free(r);
     /* A client that leaves while it runs cancels it; nothing is decided. */
     int cancels = __atomic_load_n(&fake_seen.cancels, __ATOMIC_SEQ_CST);
     int decisions = fake_seen.decisions;
-    int fd = dial();
-    send_request(fd, "POST", "/approvals/apr_1/deny", "Authorization: Bearer tga_slow\r\n", NULL);
+    int fd = harness_dial();
+    harness_send(fd, "POST", "/approvals/apr_1/deny", "Authorization: Bearer tga_slow\r\n", NULL);
     usleep(50 * 1000);
     close(fd);
-    for (int i = 0; i < 100 && __atomic_load_n(&fake_seen.cancels, __ATOMIC_SEQ_CST) == cancels; i++)
+    for (int i = 0; i < 100 && __atomic_load_n(&fake_seen.cancels, __ATOMIC_SEQ_CST) == cancels;
+         i++)
         usleep(10 * 1000);
     assert_int_equal(__atomic_load_n(&fake_seen.cancels, __ATOMIC_SEQ_CST), cancels + 1);
     usleep(300 * 1000);   /* past the fake's 200 ms: a late callback would decide now */
-    expect("GET", "/healthz", "Authorization: Bearer " TOKEN "\r\n", NULL, 200, NULL);
+    harness_expect("GET", "/healthz", OPERATOR, NULL, 200, NULL);
     assert_int_equal(fake_seen.decisions, decisions);
 }
 
 /* The inbox: no credential, strict headers, no inline script. */
 static void check_asset(const char *path, const char *type, const char *needle)
 {
-    char *r = ask("GET", path, NULL, NULL);
-    if (status_of(r) != 200) fail_msg("GET %s: %s", path, r);
+    char *r = harness_ask("GET", path, NULL, NULL);
+    if (harness_status(r) != 200) fail_msg("GET %s: %s", path, r);
     char want[128];
     snprintf(want, sizeof want, "\r\nContent-Type: %s\r\n", type);
     assert_non_null(strstr(r, want));
@@ -353,7 +237,7 @@ static void check_asset(const char *path, const char *type, const char *needle)
     assert_non_null(strstr(r, "frame-ancestors 'none'"));
     assert_non_null(strstr(r, "\r\nX-Content-Type-Options: nosniff\r\n"));
     assert_non_null(strstr(r, "\r\nReferrer-Policy: no-referrer\r\n"));
-    assert_non_null(strstr(body_of(r), needle));
+    assert_non_null(strstr(harness_body(r), needle));
     free(r);
 }
 
@@ -364,7 +248,7 @@ static void test_inbox(void **state)
     check_asset("/inbox/app.js", "text/javascript; charset=utf-8", "sessionStorage");
     check_asset("/inbox/style.css", "text/css; charset=utf-8", ".card");
     /* Every script of the page is a file of this server (the CSP would block others). */
-    char *r = ask("GET", "/inbox", NULL, NULL);
+    char *r = harness_ask("GET", "/inbox", NULL, NULL);
     for (const char *p = strstr(r, "<script"); p; p = strstr(p + 1, "<script"))
         assert_true(strncmp(p, "<script src=\"/inbox/", 20) == 0);
     for (const char *p = strstr(r, " on"); p; p = strstr(p + 1, " on")) {
@@ -373,14 +257,14 @@ static void test_inbox(void **state)
     }
     assert_null(strstr(r, "style=")); /* no inline styles */
     free(r);
-    r = ask("POST", "/inbox", NULL, NULL);
-    assert_int_equal(status_of(r), 405);
+    r = harness_ask("POST", "/inbox", NULL, NULL);
+    assert_int_equal(harness_status(r), 405);
     assert_non_null(strstr(r, "\r\nAllow: GET\r\n"));
     free(r);
     /* Other paths below /inbox are not the inbox's: the operator rules apply. */
-    expect("GET", "/inbox/", NULL, NULL, 401, NULL);
-    expect("GET", "/inbox/../admin", "Authorization: Bearer " TOKEN "\r\n", NULL, 404, NULL);
-    expect("GET", "/inbox/secret.txt", "Authorization: Bearer " TOKEN "\r\n", NULL, 404, NULL);
+    harness_expect("GET", "/inbox/", NULL, NULL, 401, NULL);
+    harness_expect("GET", "/inbox/../admin", OPERATOR, NULL, 404, NULL);
+    harness_expect("GET", "/inbox/secret.txt", OPERATOR, NULL, 404, NULL);
 }
 
 int main(void)
