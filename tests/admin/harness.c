@@ -64,6 +64,13 @@ static void *run_loop(void *loop)
 void harness_start(uv_loop_t *loop, struct tg_approvals *approvals,
                    void (*on_stop_more)(void *arg), void *arg)
 {
+    tg_admin_ops ops = {.reload = op_reload, .ready = op_ready, .approvals = approvals};
+    harness_start_ops(loop, &ops, on_stop_more, arg);
+}
+
+void harness_start_ops(uv_loop_t *loop, const tg_admin_ops *ops,
+                       void (*on_stop_more)(void *arg), void *arg)
+{
     stop_more = on_stop_more;
     stop_arg = arg;
     conf = (tg_admin_conf){.where = "t.yaml:1:1", .listen_host = "127.0.0.1",
@@ -71,8 +78,7 @@ void harness_start(uv_loop_t *loop, struct tg_approvals *approvals,
     limits = (tg_limits){.max_body_bytes = 65536, .max_header_bytes = 16384, .max_headers = 64,
                          .max_connections = 16, .header_timeout_ms = 5000,
                          .body_timeout_ms = 5000, .idle_timeout_ms = 5000};
-    tg_admin_ops ops = {.reload = op_reload, .ready = op_ready, .approvals = approvals};
-    adm = tg_admin_new(loop, &conf, &limits, &ops);
+    adm = tg_admin_new(loop, &conf, &limits, ops);
     tg_error err;
     if (tg_admin_listen(adm, &err) < 0) fail_msg("%s", err.msg);
     port = tg_admin_port(adm);

@@ -1,7 +1,8 @@
 /*
- * harness.h — for the approvers' tests of src/admin (test_approvals_http.c against a
- * scripted service, test_approvals_live.c against the real one): an admin listener on
- * 127.0.0.1:0 whose loop runs on a thread, and a raw HTTP/1.1 client for it.
+ * harness.h — for the tests of src/admin (test_admin.c: the operator routes;
+ * test_approvals_http.c: the approvers' routes against a scripted service;
+ * test_approvals_live.c: against the real one): an admin listener on 127.0.0.1:0 whose
+ * loop runs on a thread, and a raw HTTP/1.1 client for it.
  */
 #ifndef ADMIN_HARNESS_H
 #define ADMIN_HARNESS_H
@@ -19,6 +20,9 @@
  * listener; the caller then closes and frees the rest. */
 void harness_start(uv_loop_t *loop, struct tg_approvals *approvals,
                    void (*on_stop)(void *arg), void *arg);
+/* The same with the caller's ops (reload, ready, approvals). */
+void harness_start_ops(uv_loop_t *loop, const tg_admin_ops *ops, void (*on_stop)(void *arg),
+                       void *arg);
 void harness_stop(void);
 
 /* A new connection, SO_RCVTIMEO 5 s. */
