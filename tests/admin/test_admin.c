@@ -1,10 +1,10 @@
 /*
  * test_admin.c — the admin listener (src/admin) over real sockets (harness.c: the loop
- * runs on a thread, the test speaks raw HTTP/1.1 to it). Covers the token (missing, wrong, right,
- * wrong scheme), each route's method (405 with Allow), unknown paths (404), /readyz
- * ready and not, /reload success and refusal, no approvers' routes without an approvals
- * service, and the `admin:` section's refusals of a
- * listener that would be reachable from the network without protection.
+ * runs on a thread, the test speaks raw HTTP/1.1 to it). Covers the token (missing,
+ * wrong, right, wrong scheme), each route's method (405 with Allow), unknown paths (404),
+ * /readyz ready and not, /reload success and refusal, no approvers' routes without an
+ * approvals service, and the `admin:` section's refusals of a listener that would be
+ * reachable from the network without protection.
  */
 #include <setjmp.h>
 #include <stdarg.h>
