@@ -134,7 +134,10 @@ static void on_request(tg_http_req *req, void *ctx)
         r->run(a, req);
         return;
     }
-    respond_text(req, 404, "not found: the admin listener serves /healthz, /readyz, /reload\n");
+    respond_text(req, 404, a->ops.approvals
+                 ? "not found: the admin listener serves /healthz, /readyz, /reload, "
+                   "/approvals, /inbox\n"
+                 : "not found: the admin listener serves /healthz, /readyz, /reload\n");
 }
 
 tg_admin *tg_admin_new(uv_loop_t *loop, const tg_admin_conf *conf, const tg_limits *limits,

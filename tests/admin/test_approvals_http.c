@@ -93,6 +93,13 @@ static void test_routes(void **state)
     assert_non_null(strstr(r, "\r\nAllow: POST\r\n"));
     free(r);
     harness_expect("DELETE", "/approvals/apr_1", BOB, NULL, 405, "METHOD_NOT_ALLOWED");
+    /* A browser's CORS preflight gets no permission: other origins cannot call the API. */
+    r = harness_ask("OPTIONS", "/approvals/apr_1/approve", "Origin: https://evil.example\r\n"
+                    "Access-Control-Request-Method: POST\r\n"
+                    "Access-Control-Request-Headers: authorization\r\n", NULL);
+    assert_int_equal(harness_status(r), 405);
+    assert_null(strstr(r, "Access-Control-"));
+    free(r);
     harness_expect("PUT", "/approvals/apr_1/deny", BOB, NULL, 405, "METHOD_NOT_ALLOWED");
     /* None of these needed to know who asked. */
     assert_int_equal(fake_seen.authentications, auths);
