@@ -204,7 +204,8 @@ static const char **str_vec(tg_arena *a, const json_t *arr, size_t *n)
  * is one at hand (request, use): its arguments give the record the same args digest as
  * the call's own records, and its session / JSON-RPC id / traceparent link them. For
  * decisions and expiry the record names the requesting call's links (from the row); its
- * arguments are not kept, so the record carries none (docs/approvals.md). Appended as
+ * arguments are not kept, so the record carries none, only their digest from the row
+ * (docs/approvals.md). Appended as
  * the audit mode says; never waited for: a failure is logged. */
 static void audit_event(tg_approvals *ap, const json_t *row, const char *detail,
                         const tg_approval_call *call)
@@ -230,6 +231,7 @@ static void audit_event(tg_approvals *ap, const json_t *row, const char *detail,
         .resource_type = json_string_value(json_object_get(res, "type")),
         .resource_id = json_string_value(json_object_get(res, "id")),
         .args = call ? call->args : NULL,
+        .args_sha256 = row_str(row, "args_sha256"), /* kept when args is NULL */
         .intent = req_str(req, "intent"),
         .workflow = req_str(req, "workflow"),
         .ticket = req_str(req, "ticket"),

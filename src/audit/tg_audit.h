@@ -80,7 +80,9 @@ typedef struct tg_audit_record {
     const char *const *resource_parents;  /* Cedar UIDs, e.g. Jira::Project::"OPS" */
     size_t      n_resource_parents;
     const json_t *args;              /* the call's arguments as received (unredacted) */
-    const char *args_sha256;         /* read back only: the writer computes it from args */
+    const char *args_sha256;         /* the writer computes it from args; only when args is
+                                        NULL is a given 64-hex digest kept (records about a
+                                        call whose arguments are gone: approval events) */
     const char *intent, *workflow, *ticket;
     tg_audit_decision decision;
     tg_audit_policy_mode mode;

@@ -253,7 +253,13 @@ int tg_audit_append(tg_audit *a, const tg_audit_record *r, tg_audit_done_cb cb, 
      * dump once instead of copying the arguments and dumping the copy again. */
     char digest[65];
     char *args_text = audit_args_text(r->args);
-    tg_sha256_hex(args_text, strlen(args_text), digest);
+    /* A record about a call whose arguments are not at hand (an approval decided or
+     * expired later) carries the call's digest as given; any other record's digest is
+     * computed here, never trusted. */
+    if (!r->args && r->args_sha256 && strlen(r->args_sha256) == 64)
+        memcpy(digest, r->args_sha256, 65);
+    else
+        tg_sha256_hex(args_text, strlen(args_text), digest);
     const char *const *pat = (const char *const *)a->redact;
     if (r->args && audit_args_redactable(r->args, pat, a->n_redact)) {
         json_t *redacted = tg_audit_redact(r->args, pat, a->n_redact);

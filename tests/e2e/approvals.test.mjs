@@ -224,6 +224,9 @@ test('retry: approval id and URL; self-approval and non-release managers refused
   assert.deepEqual(details, ['requested', 'approved', 'used'], JSON.stringify(recs, null, 1));
   const decisions = recs.filter((r) => r.event === 'decision').map((r) => r.decision);
   assert.ok(decisions.includes('approval_required') && decisions.includes('allow'), JSON.stringify(decisions));
+  // one digest ties them all: the call's arguments
+  const digests = new Set(recs.map((r) => r.args_sha256));
+  assert.deepEqual([...digests], [shown.json.argsSha256], JSON.stringify(recs.map((r) => [r.event, r.detail, r.args_sha256])));
   const allowRec = recs.find((r) => r.event === 'decision' && r.decision === 'allow');
   assert.equal(allowRec.approver, 'bob');
   execFileSync(TOOLGATE_BIN, ['audit', 'verify', '--store', gw.storeUrl], { stdio: ['ignore', 'pipe', 'pipe'] });
