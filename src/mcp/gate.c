@@ -269,13 +269,20 @@ static void fill_record(mcp_call *c, mcp_gate *g, const json_t *args, const json
                                 : (int64_t)((tg_now_ns() - c->started_ns) / 1000);
 }
 
+/* Fail closed: a gate the call depends on cannot do its part right now. `what` says which
+ * in the log and to the client; `why` (the log only) says what failed. */
+static void refuse_unavailable(mcp_call *c, const char *what, const char *why)
+{
+    tg_log_error(COMPONENT, "session %.8s… call %s refused: %s: %s", c->s->id, c->idkey, what,
+                 why);
+    mcp_call_error(c, TG_RPC_INTERNAL_ERROR, NULL,
+                   "Internal error: %s right now, so it was refused and not forwarded; retry later",
+                   what);
+}
+
 static void fail_closed(mcp_call *c, const char *why)
 {
-    tg_log_error(COMPONENT, "session %.8s… call %s refused: its audit record cannot be stored: %s",
-                 c->s->id, c->idkey, why);
-    mcp_call_error(c, TG_RPC_INTERNAL_ERROR, NULL,
-                   "Internal error: the audit trail cannot record this call right now, so it "
-                   "was refused and not forwarded; retry later");
+    refuse_unavailable(c, "the audit trail cannot record this call", why);
 }
 
 /* The decision record is durable (or the mode does not wait): act on the decision. */
@@ -402,11 +409,8 @@ static void record_decision(mcp_call *c, mcp_gate *g)
 
 static void approvals_failed(mcp_call *c, const char *why)
 {
-    tg_log_error(COMPONENT, "session %.8s… call %s refused: the approval service failed: %s",
-                 c->s->id, c->idkey, why);
-    mcp_call_error(c, TG_RPC_INTERNAL_ERROR, NULL,
-                   "Internal error: this call needs an approval and the approval service "
-                   "cannot handle it right now, so it was refused and not forwarded; retry later");
+    refuse_unavailable(c, "this call needs an approval and the approval service cannot handle it",
+                       why);
 }
 
 static void approval_call(mcp_call *c, const mcp_gate *g, tg_approval_call *out)
