@@ -327,6 +327,86 @@ static void test_index_scaling(void **state)
     tg_buf_free(&b);
 }
 
+/* Guarded policies (authorize.c: `V has a && V.a == literal` filed under the literal) are
+ * skipped only when they are false without error: for every request below, the
+ * authorizer's decision, reasons and errors equal those of evaluating every policy. */
+static void test_guard_index(void **state)
+{
+    (void)state;
+    const char *pol =
+        "forbid(principal, action, resource is Doc) when { resource has project && resource.project == Project::\"P1\" };\n"
+        "permit(principal, action, resource) when { resource has project && Project::\"P2\" == resource.project };\n"
+        "permit(principal, action, resource) when { resource has n && resource.n == 7 && principal has team };\n"
+        "forbid(principal, action, resource) when { resource has s && resource has n && resource.s == \"x\" && 1 + true };\n"
+        "permit(principal, action, resource) when { resource.project == Project::\"P1\" };\n"      /* no has: errors */
+        "permit(principal, action, resource) when { principal has team && resource.team == \"red\" };\n" /* other var */
+        "permit(principal, action, resource) when { context has k && context.k == true };\n"
+        "permit(principal, action, resource) when { 1 + true && resource has s && resource.s == \"x\" };\n"
+        "permit(principal, action, resource) unless { resource has s && resource.s == \"x\" };\n"
+        "permit(principal, action, resource) when { resource has s && resource.s == \"y\" } when { 1 + true };\n"
+        "permit(principal, action, resource) when { resource has r.s && resource.r.s == \"x\" };\n"
+        "permit(principal is User, action, resource is Doc) when { principal has team && principal.team == \"red\" };\n";
+    /* the same guard many times over, so that the guard table is what the index picks */
+    tg_buf b = TG_BUF_INIT;
+    tg_buf_appends(&b, pol);
+    for (int i = 0; i < 200; i++)
+        tg_buf_printf(&b, "forbid(principal, action, resource) when { resource has project && "
+                          "resource.project == Project::\"Q%d\" && context has k };\n", i);
+    const char *ents =
+        "[{\"uid\":{\"type\":\"User\",\"id\":\"alice\"},\"attrs\":{\"team\":\"red\"}},"
+        " {\"uid\":{\"type\":\"Doc\",\"id\":\"d1\"},\"attrs\":{\"project\":{\"__entity\":{\"type\":\"Project\",\"id\":\"P1\"}}}},"
+        " {\"uid\":{\"type\":\"Doc\",\"id\":\"d2\"},\"attrs\":{\"project\":{\"__entity\":{\"type\":\"Project\",\"id\":\"P2\"}},\"n\":7}},"
+        " {\"uid\":{\"type\":\"Doc\",\"id\":\"d3\"},\"attrs\":{\"project\":\"P1\",\"s\":\"x\",\"n\":7,\"team\":\"red\"}},"
+        " {\"uid\":{\"type\":\"Doc\",\"id\":\"d4\"},\"attrs\":{\"s\":\"y\",\"r\":{\"s\":\"x\"}}},"
+        " {\"uid\":{\"type\":\"Doc\",\"id\":\"d5\"},\"attrs\":{\"project\":{\"__entity\":{\"type\":\"Project\",\"id\":\"Q7\"}},\"r\":3}},"
+        " {\"uid\":{\"type\":\"Note\",\"id\":\"d1\"},\"attrs\":{\"project\":{\"__entity\":{\"type\":\"Project\",\"id\":\"P1\"}}}}]";
+    const char *const principals[] = {"alice", "bob"};
+    const char *const resources[][2] = {{"Doc", "d1"}, {"Doc", "d2"}, {"Doc", "d3"}, {"Doc", "d4"},
+                                        {"Doc", "d5"}, {"Doc", "ghost"}, {"Note", "d1"}};
+    const char *const contexts[] = {"{}", "{\"k\":true}", "{\"k\":1}"};
+    tg_error err;
+    cedar_policy_set *ps = cedar_policy_set_parse(b.data, b.len, &err);
+    if (!ps) fail_msg("parse: %s", err.msg);
+    cedar_store *st = cedar_store_load(ents, strlen(ents), &err);
+    assert_non_null(st);
+    tg_arena *a = tg_arena_new(0);
+    int met_guard = 0;
+    for (size_t pi = 0; pi < 2; pi++)
+        for (size_t ri = 0; ri < sizeof resources / sizeof resources[0]; ri++)
+            for (size_t ci = 0; ci < 3; ci++) {
+                tg_arena_reset(a);
+                cedar_request *rq = cedar_request_new(a, st);
+                assert_int_equal(cedar_request_set_principal(rq, "User", 4, principals[pi], strlen(principals[pi]), &err), 0);
+                assert_int_equal(cedar_request_set_action(rq, "Action", 6, "read", 4, &err), 0);
+                assert_int_equal(cedar_request_set_resource(rq, resources[ri][0], strlen(resources[ri][0]),
+                                                            resources[ri][1], strlen(resources[ri][1]), &err), 0);
+                assert_int_equal(cedar_request_set_context_json(rq, contexts[ci], strlen(contexts[ci]), &err), 0);
+                cedar_response res;
+                assert_int_equal(cedar_authorize(ps, rq, &res, &err), 0);
+                /* the reference: every policy evaluated, Cedar's decision rule */
+                char want_f[4096] = "", want_p[4096] = "", want_e[4096] = "", got[4096];
+                for (size_t i = 0; i < cedar_policy_count(ps); i++) {
+                    const char *msg = NULL;
+                    int r = cedar_eval_policy(&ps->policies[i], rq, &msg);
+                    char *to = r < 0 ? want_e : r == 0 ? NULL
+                             : cedar_policy_effect(ps, i) == CEDAR_FORBID ? want_f : want_p;
+                    if (to) snprintf(to + strlen(to), 4096 - strlen(to), "%s%s", to[0] ? "," : "", cedar_policy_id(ps, i));
+                    if (r != 0 && i >= 12) met_guard++;
+                }
+                const char *want = want_f[0] ? want_f : want_p;
+                assert_int_equal(res.decision, want_f[0] || !want_p[0] ? CEDAR_DENY : CEDAR_ALLOW);
+                ids(got, sizeof got, ps, res.reasons, res.nreasons);
+                assert_string_equal(got, want);
+                ids(got, sizeof got, ps, res.errors, res.nerrors);
+                assert_string_equal(got, want_e);
+            }
+    assert_int_equal(met_guard, 2 * 2);  /* Q7 forbids d5 when context has k: 2 principals x 2 contexts */
+    tg_arena_free(a);
+    cedar_store_free(st);
+    cedar_policy_set_free(ps);
+    tg_buf_free(&b);
+}
+
 /* The EST is what cedar-wasm 4.13's policyToJson prints for the same text (byte for byte
  * here; the differential test compares it ignoring key order): a one-element action list
  * is "entity", `has` keeps its path, `@a` without a value is null. */
@@ -603,6 +683,7 @@ int main(void)
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_authorizer),
         cmocka_unit_test(test_index_scaling),
+        cmocka_unit_test(test_guard_index),
         cmocka_unit_test(test_est),
         cmocka_unit_test(test_json_escapes),
         cmocka_unit_test(test_has_path),
