@@ -146,6 +146,9 @@ typedef struct tg_audit_options {
     size_t      n_redact;
     const char *jsonl_path;             /* JSON Lines sink: file path, "-" = stdout, NULL = off */
     size_t      batched_queue_max;      /* batched mode: records not yet durable (default 10000) */
+    int         async_outcomes;         /* strict mode: outcome records are written in order but
+                                           not waited for (`audit.outcome: async`); decision
+                                           and other records still are */
 } tg_audit_options;
 
 typedef struct tg_audit tg_audit;
@@ -158,7 +161,8 @@ tg_audit *tg_audit_open(uv_loop_t *loop, tg_store *store, const tg_audit_options
                         tg_error *err);
 
 /* Appends a record (copied; r->args is redacted for storage and digested unredacted).
- *   returns 0:  strict mode: cb runs once on the loop thread when the record is durable
+ *   returns 0:  strict mode (except an outcome record with async_outcomes, which returns
+ *               1 like batched): cb runs once on the loop thread when the record is durable
  *               (status 0) or definitely not (status -1). Forward the call only after a 0.
  *   returns 1:  batched mode: accepted into the bounded queue; proceed now, cb never runs
  *               (a later write failure is logged and counted).

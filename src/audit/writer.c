@@ -32,6 +32,7 @@ struct tg_audit {
     uv_loop_t *loop;
     tg_store *store;
     tg_audit_durability durability;
+    bool async_outcomes;            /* strict mode: outcome records are not waited for */
     char *instance;
     audit_key *key;                 /* NULL: no checkpoints */
     uint32_t cp_every, cp_ms;
@@ -168,7 +169,7 @@ static void on_stored(void *ud, int status, const char *errmsg)
             tg_log_error("audit", "JSON Lines sink write failed: %s", strerror(errno));
     }
     op_done(a, status, errmsg, "record", pr->seq);
-    if (a->durability == TG_AUDIT_STRICT && pr->cb) pr->cb(pr->ud, status, errmsg);
+    if (pr->cb) pr->cb(pr->ud, status, errmsg);
     free(pr->line);
     free(pr);
     maybe_finish_close(a);
@@ -186,6 +187,7 @@ tg_audit *tg_audit_open(uv_loop_t *loop, tg_store *store, const tg_audit_options
     a->loop = loop;
     a->store = store;
     a->durability = o->durability;
+    a->async_outcomes = o->async_outcomes != 0;
     a->instance = strdup(o->instance_id);
     a->cp_every = o->checkpoint_every ? o->checkpoint_every : DEFAULT_CP_EVERY;
     a->cp_ms = o->checkpoint_ms ? o->checkpoint_ms : DEFAULT_CP_MS;
@@ -286,9 +288,13 @@ int tg_audit_append(tg_audit *a, const tg_audit_record *r, tg_audit_done_cb cb, 
     row.hash = hash;
     audit_row_columns(&rec, ar, &row);
 
+    /* Records are committed in chain order, so an outcome not waited for is durable no
+     * later than the next record someone waits for (the next decision). */
+    bool wait = a->durability == TG_AUDIT_STRICT &&
+                !(a->async_outcomes && r->event == TG_AUDIT_EV_OUTCOME);
     pending_rec *pr = calloc(1, sizeof *pr);
     if (!pr) abort();
-    *pr = (pending_rec){.a = a, .cb = cb, .ud = ud, .seq = row.seq};
+    *pr = (pending_rec){.a = a, .cb = wait ? cb : NULL, .ud = ud, .seq = row.seq};
     if (a->sink) {
         tg_buf line = TG_BUF_INIT;
         audit_jsonl_line(&row, &line);
@@ -312,7 +318,7 @@ int tg_audit_append(tg_audit *a, const tg_audit_record *r, tg_audit_done_cb cb, 
         if (write_checkpoint(a, &cerr))
             tg_log_warn("audit", "checkpoint not written (retried later): %s", cerr.msg);
     }
-    return a->durability == TG_AUDIT_STRICT ? 0 : 1;
+    return wait ? 0 : 1;
 }
 
 int tg_audit_checkpoint_now(tg_audit *a, tg_error *err)

@@ -111,6 +111,15 @@ static int read_mode(loader *L, const at *w, void *obj)
     return 0;
 }
 
+static int read_outcome(loader *L, const at *w, void *obj)
+{
+    int v;
+    if (tg_cy_two_words(L, w, "durable", 0, "async", 1, &v) < 0)
+        return -1;
+    ((tg_config *)obj)->audit.async_outcomes = v;
+    return 0;
+}
+
 static int read_instance(loader *L, const at *w, void *obj)
 {
     tg_config *cfg = obj;
@@ -154,6 +163,7 @@ static int read_redact(loader *L, const at *w, void *obj)
 static const field audit_fields[] = {
     {"instance_id", F_CUSTOM, 0, read_instance, 0},
     {"mode", F_CUSTOM, 0, read_mode, 0},
+    {"outcome", F_CUSTOM, 0, read_outcome, 0},
     {"batched_queue_max", F_COUNT, offsetof(tg_config, audit.batched_queue_max), NULL, 0},
     {"signing_key", F_CUSTOM, 0, read_signing_key, 0},
     {"checkpoint", F_CUSTOM, 0, read_checkpoint, 0},

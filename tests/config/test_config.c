@@ -568,6 +568,7 @@ static void test_store_audit_sections(void **state)
         "  instance_id: gw-eu-1\n"
         "  mode: batched\n"
         "  batched_queue_max: 77\n"
+        "  outcome: async\n"
         "  signing_key: keys/audit.key\n"
         "  checkpoint: {every: 10, interval: 5s}\n"
         "  redact: [\"*token*\", cookie]\n"
@@ -580,6 +581,7 @@ static void test_store_audit_sections(void **state)
     assert_string_equal(cfg->audit.instance_id, "gw-eu-1");
     assert_int_equal(cfg->audit.durability, TG_AUDIT_BATCHED);
     assert_int_equal(cfg->audit.batched_queue_max, 77);
+    assert_int_equal(cfg->audit.async_outcomes, 1);
     assert_true(asprintf(&want, "%s/keys/audit.key", realtmp) > 0);
     assert_string_equal(cfg->audit.signing_key_path, want);
     free(want);
@@ -610,6 +612,8 @@ static void test_store_audit_errors(void **state)
                  "PostgreSQL URL)");
     expect_error("store:\n  url: sqlite:x.db\n  batch_max: 0\n" UPSTREAMS,
                  "toolgate.yaml:3:14: store.batch_max: must be greater than 0, found \"0\"");
+    expect_error("audit:\n  outcome: later\n" UPSTREAMS,
+                 "toolgate.yaml:2:12: audit.outcome: expected \"durable\" or \"async\", found \"later\"");
     expect_error("audit:\n  mode: relaxed\n" UPSTREAMS,
                  "toolgate.yaml:2:9: audit.mode: expected \"strict\" or \"batched\", found \"relaxed\"");
     expect_error("audit:\n  instance_id: \"gw 1\"\n" UPSTREAMS,
