@@ -546,6 +546,27 @@ class ExprGen {
     return { k: 'has', e: base, path, esc: this.esc() };
   }
 
+  // The shape the authorizer's guard index files by value (src/cedar/authorize.c):
+  // `V has a && V.a == literal` and then more. Also the near misses it must not file, or
+  // must file and still get right: no `has` (an absent attribute is an error), the `has`
+  // after the `==`, the operands swapped, a literal of another type, another conjunct first.
+  guard(d) {
+    const r = this.r;
+    const v = V(r.pick(['principal', 'resource', 'context', 'action']));
+    const kinds = ['Bool', 'Long', 'String', 'Entity'];
+    const [name, T] = r.pick(ATTRS.filter(([, t]) => kinds.includes(t)));
+    const value = { Bool: () => lit(r.chance(0.5)), Long: () => lit(BigInt(jsonLong(r))),
+      String: () => this.str(), Entity: () => this.uid() }[r.chance(0.9) ? T : r.pick(kinds)]();
+    const get = { k: 'attr', e: v, name, idx: r.chance(0.15), esc: this.esc() };
+    const eq = r.chance(0.7) ? { k: 'bin', op: '==', l: get, r: value } : { k: 'bin', op: '==', l: value, r: get };
+    const has = { k: 'has', e: v, path: [name], esc: this.esc() };
+    const other = () => this.gen('Bool', 1);
+    const parts = r.wpick([[8, [has, eq]], [1, [eq]], [1, [eq, has]], [2, [other(), has, eq]],
+      [2, [this.hasExpr(1), has, eq]]]);
+    if (r.chance(0.6)) parts.push(this.gen('Bool', d));
+    return parts.reduce((l, x) => ({ k: 'bin', op: '&&', l, r: x }));
+  }
+
   // A `like` whose pattern is derived from a string that also appears as a value, so matches
   // happen; wildcards replace random spans; literal stars come out as `\*`.
   likeExpr(d) {
@@ -596,6 +617,7 @@ export function genPolicy(r) {
   for (let n = r.wpick([[2, 0], [5, 1], [2, 2], [1, 3]]); n > 0; n--) {
     conds.push({ kind: r.chance(0.75) ? 'when' : 'unless', e: eg.gen('Bool', r.int(1, 4)) });
   }
+  if (r.chance(0.25)) conds.unshift({ kind: r.chance(0.9) ? 'when' : 'unless', e: eg.guard(r.int(1, 3)) });
   return {
     annotations,
     effect: r.chance(0.8) ? 'permit' : 'forbid',
