@@ -51,6 +51,8 @@ run "--help" 0 --help && expect "--help lists every command" "$out" "serve --con
   decide --config FILE --agent ID --tool NAME ...
                       explain the decision for one call (toolgate help decide)
   cedar ...           Cedar policy tools (toolgate help cedar)
+  approvals ...       list, show, approve and deny approval requests; make approver
+                      keys (toolgate help approvals)
   help [COMMAND]      show this help, or the help of COMMAND"
 run "help serve" 0 help serve && expect "help serve lists its options" "$out" "  --port N            listen on port N"
 run "serve --help" 0 serve --help && expect "serve --help is the same text" "$out" "SIGHUP"
