@@ -68,13 +68,7 @@ typedef struct apr_opts {
     bool json;
 } apr_opts;
 
-typedef struct apr_flag {
-    const char *name;
-    size_t off;
-    unsigned subs;       /* SUB_* bits of the subcommands that take it */
-} apr_flag;
-
-static const apr_flag apr_flags[] = {
+static const tg_cli_flag apr_flags[] = {
     {"--state", offsetof(apr_opts, state), SUB_LIST},
     {"--comment", offsetof(apr_opts, comment), SUB_APPROVE | SUB_DENY},
     {"--url", offsetof(apr_opts, url), SUB_API},
@@ -101,22 +95,18 @@ static int parse(int argc, char **argv, apr_opts *o, bool *help)
         }
     if (!o->sub) return usage("unknown approvals subcommand \"%s\"", argv[1]);
     bool wants_id = o->sub_bit & (SUB_SHOW | SUB_APPROVE | SUB_DENY);
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "approvals %s", o->sub);
     for (int i = 2; i < argc; i++) {
-        const char *v = NULL;
-        int r = 0;
-        size_t f;
         if (tg_cli_is_help(argv[i])) {
             *help = true;
             return 0;
         }
-        for (f = 0; f < sizeof apr_flags / sizeof *apr_flags; f++)
-            if ((r = tg_cli_opt_value(argc, argv, &i, apr_flags[f].name, &v)) != 0) break;
-        if (r < 0) return usage("%s needs a value", apr_flags[f].name);
-        if (r > 0 && !(apr_flags[f].subs & o->sub_bit))
-            return usage("this subcommand does not take %s", apr_flags[f].name);
-        if (r > 0) {
-            *(const char **)(void *)((char *)o + apr_flags[f].off) = v;
-        } else if (strcmp(argv[i], "--json") == 0 && (o->sub_bit & (SUB_LIST | SUB_SHOW))) {
+        int r = tg_cli_take_flag(apr_flags, sizeof apr_flags / sizeof *apr_flags, o->sub_bit, cmd,
+                                 tg_cli_approvals_usage, argc, argv, &i, o);
+        if (r == 2) return 2;
+        if (r == 1) continue;
+        if (strcmp(argv[i], "--json") == 0 && (o->sub_bit & (SUB_LIST | SUB_SHOW))) {
             o->json = true;
         } else if (strncmp(argv[i], "--key=", 6) == 0 || strcmp(argv[i], "--key") == 0) {
             return usage("%s: the credential is never a command-line argument (ps shows "

@@ -27,4 +27,18 @@ int tg_cli_is_help(const char *a);
  * advanced past it), 0 not this option, -1 the value is missing. */
 int tg_cli_opt_value(int argc, char **argv, int *i, const char *name, const char **out);
 
+/* A string option of a command with subcommands: its name, where its value goes in the
+ * command's options struct, and the subcommands (bits, one per subcommand) that take it. */
+typedef struct tg_cli_flag {
+    const char *name;
+    size_t off;
+    unsigned subs;
+} tg_cli_flag;
+
+/* Matches argv[*i] against flags[0..n) (tg_cli_opt_value's syntax). 1: matched, value
+ * stored in opts; 0: none of them; 2: a usage error was printed (the value is missing, or
+ * `cmd` — "keys list", the subcommand whose bit is sub_bit — does not take the option). */
+int tg_cli_take_flag(const tg_cli_flag *flags, size_t n, unsigned sub_bit, const char *cmd,
+                     const char *usage, int argc, char **argv, int *i, void *opts);
+
 #endif /* TG_CLI_INT_H */

@@ -47,66 +47,49 @@ typedef struct keys_opts {
     const char *config, *agent, *delegator, *groups, *ttl, *cidr, *note, *overlap, *id;
 } keys_opts;
 
-/* Options each subcommand accepts, by offset in keys_opts. */
-typedef struct keys_flag {
-    const char *name;
-    size_t off;
-    const char *subs;   /* subcommands that take it, space-separated */
-} keys_flag;
+/* The subcommands, as bits so an option can name those that take it (tg_cli_flag). */
+enum { SUB_CREATE = 1, SUB_LIST = 2, SUB_REVOKE = 4, SUB_ROTATE = 8 };
+static const char *const sub_names[] = {"create", "list", "revoke", "rotate"};
 
-static const keys_flag keys_flags[] = {
-    {"--config", offsetof(keys_opts, config), "create list revoke rotate"},
-    {"--agent", offsetof(keys_opts, agent), "create"},
-    {"--delegator", offsetof(keys_opts, delegator), "create"},
-    {"--groups", offsetof(keys_opts, groups), "create"},
-    {"--ttl", offsetof(keys_opts, ttl), "create"},
-    {"--cidr", offsetof(keys_opts, cidr), "create"},
-    {"--note", offsetof(keys_opts, note), "create"},
-    {"--overlap", offsetof(keys_opts, overlap), "rotate"},
+static const tg_cli_flag keys_flags[] = {
+    {"--config", offsetof(keys_opts, config), SUB_CREATE | SUB_LIST | SUB_REVOKE | SUB_ROTATE},
+    {"--agent", offsetof(keys_opts, agent), SUB_CREATE},
+    {"--delegator", offsetof(keys_opts, delegator), SUB_CREATE},
+    {"--groups", offsetof(keys_opts, groups), SUB_CREATE},
+    {"--ttl", offsetof(keys_opts, ttl), SUB_CREATE},
+    {"--cidr", offsetof(keys_opts, cidr), SUB_CREATE},
+    {"--note", offsetof(keys_opts, note), SUB_CREATE},
+    {"--overlap", offsetof(keys_opts, overlap), SUB_ROTATE},
 };
 
-static int takes(const char *subs, const char *sub)
+/* 0, or 2 after a usage error; *help set for -h/--help. sub_bit: argv[1]'s SUB_* bit. */
+static int parse_keys(int argc, char **argv, unsigned sub_bit, keys_opts *o, int *help)
 {
-    size_t n = strlen(sub);
-    for (const char *p = strstr(subs, sub); p; p = strstr(p + 1, sub))
-        if ((p == subs || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
-            return 1;
-    return 0;
-}
-
-/* 0, or 2 after a usage error; *help set for -h/--help. */
-static int parse_keys(int argc, char **argv, const char *sub, keys_opts *o, int *help)
-{
-    int wants_id = strcmp(sub, "revoke") == 0 || strcmp(sub, "rotate") == 0;
+    const char *sub = argv[1];
+    int wants_id = (sub_bit & (SUB_REVOKE | SUB_ROTATE)) != 0;
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "keys %s", sub);
     for (int i = 2; i < argc; i++) {
-        const char *v = NULL;
-        int r = 0;
-        size_t f;
         if (tg_cli_is_help(argv[i])) {
             *help = 1;
             return 0;
         }
-        for (f = 0; f < sizeof keys_flags / sizeof *keys_flags; f++)
-            if ((r = tg_cli_opt_value(argc, argv, &i, keys_flags[f].name, &v)) != 0)
-                break;
-        if (r < 0)
-            return tg_cli_usage_error(tg_cli_keys_usage, "%s needs a value", keys_flags[f].name);
-        if (r > 0 && !takes(keys_flags[f].subs, sub))
-            return tg_cli_usage_error(tg_cli_keys_usage, "keys %s does not take %s", sub,
-                                      keys_flags[f].name);
-        if (r > 0) {
-            *(const char **)(void *)((char *)o + keys_flags[f].off) = v;
-        } else if (wants_id && !o->id && argv[i][0] != '-') {
+        int r = tg_cli_take_flag(keys_flags, sizeof keys_flags / sizeof *keys_flags, sub_bit,
+                                 cmd, tg_cli_keys_usage, argc, argv, &i, o);
+        if (r == 2)
+            return 2;
+        if (r == 1)
+            continue;
+        if (wants_id && !o->id && argv[i][0] != '-')
             o->id = argv[i];
-        } else {
+        else
             return tg_cli_usage_error(tg_cli_keys_usage, "unexpected argument \"%s\"", argv[i]);
-        }
     }
     if (!o->config)
         return tg_cli_usage_error(tg_cli_keys_usage, "%s is required", "--config FILE");
     if (wants_id && !o->id)
         return tg_cli_usage_error(tg_cli_keys_usage, "keys %s needs the key ID", sub);
-    if (strcmp(sub, "create") == 0 && !o->agent)
+    if (sub_bit == SUB_CREATE && !o->agent)
         return tg_cli_usage_error(tg_cli_keys_usage, "%s is required", "--agent ID");
     return 0;
 }
@@ -256,7 +239,6 @@ static int keys_revoke(const keys_opts *o, const tg_apikey_store *ks, tg_arena *
 
 int tg_cli_keys(int argc, char **argv)
 {
-    static const char *const subs[] = {"create", "list", "revoke", "rotate"};
     keys_opts o = {0};
     int help = 0, status = 0;
     size_t s;
@@ -266,11 +248,11 @@ int tg_cli_keys(int argc, char **argv)
         fputs(tg_cli_keys_usage, stdout);
         return 0;
     }
-    for (s = 0; s < sizeof subs / sizeof *subs && strcmp(subs[s], argv[1]) != 0; s++)
+    for (s = 0; s < sizeof sub_names / sizeof *sub_names && strcmp(sub_names[s], argv[1]) != 0; s++)
         ;
-    if (s == sizeof subs / sizeof *subs)
+    if (s == sizeof sub_names / sizeof *sub_names)
         return tg_cli_usage_error(tg_cli_keys_usage, "unknown keys subcommand \"%s\"", argv[1]);
-    if ((status = parse_keys(argc, argv, argv[1], &o, &help)) != 0)
+    if ((status = parse_keys(argc, argv, 1u << s, &o, &help)) != 0)
         return status;
     if (help) {
         fputs(tg_cli_keys_usage, stdout);
@@ -302,7 +284,7 @@ int tg_cli_keys(int argc, char **argv)
     default: status = keys_rotate(&o, cfg, ks, now, &err); break;
     }
     if (status == 1)
-        fprintf(stderr, "toolgate keys %s: %s\n", subs[s], err.msg);
+        fprintf(stderr, "toolgate keys %s: %s\n", sub_names[s], err.msg);
     tg_arena_free(a);
     tg_apikey_sqlstore_free(ks);
     tg_store_close(store);

@@ -189,6 +189,24 @@ int tg_cli_opt_value(int argc, char **argv, int *i, const char *name, const char
     return 1;
 }
 
+int tg_cli_take_flag(const tg_cli_flag *flags, size_t n, unsigned sub_bit, const char *cmd,
+                     const char *usage, int argc, char **argv, int *i, void *opts)
+{
+    for (size_t f = 0; f < n; f++) {
+        const char *v;
+        int r = tg_cli_opt_value(argc, argv, i, flags[f].name, &v);
+        if (r == 0)
+            continue;
+        if (r < 0)
+            return tg_cli_usage_error(usage, "%s needs a value", flags[f].name);
+        if (!(flags[f].subs & sub_bit))
+            return tg_cli_usage_error(usage, "%s does not take %s", cmd, flags[f].name);
+        *(const char **)(void *)((char *)opts + flags[f].off) = v;
+        return 1;
+    }
+    return 0;
+}
+
 static int parse_port(const char *s, int *port)
 {
     long v = 0;
