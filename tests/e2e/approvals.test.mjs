@@ -14,10 +14,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TOOLGATE_BIN, here, demoUpstream, startToolgate, connect, freePort } from './lib.mjs';
+import { TOOLGATE_BIN, here, approvalsConfig, startToolgate, connect, freePort } from './lib.mjs';
 
 const repo = path.resolve(here, '../..');
-const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 
 let work, policyDir;
 const gateways = [];
@@ -43,23 +42,10 @@ const keys = {
 
 async function gateway(name, approvals, { store } = {}) {
   const admin = await freePort();
-  const cfg = {
-    upstreams: [demoUpstream()],
-    catalog: { presets: [path.join(repo, 'presets/demo-atlassian.yaml')] },
-    policy: {
-      policies: policyDir,
-      entities: path.join(policyDir, 'entities.json'),
-      change_windows: { always: { days: DAYS, from: '00:00', to: '24:00', tz: 'UTC' } },
-      in_change_window: ['always'],
-    },
-    auth: { api_keys: { enabled: true } },
-    audit: { instance_id: `e2e-approvals-${name}`, mode: 'strict' },
-    admin: { listen: `127.0.0.1:${admin}` },
-    approvals: {
-      approvers: { api_keys: Object.values(keys).map((k) => k.entry) },
-      ...approvals,
-    },
-  };
+  const cfg = approvalsConfig({
+    policyDir, instance: `e2e-approvals-${name}`, adminPort: admin,
+    approvals: { approvers: { api_keys: Object.values(keys).map((k) => k.entry) }, ...approvals },
+  });
   if (store) cfg.store = store;
   const gw = await startToolgate(cfg);
   gw.admin = `http://127.0.0.1:${admin}`;

@@ -21,12 +21,11 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TOOLGATE_BIN, here, demoUpstream, startToolgate, connect, freePort } from './lib.mjs';
+import { TOOLGATE_BIN, here, approvalsConfig, startToolgate, connect, freePort } from './lib.mjs';
 
 const CHROMIUM = '/usr/bin/chromium';
 const repo = path.resolve(here, '../..');
 const artifacts = path.join(path.dirname(path.resolve(TOOLGATE_BIN)), 'test-artifacts');
-const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 // Skipped only on a developer machine without Chromium; in CI (CI=true) a missing browser
 // is a failure, never a silent skip.
 const skip = existsSync(CHROMIUM) || process.env.CI ? false : `${CHROMIUM} is not installed (scripts/deps.sh test)`;
@@ -103,18 +102,8 @@ permit (principal in Group::"release-managers", action == Action::"approve",
   keys.alice = keygen('alice', ['release-managers']);   // only the built-in rule refuses her
   const admin = await freePort();
   adminUrl = `http://127.0.0.1:${admin}`;
-  gw = await startToolgate({
-    upstreams: [demoUpstream()],
-    catalog: { presets: [path.join(repo, 'presets/demo-atlassian.yaml')] },
-    policy: {
-      policies: policyDir,
-      entities: path.join(policyDir, 'entities.json'),
-      change_windows: { always: { days: DAYS, from: '00:00', to: '24:00', tz: 'UTC' } },
-      in_change_window: ['always'],
-    },
-    auth: { api_keys: { enabled: true } },
-    audit: { instance_id: 'e2e-inbox', mode: 'strict' },
-    admin: { listen: `127.0.0.1:${admin}` },
+  gw = await startToolgate(approvalsConfig({
+    policyDir, instance: 'e2e-inbox', adminPort: admin,
     approvals: {
       mode: 'retry',
       modes: [{ upstream: 'atlassian', tool: 'bitbucket_merge_*', mode: 'hold' }],
@@ -122,7 +111,7 @@ permit (principal in Group::"release-managers", action == Action::"approve",
       progress_interval: '2s',
       approvers: { api_keys: [keys.bob.conf, keys.alice.conf] },
     },
-  });
+  }));
   const apiKey = execFileSync(TOOLGATE_BIN, ['keys', 'create', '--config', gw.file, '--agent', 'claude', '--delegator', 'alice'],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
   ({ client: agent } = await connect(gw.url, { headers: { authorization: `Bearer ${apiKey}` } }));

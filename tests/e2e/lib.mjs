@@ -93,6 +93,27 @@ export function demoUpstream(extra = {}) {
   return { name: 'atlassian', transport: 'stdio', command: [DEMO_BIN], ...extra };
 }
 
+// A gateway in front of the demo server with the demo catalog, the policies in policyDir
+// (its entities.json), a change window that is always open, API keys, strict audit, an
+// admin listener on adminPort and the given approvals section (approvals tests).
+export function approvalsConfig({ policyDir, instance, adminPort, approvals }) {
+  const days = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+  return {
+    upstreams: [demoUpstream()],
+    catalog: { presets: [path.join(here, '../../presets/demo-atlassian.yaml')] },
+    policy: {
+      policies: policyDir,
+      entities: path.join(policyDir, 'entities.json'),
+      change_windows: { always: { days, from: '00:00', to: '24:00', tz: 'UTC' } },
+      in_change_window: ['always'],
+    },
+    auth: { api_keys: { enabled: true } },
+    audit: { instance_id: instance, mode: 'strict' },
+    admin: { listen: `127.0.0.1:${adminPort}` },
+    approvals,
+  };
+}
+
 // Starts toolgate with the given configuration (object → YAML). Returns
 // { url, port, proc, dir, stop() }.
 export async function startToolgate(config, { env = {} } = {}) {
