@@ -86,6 +86,58 @@ int cedar_request_add_entity_json(cedar_request *rq, const char *json, size_t le
 /* {"principal":{"type","id"},"action":..,"resource":..,"context":{..}} */
 int cedar_request_from_json(cedar_request *rq, const char *json, size_t len, tg_error *err);
 
+/* ---------------------------------------------------------------- building a request directly */
+
+/* Request-scoped entities and the context built value by value instead of written as JSON
+ * text and read back (that round trip was most of a gateway decision's cost). A builder
+ * makes the values cedar_request_add_entity_json / cedar_request_set_context_json make of
+ * the equivalent JSON text, and refuses at least everything they refuse: entity type
+ * names, UTF-8 (every string and key), extension arguments, duplicate record keys, nesting.
+ * Its error messages are its own: a caller that must report the JSON functions' exact
+ * words redoes the request through them when a builder fails.
+ *
+ * Usage is the shape of the JSON: values are either complete (string, long, bool, entity
+ * reference, extension value, a parsed value) or opened and closed (record, set). In a
+ * record each value follows its key. An entity is opened with its uid, then takes one
+ * record (its attributes) and its parents, then is closed, which adds it to the request.
+ * The context is the one value built outside any entity, closed by cedar_build_context.
+ * The first failure is kept; later calls do nothing and the closing calls return -1 with
+ * it. Strings are copied into the request's arena. */
+typedef struct cedar_builder cedar_builder;
+typedef struct cedar_value cedar_value;
+
+cedar_builder *cedar_builder_new(cedar_request *rq);
+void cedar_build_string(cedar_builder *b, const char *s, size_t n);
+void cedar_build_long(cedar_builder *b, int64_t v);
+void cedar_build_bool(cedar_builder *b, int v);
+void cedar_build_entity_ref(cedar_builder *b, const char *type, size_t tlen, const char *id,
+                            size_t ilen);
+/* An extension function of one string argument: "decimal", "ip", "datetime", "duration". */
+void cedar_build_extn(cedar_builder *b, const char *fn, const char *arg, size_t n);
+/* A value from cedar_attr_value_parse (shared, not copied: it must outlive the request). */
+void cedar_build_value(cedar_builder *b, const cedar_value *v);
+void cedar_build_record_begin(cedar_builder *b);
+void cedar_build_key(cedar_builder *b, const char *k, size_t n);
+void cedar_build_record_end(cedar_builder *b);
+void cedar_build_set_begin(cedar_builder *b);
+void cedar_build_set_end(cedar_builder *b);
+void cedar_build_entity_begin(cedar_builder *b, const char *type, size_t tlen, const char *id,
+                              size_t ilen);
+void cedar_build_parent(cedar_builder *b, const char *type, size_t tlen, const char *id,
+                        size_t ilen);
+int  cedar_build_entity_end(cedar_builder *b, tg_error *err);
+int  cedar_build_context(cedar_builder *b, tg_error *err);
+
+/* One attribute value in Cedar's entity JSON encoding (escapes included), converted into
+ * arena a once (e.g. an entities file's template attributes, reused by every request).
+ * NULL and err when cedar_request_add_entity_json would refuse it as an attribute. */
+const cedar_value *cedar_attr_value_parse(tg_arena *a, const char *json, size_t len,
+                                          tg_error *err);
+
+/* Whether the store has the entity Type::"id". */
+int cedar_store_has(const cedar_store *st, const char *type, size_t tlen, const char *id,
+                    size_t ilen);
+
 /* ---------------------------------------------------------------- authorization */
 
 typedef struct cedar_response {

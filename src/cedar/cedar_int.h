@@ -32,6 +32,7 @@ int      cstr_cmp(cstr a, cstr b);
 uint64_t cedar_hash_bytes(const void *p, size_t n, uint64_t seed);
 size_t   cedar_utf8_encode(char u[4], uint32_t cp);  /* a scalar value as UTF-8; returns 1..4 */
 void     cedar_utf8_put(tg_buf *b, uint32_t cp);     /* appends a scalar value as UTF-8 */
+size_t   cedar_utf8_seq(const char *p, size_t avail);  /* well-formed sequence length, or 0 */
 
 /* An entity uid. Invariant: hash == cedar_uid_hash(type, id); uids are compared with
  * cedar_uid_eq (hash first), never by pointer. */
@@ -288,6 +289,10 @@ cedar_entity *cedar_entity_from_cj(const cj_conv *cv, const cj *j, tg_error *err
 int cedar_value_from_cj(const cj_conv *cv, const cj *j, cedar_value *out, int depth, tg_error *err);
 int cedar_uid_from_cj(const cj_conv *cv, const cj *j, const cedar_uid **out, tg_error *err);
 cedar_store *cedar_store_from_cj(const cj *entities, tg_error *err);
+/* Entity type names are Cedar paths (Ident {:: Ident}, no reserved words); -1 and err else. */
+int cedar_check_type_name(cstr t, tg_error *err);
+/* The extension function named name (FN_FIRST_EXT..), or -1. */
+int cedar_fn_by_name(cstr name);
 int cedar_request_from_cj(cedar_request *rq, const cj *req, tg_error *err);
 
 struct cedar_request {
@@ -300,6 +305,8 @@ struct cedar_request {
     bool               closed;       /* extras' ancestor closures computed */
 };
 const cedar_entity *cedar_request_entity(const cedar_request *rq, const cedar_uid *u);
+/* Adds a request-scoped entity (closure not computed): -1 when its uid already exists. */
+int cedar_request_add_entity(cedar_request *rq, cedar_entity *e, tg_error *err);
 void cedar_request_close(cedar_request *rq);
 
 /* ---------------------------------------------------------------- evaluation */

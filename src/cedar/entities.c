@@ -84,7 +84,7 @@ void entity_map_put(tg_arena *a, entity_map *m, cedar_entity *e)
 /* ---------------------------------------------------------------- JSON */
 
 /* Entity type names are Cedar paths: Ident {:: Ident}, no reserved words. */
-static int check_type_name(cstr t, tg_error *err)
+int cedar_check_type_name(cstr t, tg_error *err)
 {
     static const struct { const char *w; uint32_t n; } reserved[] = {
         {"true", 4}, {"false", 5}, {"if", 2}, {"then", 4}, {"else", 4}, {"in", 2},
@@ -143,7 +143,7 @@ static cstr conv_str(const cj_conv *cv, cstr s)
 static int uid_from_type_and_id(const cj_conv *cv, const cj *x, const cedar_uid **out, tg_error *err)
 {
     const cj *t = cj_get(x, "type");
-    if (check_no_reals(x, err) || check_type_name(t->s, err)) return -1;
+    if (check_no_reals(x, err) || cedar_check_type_name(t->s, err)) return -1;
     *out = cedar_uid_make(cv->a, conv_str(cv, t->s), conv_str(cv, cj_get(x, "id")->s));
     return 0;
 }
@@ -160,7 +160,7 @@ int cedar_uid_from_cj(const cj_conv *cv, const cj *j, const cedar_uid **out, tg_
     return tg_error_set(err, "expected an entity uid {\"type\": \"...\", \"id\": \"...\"}");
 }
 
-static int fn_by_name(cstr name)
+int cedar_fn_by_name(cstr name)
 {
     for (int i = FN_FIRST_EXT; i < FN_COUNT; i++)
         if (strlen(cedar_fns[i].name) == name.n && memcmp(cedar_fns[i].name, name.p, name.n) == 0)
@@ -184,7 +184,7 @@ static int extn_from_cj(const cj_conv *cv, const cj *x, const cj *args, bool sin
 {
     if (check_no_reals(x, err)) return -1;
     const cj *fn = cj_get(x, "fn");
-    int id = fn_by_name(fn->s);
+    int id = cedar_fn_by_name(fn->s);
     if (id < 0)
         return tg_error_set(err, "extension function `%.*s` does not exist",
                             (int)(fn->s.n > 40 ? 40 : fn->s.n), fn->s.p);
@@ -259,6 +259,18 @@ int cedar_value_from_cj(const cj_conv *cv, const cj *j, cedar_value *out, int de
     case CJ_NULL: return tg_error_set(err, "null is not a Cedar value");
     }
     return tg_error_set(err, "unsupported JSON value");
+}
+
+const cedar_value *cedar_attr_value_parse(tg_arena *a, const char *json, size_t len, tg_error *err)
+{
+    tg_arena *tmp = tg_arena_new(0);
+    const cj *j = cj_parse(tmp, json, len, err);
+    const cj_conv cv = {a, true};  /* the DOM dies here */
+    cedar_value *v = tg_arena_alloc(a, sizeof *v);
+    /* depth 2: where an attribute's value stands inside an entity's "attrs" */
+    int rc = j ? cedar_value_from_cj(&cv, j, v, 2, err) : -1;
+    tg_arena_free(tmp);
+    return rc == 0 ? v : NULL;
 }
 
 /* Prefixes err's message with where the value was ("in \"attrs\": ..."); returns -1. */
@@ -438,6 +450,14 @@ void cedar_store_free(cedar_store *st)
     free(st);
 }
 
+int cedar_store_has(const cedar_store *st, const char *type, size_t tlen, const char *id,
+                    size_t ilen)
+{
+    cstr t = {type, (uint32_t)tlen}, i = {id, (uint32_t)ilen};
+    cedar_uid u = {cedar_uid_hash(t, i), t, i};
+    return st && entity_map_get(&st->map, &u) != NULL;
+}
+
 size_t cedar_store_count(const cedar_store *st)
 {
     return st ? st->map.n : 0;
@@ -460,7 +480,7 @@ static int set_uid(cedar_request *rq, const cedar_uid **slot, const char *type, 
                    const char *id, size_t ilen, tg_error *err)
 {
     cstr t = {type, (uint32_t)tlen}, i = {id, (uint32_t)ilen};
-    if (check_type_name(t, err)) return -1;
+    if (cedar_check_type_name(t, err)) return -1;
     *slot = cedar_uid_new(rq->arena, t, i);
     return 0;
 }
@@ -506,7 +526,11 @@ int cedar_request_add_entity_json(cedar_request *rq, const char *json, size_t le
     const cj *j = cj_parse(rq->arena, json, len, err);
     const cj_conv cv = {rq->arena, false};  /* the DOM lives as long as the request */
     cedar_entity *e = j ? cedar_entity_from_cj(&cv, j, err) : NULL;
-    if (!e) return -1;
+    return e ? cedar_request_add_entity(rq, e, err) : -1;
+}
+
+int cedar_request_add_entity(cedar_request *rq, cedar_entity *e, tg_error *err)
+{
     if (cedar_request_entity(rq, e->uid))
         return tg_error_set(err, "entity %.*s::\"%.*s\" already exists", (int)e->uid->type.n,
                             e->uid->type.p, (int)(e->uid->id.n > 60 ? 60 : e->uid->id.n), e->uid->id.p);

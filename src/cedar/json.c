@@ -122,19 +122,9 @@ static int jstring_slow(jp *j, cstr *out)
             continue;
         }
         /* raw UTF-8: validate the sequence */
-        int len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-        uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1Fu) : len == 3 ? (c & 0x0Fu) : (c & 0x07u);
-        bool ok = len > 0 && j->end - j->p >= len;
-        for (int i = 1; ok && i < len; i++) {
-            unsigned char b = (unsigned char)j->p[i];
-            if ((b & 0xC0) != 0x80) ok = false;
-            cp = (cp << 6) | (b & 0x3F);
-        }
-        if (ok && ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
-                   (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF)))
-            ok = false;
-        if (!ok) return jfail(j, "invalid UTF-8 in string");
-        memmove(d, j->p, (size_t)len);
+        size_t len = cedar_utf8_seq(j->p, (size_t)(j->end - j->p));
+        if (!len) return jfail(j, "invalid UTF-8 in string");
+        memmove(d, j->p, len);
         d += len;
         j->p += len;
     }

@@ -213,6 +213,26 @@ size_t cedar_utf8_encode(char u[4], uint32_t cp)
     return n;
 }
 
+/* Length of the well-formed UTF-8 sequence at p (at most avail bytes), 0 when there is
+ * none: overlong forms, surrogates and code points above U+10FFFF are not well formed. The
+ * JSON reader and the request builder accept exactly the same strings through it. */
+size_t cedar_utf8_seq(const char *p, size_t avail)
+{
+    unsigned char c = (unsigned char)p[0];
+    size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1Fu) : len == 3 ? (c & 0x0Fu) : (c & 0x07u);
+    if (len == 0 || avail < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        unsigned char b = (unsigned char)p[i];
+        if ((b & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (b & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
 void cedar_utf8_put(tg_buf *b, uint32_t cp)
 {
     char u[4];

@@ -114,9 +114,11 @@ static tg_identity *identity_from(tg_arena *a, const json_t *o)
 }
 
 /* One decision from a description {identity…, tool, upstream, args, meta, now,
- * annotations, approval}. Returns -1 with err set when the description is unusable. */
-static int decide_one(const loaded *l, const json_t *c, const json_t *identity, tg_arena *a,
-                      tg_decision *d, tg_error *err)
+ * annotations, approval}; with explain, d's JSON texts are filled (`toolgate decide`),
+ * without it the decision is made exactly as the gateway makes it (`policy test`).
+ * Returns -1 with err set when the description is unusable. */
+static int decide_one(const loaded *l, const json_t *c, const json_t *identity, bool explain,
+                      tg_arena *a, tg_decision *d, tg_error *err)
 {
     const char *tool = json_string_value(json_object_get(c, "tool"));
     const char *tool_up, *now = json_string_value(json_object_get(c, "now"));
@@ -155,6 +157,7 @@ static int decide_one(const loaded *l, const json_t *c, const json_t *identity, 
     in.entry = &entry;
     in.args = args;
     in.meta = meta;
+    in.explain = explain;
     return tg_policy_decide(l->pol, &in, a, d, err);
 }
 
@@ -185,7 +188,7 @@ static int run_case(const loaded *l, const json_t *c, size_t i)
         printf("FAIL %s: missing expect (allow, deny or approval_required)\n", label);
     else if (!json_is_object(identity))
         printf("FAIL %s: missing identity {agent, delegator, groups, …}\n", label);
-    else if (decide_one(l, c, identity, a, &d, &err) < 0)
+    else if (decide_one(l, c, identity, false, a, &d, &err) < 0)
         printf("FAIL %s: %s\n", label, err.msg);
     else if (strcmp(tg_decision_name(d.decision), expect) != 0) {
         printf("FAIL %s: expected %s, got %s (reasons:", label, expect,
@@ -330,7 +333,7 @@ int tg_policy_decide_main(int argc, char **argv)
         tg_arena *a = tg_arena_new(0);
         tg_decision d;
         tg_error err;
-        if (decide_one(&l, c, identity, a, &d, &err) < 0) {
+        if (decide_one(&l, c, identity, true, a, &d, &err) < 0) {
             fprintf(stderr, "decide: %s\n", err.msg);
             rc = 2;
         } else {

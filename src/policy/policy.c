@@ -37,16 +37,38 @@
 #define POLICY_FILE_MAX (16 * 1024 * 1024)
 #define META_MAX 1024   /* longest intent / workflow / ticket taken from _meta */
 
+/* An Agent or Action entity of the file: what requests merge into their principal and
+ * action entities. The direct road uses the conversion made here once; the JSON road the
+ * file's JSON. Invariants: keys[i] / jvals[i] / vals[i] are attribute i (vals[i] its Cedar
+ * value); jparents[i] is parent i with any {"__entity":..} unwrapped, ptype[i] / pid[i]
+ * its type and id when it is exactly {"type","id"} of strings (else NULL), qid[i] its id
+ * when that is a string (add_actions climbs through it); direct is false when anything of
+ * the template is something only the JSON road can judge (then it decides). */
+typedef struct tmpl {
+    const json_t *e;
+    size_t nattrs, nparents;
+    const char **keys;
+    const json_t **jvals;
+    const cedar_value **vals;
+    const json_t **jparents;
+    const char **ptype, **pid, **qid;
+    size_t *ptlen, *pidlen;
+    bool direct;
+} tmpl;
+
 /* Invariants: permit_idx[k] is the index in `set` of policy k of `permits`; tz[i] is the
- * zone of cfg->policy.windows[i]; agents/actions map an entity id to its entity JSON from
- * the file; store_uids has a key "<type> <id>" for every entity in `store`. */
+ * zone of cfg->policy.windows[i]; agents/actions map an entity id to the index in tmpls of
+ * its template from the file; tmpl_arena holds the templates' converted values. */
 struct tg_policy {
     tg_config *cfg;
     tg_catalog *cat;
     cedar_policy_set *set, *permits, *vis;
     size_t *permit_idx;
     cedar_store *store;
-    json_t *agents, *actions, *store_uids;
+    json_t *agents, *actions;
+    tmpl *tmpls;
+    size_t ntmpls;
+    tg_arena *tmpl_arena;
     json_t *store_ents;     /* the entities given to `store` (an approver's extra groups
                                need a store where their User entity has more parents) */
     tg_tz **tz;
@@ -98,7 +120,11 @@ void tg_policy_free(tg_policy *p)
     free(p->permit_idx);
     json_decref(p->agents);
     json_decref(p->actions);
-    json_decref(p->store_uids);
+    for (size_t i = 0; i < p->ntmpls; i++)
+        json_decref((json_t *)p->tmpls[i].e);
+    free(p->tmpls);
+    if (p->tmpl_arena)
+        tg_arena_free(p->tmpl_arena);
     json_decref(p->store_ents);
     for (size_t i = 0; p->tz && i < p->cfg->policy.nwindows; i++)
         tg_tz_free(p->tz[i]);
@@ -419,12 +445,66 @@ static const json_t *entity_uid(const json_t *e)
     return esc ? esc : uid;
 }
 
-static char *uid_key(const char *type, const char *id)
+/* A parent uid as written in the entities file: {"__entity": uid} or the uid itself. */
+static const json_t *unwrap_entity(const json_t *u)
 {
-    char *k;
-    if (asprintf(&k, "%s %s", type, id) < 0)
-        abort();
-    return k;
+    const json_t *x = json_object_get(u, "__entity");
+    return x ? x : u;
+}
+
+static const tmpl *find_tmpl(const tg_policy *p, const json_t *map, const char *id)
+{
+    const json_t *i = json_object_get(map, id);
+    return i ? &p->tmpls[json_integer_value(i)] : NULL;
+}
+
+/* Fills t from entity e of the file (see tmpl). */
+static void make_tmpl(tg_arena *a, const json_t *e, tmpl *t)
+{
+    const json_t *attrs = json_object_get(e, "attrs"), *parents = json_object_get(e, "parents");
+    size_t na = json_object_size(attrs), np = json_array_size(parents), i = 0;
+    const char *k;
+    json_t *v;
+    tg_buf text = TG_BUF_INIT;
+    memset(t, 0, sizeof *t);
+    t->e = json_incref((json_t *)e);   /* everything below points into it */
+    t->direct = (!attrs || json_is_object(attrs)) && (!parents || json_is_array(parents));
+    t->keys = tg_arena_calloc(a, na + 1, sizeof *t->keys);
+    t->jvals = tg_arena_calloc(a, na + 1, sizeof *t->jvals);
+    t->vals = tg_arena_calloc(a, na + 1, sizeof *t->vals);
+    json_object_foreach((json_t *)attrs, k, v) {
+        tg_error err;
+        tg_buf_reset(&text);
+        tg_json_dump_buf(v, &text);   /* the very text the JSON road writes */
+        t->keys[i] = k;
+        t->jvals[i] = v;
+        t->vals[i] = cedar_attr_value_parse(a, text.data, text.len, &err);
+        t->direct = t->direct && t->vals[i];
+        i++;
+    }
+    tg_buf_free(&text);
+    t->nattrs = i;
+    t->nparents = np;
+    t->jparents = tg_arena_calloc(a, np + 1, sizeof *t->jparents);
+    t->ptype = tg_arena_calloc(a, np + 1, sizeof *t->ptype);
+    t->pid = tg_arena_calloc(a, np + 1, sizeof *t->pid);
+    t->qid = tg_arena_calloc(a, np + 1, sizeof *t->qid);
+    t->ptlen = tg_arena_calloc(a, np + 1, sizeof *t->ptlen);
+    t->pidlen = tg_arena_calloc(a, np + 1, sizeof *t->pidlen);
+    json_array_foreach(parents, i, v) {
+        const json_t *x = unwrap_entity(v);
+        const json_t *ty = json_object_get(x, "type"), *id = json_object_get(x, "id");
+        t->jparents[i] = x;
+        t->qid[i] = json_string_value(id);
+        if (json_object_size(x) == 2 && json_is_string(ty) && json_is_string(id)) {
+            t->ptype[i] = json_string_value(ty);
+            t->ptlen[i] = json_string_length(ty);
+            t->pid[i] = json_string_value(id);
+            t->pidlen[i] = json_string_length(id);
+        } else {
+            t->direct = false;
+        }
+    }
 }
 
 static int load_entities(tg_policy *p, const char *path, tg_buf *version_input, tg_error *err)
@@ -433,7 +513,6 @@ static int load_entities(tg_policy *p, const char *path, tg_buf *version_input, 
     tg_error jerr;
     p->agents = json_object();
     p->actions = json_object();
-    p->store_uids = json_object();
     p->store_ents = json_array();
     if (!path) {
         p->store = cedar_store_load("[]", 2, err);
@@ -463,14 +542,15 @@ static int load_entities(tg_policy *p, const char *path, tg_buf *version_input, 
             rc = tg_error_set(err, "%s: entity %zu has no uid {\"type\",\"id\"}", path, i);
             break;
         }
-        if (strcmp(type, "Agent") == 0)
-            json_object_set(p->agents, id, e);
-        else if (strcmp(type, "Action") == 0)
-            json_object_set(p->actions, id, e);
-        else {
-            char *k = uid_key(type, id);
-            json_object_set_new(p->store_uids, k, json_true());
-            free(k);
+        if (strcmp(type, "Agent") == 0 || strcmp(type, "Action") == 0) {
+            if (!p->tmpl_arena)
+                p->tmpl_arena = tg_arena_new(0);
+            if (!(p->tmpls = realloc(p->tmpls, (p->ntmpls + 1) * sizeof *p->tmpls)))
+                abort();
+            make_tmpl(p->tmpl_arena, e, &p->tmpls[p->ntmpls]);
+            json_object_set_new(type[1] == 'g' ? p->agents : p->actions, id,
+                                json_integer((json_int_t)p->ntmpls++));
+        } else {
             json_array_append(rest, e);
         }
     }
@@ -553,6 +633,209 @@ static bool in_change_window(const tg_policy *p, int64_t now_ms)
 
 /* ------------------------------------------------------------------ request pieces */
 
+/* Where a request's pieces go. Two roads, one description of the request:
+ *   - the JSON road (b NULL): each entity and the context are written as JSON text and
+ *     given to cedar_request_add_entity_json / cedar_request_set_context_json. It is the
+ *     reference: `toolgate decide` shows its text, and its errors are the ones reported;
+ *   - the direct road (b set): the same calls build the values with the engine's builder,
+ *     without text. A decision takes it first; when the builder refuses anything (or meets
+ *     a template it cannot take: `refused`), the decision is redone on the JSON road, so
+ *     errors and their messages are the JSON road's.
+ * The em_* functions below write one Cedar value either way; JSON commas come from the
+ * last byte written (none after '{', '[' or ':'). */
+typedef struct rqb {
+    tg_arena *a;
+    cedar_request *rq;
+    cedar_builder *b;      /* the direct road, or NULL */
+    tg_buf cur;            /* JSON road: the entity or context being written */
+    tg_buf list;           /* JSON road: the request-scoped entities as a JSON array */
+    const char *principal_json;   /* JSON road: the principal entity's text (arena) */
+    bool refused;
+} rqb;
+
+static void rqb_init(rqb *r, const tg_policy *p, cedar_store *store, bool direct, tg_arena *a)
+{
+    memset(r, 0, sizeof *r);
+    r->a = a;
+    r->rq = cedar_request_new(a, store ? store : p->store);
+    r->b = direct ? cedar_builder_new(r->rq) : NULL;
+    tg_buf_appends(&r->list, "[");
+}
+
+static void rqb_free(rqb *r)
+{
+    tg_buf_free(&r->cur);
+    tg_buf_free(&r->list);
+}
+
+static void em_sep(rqb *r)
+{
+    char c = r->cur.len ? r->cur.data[r->cur.len - 1] : '{';
+    if (c != '{' && c != '[' && c != ':')
+        tg_buf_appends(&r->cur, ",");
+}
+
+static void em_str(rqb *r, const char *s, size_t n)
+{
+    if (r->b) {
+        cedar_build_string(r->b, s, n);
+        return;
+    }
+    em_sep(r);
+    tg_buf_json_string(&r->cur, s, n);
+}
+
+static void em_key(rqb *r, const char *k)
+{
+    if (r->b) {
+        cedar_build_key(r->b, k, strlen(k));
+        return;
+    }
+    em_sep(r);
+    json_str(&r->cur, k);
+    tg_buf_appends(&r->cur, ":");
+}
+
+static void em_long(rqb *r, int64_t v)
+{
+    if (r->b) {
+        cedar_build_long(r->b, v);
+        return;
+    }
+    em_sep(r);
+    tg_buf_printf(&r->cur, "%lld", (long long)v);
+}
+
+static void em_bool(rqb *r, bool v)
+{
+    if (r->b) {
+        cedar_build_bool(r->b, v);
+        return;
+    }
+    em_sep(r);
+    tg_buf_appends(&r->cur, v ? "true" : "false");
+}
+
+/* Opens ('{' record, '[' set) or closes ('}', ']') a container. */
+static void em_open(rqb *r, char c)
+{
+    if (r->b) {
+        if (c == '{')
+            cedar_build_record_begin(r->b);
+        else
+            cedar_build_set_begin(r->b);
+        return;
+    }
+    em_sep(r);
+    tg_buf_append(&r->cur, &c, 1);
+}
+
+static void em_close(rqb *r, char c)
+{
+    if (r->b) {
+        if (c == '}')
+            cedar_build_record_end(r->b);
+        else
+            cedar_build_set_end(r->b);
+        return;
+    }
+    tg_buf_append(&r->cur, &c, 1);
+}
+
+/* An entity reference {"__entity":{"type","id"}}. */
+static void em_ref(rqb *r, const char *type, const char *id)
+{
+    if (r->b) {
+        cedar_build_entity_ref(r->b, type, strlen(type), id, strlen(id));
+        return;
+    }
+    em_sep(r);
+    json_entity_ref(&r->cur, type, id);
+}
+
+/* An extension value {"__extn":{"fn","arg"}} of one string argument. */
+static void em_extn(rqb *r, const char *fn, const char *arg)
+{
+    if (r->b) {
+        cedar_build_extn(r->b, fn, arg, strlen(arg));
+        return;
+    }
+    em_sep(r);
+    tg_buf_printf(&r->cur, "{\"__extn\":{\"fn\":\"%s\",\"arg\":", fn);
+    json_str(&r->cur, arg);
+    tg_buf_appends(&r->cur, "}}");
+}
+
+/* A value from the entities file: its JSON as is, or its conversion made at load (NULL
+ * when only the JSON road can judge it). */
+static void em_file_value(rqb *r, const json_t *jv, const cedar_value *cv)
+{
+    if (r->b) {
+        if (cv)
+            cedar_build_value(r->b, cv);
+        else
+            r->refused = true;
+        return;
+    }
+    em_sep(r);
+    tg_json_dump_buf(jv, &r->cur);
+}
+
+/* An entity: begin (uid, then "attrs": one record follows), parents, each parent, end
+ * (adds it to the request). */
+static void em_entity_begin(rqb *r, const char *type, const char *id)
+{
+    if (r->b) {
+        cedar_build_entity_begin(r->b, type, strlen(type), id, strlen(id));
+        return;
+    }
+    tg_buf_reset(&r->cur);
+    tg_buf_appends(&r->cur, "{\"uid\":");
+    json_uid(&r->cur, type, id);
+    tg_buf_appends(&r->cur, ",\"attrs\":");
+}
+
+static void em_parents(rqb *r)
+{
+    if (!r->b)
+        tg_buf_appends(&r->cur, ",\"parents\":[");
+}
+
+static void em_parent(rqb *r, const char *type, const char *id)
+{
+    if (r->b) {
+        cedar_build_parent(r->b, type, strlen(type), id, strlen(id));
+        return;
+    }
+    em_sep(r);
+    json_uid(&r->cur, type, id);
+}
+
+/* One request-scoped entity given as JSON text (JSON road only): added to the request and
+ * to the entities list. */
+static int add_entity_json(rqb *r, const char *json, size_t len, tg_error *err)
+{
+    tg_buf_appends(&r->list, r->list.len > 1 ? "," : "");
+    tg_buf_append(&r->list, json, len);
+    return cedar_request_add_entity_json(r->rq, json, len, err);
+}
+
+static int em_entity_end(rqb *r, tg_error *err)
+{
+    if (r->b)
+        return cedar_build_entity_end(r->b, err);
+    tg_buf_appends(&r->cur, "]}");
+    return add_entity_json(r, r->cur.data, r->cur.len, err);
+}
+
+/* The context: the record just written. */
+static int em_context_end(rqb *r, tg_error *err)
+{
+    if (r->b)
+        return cedar_build_context(r->b, err);
+    return cedar_request_set_context_json(r->rq, r->cur.data, r->cur.len, err);
+}
+
 static bool reserved_key(const char *k)
 {
     return strcmp(k, "__entity") == 0 || strcmp(k, "__extn") == 0 || strcmp(k, "__expr") == 0;
@@ -560,87 +843,73 @@ static bool reserved_key(const char *k)
 
 /* A JSON real as a Cedar decimal when it has at most 4 fraction digits and fits, else
  * as a string (%.17g). */
-static void real_value(tg_buf *b, double r)
+static void real_value(rqb *r, double v)
 {
     char s[64];
-    if (isfinite(r) && fabs(r) < 922337203685477.0) {
-        snprintf(s, sizeof s, "%.4f", r);
-        if (strtod(s, NULL) == r) {
+    if (isfinite(v) && fabs(v) < 922337203685477.0) {
+        snprintf(s, sizeof s, "%.4f", v);
+        if (strtod(s, NULL) == v) {
             size_t n = strlen(s);
             while (n > 0 && s[n - 1] == '0' && s[n - 2] != '.')
                 n--;
             s[n] = '\0';
-            tg_buf_appends(b, "{\"__extn\":{\"fn\":\"decimal\",\"arg\":");
-            json_str(b, s);
-            tg_buf_appends(b, "}}");
+            em_extn(r, "decimal", s);
             return;
         }
     }
-    snprintf(s, sizeof s, "%.17g", r);
-    json_str(b, s);
+    snprintf(s, sizeof s, "%.17g", v);
+    em_str(r, s, strlen(s));
 }
 
 /* The arguments as a Cedar value: integers → Long, reals → decimal or string, null →
  * omitted, arrays → sets, objects → records without the reserved escape keys. */
-static void cedar_value(tg_buf *b, const json_t *v)
+static void args_value(rqb *r, const json_t *v)
 {
     size_t i;
     const char *k;
     json_t *x;
-    bool first = true;
     switch (json_typeof(v)) {
     case JSON_OBJECT:
-        tg_buf_appends(b, "{");
+        em_open(r, '{');
         json_object_foreach((json_t *)v, k, x) {
             if (json_is_null(x) || reserved_key(k))
                 continue;
-            tg_buf_appends(b, first ? "" : ",");
-            first = false;
-            json_str(b, k);
-            tg_buf_appends(b, ":");
-            cedar_value(b, x);
+            em_key(r, k);
+            args_value(r, x);
         }
-        tg_buf_appends(b, "}");
+        em_close(r, '}');
         return;
     case JSON_ARRAY:
-        tg_buf_appends(b, "[");
+        em_open(r, '[');
         json_array_foreach(v, i, x) {
-            if (json_is_null(x))
-                continue;
-            tg_buf_appends(b, first ? "" : ",");
-            first = false;
-            cedar_value(b, x);
+            if (!json_is_null(x))
+                args_value(r, x);
         }
-        tg_buf_appends(b, "]");
+        em_close(r, ']');
         return;
     case JSON_STRING:
-        tg_buf_json_string(b, json_string_value(v), json_string_length(v));
+        em_str(r, json_string_value(v), json_string_length(v));
         return;
     case JSON_INTEGER:
-        tg_buf_printf(b, "%lld", (long long)json_integer_value(v));
+        em_long(r, json_integer_value(v));
         return;
     case JSON_REAL:
-        real_value(b, json_real_value(v));
+        real_value(r, json_real_value(v));
         return;
     case JSON_TRUE:
-        tg_buf_appends(b, "true");
-        return;
     case JSON_FALSE:
-        tg_buf_appends(b, "false");
+        em_bool(r, json_is_true(v));
         return;
     case JSON_NULL:
-        tg_buf_appends(b, "null");  /* unreachable: callers skip nulls */
-        return;
+        return;  /* unreachable: callers skip nulls */
     }
 }
 
-static void datetime_value(tg_buf *b, int64_t ms)
+static void datetime_value(rqb *r, int64_t ms)
 {
     char t[32];
     tg_format_time(ms, t);
-    tg_buf_appends(b, "{\"__extn\":{\"fn\":\"datetime\",\"arg\":");
-    json_str(b, t);
-    tg_buf_appends(b, "}}");
+    em_extn(r, "datetime", t);
 }
 
 static bool valid_ip(const char *s)
@@ -649,64 +918,76 @@ static bool valid_ip(const char *s)
     return s && (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1);
 }
 
+/* A string field of the context when s is set (NUL-terminated). */
+static void str_field(rqb *r, const char *name, const char *s)
+{
+    em_key(r, name);
+    em_str(r, s, strlen(s));
+}
+
 /* Declared by the client in params._meta: "toolgate/intent", "toolgate/workflow",
  * "toolgate/ticket". Only non-empty strings up to META_MAX bytes count. */
-static void opt_field(tg_buf *b, const char *name, const char *s, size_t n)
+static void opt_field(rqb *r, const char *name, const char *s, size_t n)
 {
     if (!s || n == 0 || n > META_MAX)
         return;
-    tg_buf_printf(b, ",\"%s\":", name);
-    tg_buf_json_string(b, s, n);
+    em_key(r, name);
+    em_str(r, s, n);
 }
 
-static void meta_field(tg_buf *b, const json_t *meta, const char *key, const char *name)
+static void meta_field(rqb *r, const json_t *meta, const char *key, const char *name)
 {
     const json_t *v = json_object_get(meta, key);
     if (json_is_string(v))
-        opt_field(b, name, json_string_value(v), json_string_length(v));
+        opt_field(r, name, json_string_value(v), json_string_length(v));
 }
 
 /* The context keys calls and approver decisions share: clientIp (when a valid address),
  * now, inChangeWindow, risk, upstream. */
-static void context_common(const tg_policy *p, tg_buf *b, const char *client_ip, int64_t now_ms,
+static void context_common(const tg_policy *p, rqb *r, const char *client_ip, int64_t now_ms,
                            tg_risk risk, const char *upstream)
 {
     if (valid_ip(client_ip)) {
-        tg_buf_appends(b, ",\"clientIp\":{\"__extn\":{\"fn\":\"ip\",\"arg\":");
-        json_str(b, client_ip);
-        tg_buf_appends(b, "}}");
+        em_key(r, "clientIp");
+        em_extn(r, "ip", client_ip);
     }
-    tg_buf_appends(b, ",\"now\":");
-    datetime_value(b, now_ms);
-    tg_buf_printf(b, ",\"inChangeWindow\":%s,\"risk\":\"%s\",\"upstream\":",
-                  in_change_window(p, now_ms) ? "true" : "false", tg_risk_name(risk));
-    json_str(b, upstream ? upstream : "");
+    em_key(r, "now");
+    datetime_value(r, now_ms);
+    em_key(r, "inChangeWindow");
+    em_bool(r, in_change_window(p, now_ms));
+    str_field(r, "risk", tg_risk_name(risk));
+    str_field(r, "upstream", upstream ? upstream : "");
 }
 
-static void build_context(const tg_policy *p, const tg_decide_in *in, tg_risk risk, tg_buf *b)
+/* A call's context (JSON road: the text in r->cur). */
+static void write_context(const tg_policy *p, const tg_decide_in *in, tg_risk risk, rqb *r)
 {
     const tg_identity *id = in->identity;
-    tg_buf_appends(b, "{\"authMethod\":");
-    json_str(b, id->method ? id->method : "");
-    meta_field(b, in->meta, "toolgate/intent", "intent");
-    meta_field(b, in->meta, "toolgate/workflow", "workflow");
-    meta_field(b, in->meta, "toolgate/ticket", "ticket");
-    context_common(p, b, id->client_ip, in->now_ms, risk, in->upstream);
-    tg_buf_appends(b, ",\"args\":");
-    if (json_is_object(in->args))
-        cedar_value(b, in->args);
-    else
-        tg_buf_appends(b, "{}");
-    if (in->approval) {
-        tg_buf_appends(b, ",\"approval\":{\"id\":");
-        json_str(b, in->approval->id);
-        tg_buf_appends(b, ",\"approver\":");
-        json_str(b, in->approval->approver);
-        tg_buf_appends(b, ",\"grantedAt\":");
-        datetime_value(b, in->approval->granted_at_ms);
-        tg_buf_appends(b, "}");
+    if (!r->b)
+        tg_buf_reset(&r->cur);
+    em_open(r, '{');
+    str_field(r, "authMethod", id->method ? id->method : "");
+    meta_field(r, in->meta, "toolgate/intent", "intent");
+    meta_field(r, in->meta, "toolgate/workflow", "workflow");
+    meta_field(r, in->meta, "toolgate/ticket", "ticket");
+    context_common(p, r, id->client_ip, in->now_ms, risk, in->upstream);
+    em_key(r, "args");
+    if (json_is_object(in->args)) {
+        args_value(r, in->args);
+    } else {
+        em_open(r, '{');
+        em_close(r, '}');
     }
-    tg_buf_appends(b, "}");
+    if (in->approval) {
+        em_key(r, "approval");
+        em_open(r, '{');
+        str_field(r, "id", in->approval->id);
+        str_field(r, "approver", in->approval->approver);
+        em_key(r, "grantedAt");
+        datetime_value(r, in->approval->granted_at_ms);
+        em_close(r, '}');
+    }
+    em_close(r, '}');
 }
 
 /* Attribute names toolgate sets on the principal (they override the entities file). */
@@ -720,197 +1001,180 @@ static bool synthesized_attr(const char *k)
     return false;
 }
 
-/* Appends the template's parents (JSON uids) to b, each preceded by a comma when
- * *first is false. */
-static void template_parents(tg_buf *b, const json_t *tmpl, bool *first)
+/* The template's attributes (except those skip names) inside the record being written. */
+static void template_attrs(rqb *r, const tmpl *t, bool (*skip)(const char *))
 {
-    size_t i;
-    json_t *u;
-    json_array_foreach(json_object_get(tmpl, "parents"), i, u) {
-        const json_t *x = json_object_get(u, "__entity") ? json_object_get(u, "__entity") : u;
-        tg_buf_appends(b, *first ? "" : ",");
-        *first = false;
-        tg_json_dump_buf(x, b);
-    }
-}
-
-static void principal_entity(const tg_policy *p, const tg_identity *id, const char *agent,
-                             tg_buf *b)
-{
-    const json_t *tmpl = json_object_get(p->agents, agent);
-    const char *k;
-    json_t *v;
-    bool first = true;
-    tg_buf_appends(b, "{\"uid\":");
-    json_uid(b, "Agent", agent);
-    tg_buf_appends(b, ",\"attrs\":{\"authMethod\":");
-    json_str(b, id->method ? id->method : "");
-    if (id->delegator) {
-        tg_buf_appends(b, ",\"delegator\":");
-        json_entity_ref(b, "User", id->delegator);
-    }
-    if (id->client_id) {
-        tg_buf_appends(b, ",\"clientId\":");
-        json_str(b, id->client_id);
-    }
-    if (id->credential_id) {
-        tg_buf_appends(b, ",\"credentialId\":");
-        json_str(b, id->credential_id);
-    }
-    tg_buf_appends(b, ",\"scopes\":[");
-    for (size_t i = 0; i < id->n_scopes; i++) {
-        tg_buf_appends(b, i ? "," : "");
-        json_str(b, id->scopes[i]);
-    }
-    tg_buf_appends(b, "]");
-    json_object_foreach(json_object_get(tmpl, "attrs"), k, v) {
-        if (synthesized_attr(k))
+    if (r->b && t && !t->direct)
+        r->refused = true;
+    for (size_t i = 0; t && i < t->nattrs; i++) {
+        if (skip && skip(t->keys[i]))
             continue;
-        tg_buf_appends(b, ",");
-        json_str(b, k);
-        tg_buf_appends(b, ":");
-        tg_json_dump_buf(v, b);
+        em_key(r, t->keys[i]);
+        em_file_value(r, t->jvals[i], t->vals[i]);
     }
-    tg_buf_appends(b, "},\"parents\":[");
-    template_parents(b, tmpl, &first);
-    if (id->delegator) {
-        tg_buf_appends(b, first ? "" : ",");
-        first = false;
-        json_uid(b, "User", id->delegator);
-    }
-    for (size_t i = 0; i < id->n_groups; i++) {
-        tg_buf_appends(b, first ? "" : ",");
-        first = false;
-        json_uid(b, "Group", id->groups[i]);
-    }
-    tg_buf_appends(b, "]}");
 }
 
-/* One request-scoped entity: added to rq and appended to the entities list. */
-static int add_entity(cedar_request *rq, tg_buf *list, const tg_buf *e, tg_error *err)
+/* The template's parents, each {"__entity":..} unwrapped. */
+static void template_parents(rqb *r, const tmpl *t)
 {
-    tg_buf_appends(list, list->len > 1 ? "," : "");
-    tg_buf_append(list, e->data, e->len);
-    return cedar_request_add_entity_json(rq, e->data, e->len, err);
+    for (size_t i = 0; t && i < t->nparents; i++) {
+        if (!r->b) {
+            em_sep(r);
+            tg_json_dump_buf(t->jparents[i], &r->cur);
+        } else if (t->ptype[i]) {
+            cedar_build_parent(r->b, t->ptype[i], t->ptlen[i], t->pid[i], t->pidlen[i]);
+        } else {
+            r->refused = true;
+        }
+    }
+}
+
+static int principal_entity(const tg_policy *p, rqb *r, const tg_identity *id, const char *agent,
+                            tg_error *err)
+{
+    const tmpl *t = find_tmpl(p, p->agents, agent);
+    em_entity_begin(r, "Agent", agent);
+    em_open(r, '{');
+    str_field(r, "authMethod", id->method ? id->method : "");
+    if (id->delegator) {
+        em_key(r, "delegator");
+        em_ref(r, "User", id->delegator);
+    }
+    if (id->client_id)
+        str_field(r, "clientId", id->client_id);
+    if (id->credential_id)
+        str_field(r, "credentialId", id->credential_id);
+    em_key(r, "scopes");
+    em_open(r, '[');
+    for (size_t i = 0; i < id->n_scopes; i++)
+        em_str(r, id->scopes[i], strlen(id->scopes[i]));
+    em_close(r, ']');
+    template_attrs(r, t, synthesized_attr);
+    em_close(r, '}');
+    em_parents(r);
+    template_parents(r, t);
+    if (id->delegator)
+        em_parent(r, "User", id->delegator);
+    for (size_t i = 0; i < id->n_groups; i++)
+        em_parent(r, "Group", id->groups[i]);
+    int rc = em_entity_end(r, err);
+    if (!r->b)
+        r->principal_json = tg_arena_strndup(r->a, r->cur.data, r->cur.len);
+    return rc;
 }
 
 /* The action and every Action entity of the file above it, as overlay entities. A call's
  * action (upstream set) is also inside Action::"risk:<risk>" and "upstream:<name>";
- * Action::"approve" (upstream NULL) is not: guards on risk actions do not apply to it. */
-static int add_actions(const tg_policy *p, cedar_request *rq, tg_buf *list, const char *action,
-                       tg_risk risk, const char *upstream, tg_error *err)
+ * Action::"approve" (upstream NULL) is not: guards on risk actions do not apply to it.
+ * Each id is added once (the file's hierarchy may repeat or cycle). */
+static int add_actions(const tg_policy *p, rqb *r, const char *action, tg_risk risk,
+                       const char *upstream, tg_error *err)
 {
-    json_t *queue = json_array(), *seen = json_object();
-    tg_buf e = TG_BUF_INIT;
+    size_t n = 0, cap = 8, done = 0;
+    const char **queue = tg_arena_alloc(r->a, cap * sizeof *queue);
+    const char **seen = tg_arena_alloc(r->a, cap * sizeof *seen);
     int rc = 0;
-    json_array_append_new(queue, json_string(action));
-    for (size_t qi = 0; rc == 0 && qi < json_array_size(queue); qi++) {
-        const char *aid = json_string_value(json_array_get(queue, qi));
-        const json_t *tmpl = json_object_get(p->actions, aid);
-        bool first = true;
-        if (json_object_get(seen, aid) || (qi > 0 && !tmpl))
+    queue[n++] = action;
+    for (size_t qi = 0; rc == 0 && qi < n; qi++) {
+        const char *aid = queue[qi];
+        const tmpl *t = find_tmpl(p, p->actions, aid);
+        bool again = false;
+        for (size_t i = 0; i < done; i++)
+            again = again || strcmp(seen[i], aid) == 0;
+        if (again || (qi > 0 && !t))
             continue;
-        json_object_set_new(seen, aid, json_true());
-        tg_buf_reset(&e);
-        tg_buf_appends(&e, "{\"uid\":");
-        json_uid(&e, "Action", aid);
-        tg_buf_appends(&e, ",\"attrs\":");
-        if (json_object_get(tmpl, "attrs"))
-            tg_json_dump_buf(json_object_get(tmpl, "attrs"), &e);
-        else
-            tg_buf_appends(&e, "{}");
-        tg_buf_appends(&e, ",\"parents\":[");
-        template_parents(&e, tmpl, &first);
+        seen[done++] = aid;   /* done <= qi < n <= cap */
+        em_entity_begin(r, "Action", aid);
+        if (r->b || !t || !json_object_get(t->e, "attrs")) {
+            em_open(r, '{');
+            template_attrs(r, t, NULL);
+            em_close(r, '}');
+        } else {
+            em_sep(r);
+            tg_json_dump_buf(json_object_get(t->e, "attrs"), &r->cur);
+        }
+        em_parents(r);
+        template_parents(r, t);
+        size_t more = (t ? t->nparents : 0) + (qi == 0 && upstream ? 2 : 0);
+        if (n + more > cap) {
+            while (n + more > cap)
+                cap *= 2;
+            const char **nq = tg_arena_alloc(r->a, cap * sizeof *nq);
+            const char **ns = tg_arena_alloc(r->a, cap * sizeof *ns);
+            memcpy(nq, queue, n * sizeof *nq);
+            memcpy(ns, seen, done * sizeof *ns);
+            queue = nq;
+            seen = ns;
+        }
         if (qi == 0 && upstream) {
-            tg_buf_printf(&e, "%s{\"type\":\"Action\",\"id\":\"risk:%s\"},", first ? "" : ",",
-                          tg_risk_name(risk));
-            char *up = NULL;
-            if (asprintf(&up, "upstream:%s", upstream) < 0)
-                abort();
-            json_uid(&e, "Action", up);
-            json_array_append_new(queue, json_string(up));
-            free(up);
-            char risk_id[16];
-            snprintf(risk_id, sizeof risk_id, "risk:%s", tg_risk_name(risk));
-            json_array_append_new(queue, json_string(risk_id));
+            const char *risk_id = tg_arena_sprintf(r->a, "risk:%s", tg_risk_name(risk));
+            const char *up = tg_arena_sprintf(r->a, "upstream:%s", upstream);
+            em_parent(r, "Action", risk_id);
+            em_parent(r, "Action", up);
+            queue[n++] = up;
+            queue[n++] = risk_id;
         }
-        tg_buf_appends(&e, "]}");
-        size_t i;
-        json_t *u;
-        json_array_foreach(json_object_get(tmpl, "parents"), i, u) {
-            const json_t *x = json_object_get(u, "__entity") ? json_object_get(u, "__entity") : u;
-            if (json_is_string(json_object_get(x, "id")))
-                json_array_append(queue, json_object_get(x, "id"));
-        }
-        rc = add_entity(rq, list, &e, err);
+        for (size_t i = 0; t && i < t->nparents; i++)
+            if (t->qid[i])
+                queue[n++] = t->qid[i];
+        rc = em_entity_end(r, err);
     }
-    tg_buf_free(&e);
-    json_decref(queue);
-    json_decref(seen);
     return rc;
 }
 
 static bool in_store(const tg_policy *p, const char *type, const char *id)
 {
-    char *k = uid_key(type, id);
-    bool yes = json_object_get(p->store_uids, k) != NULL;
-    free(k);
-    return yes;
+    return cedar_store_has(p->store, type, strlen(type), id, strlen(id));
 }
 
 /* The resource and those of its parents the store lacks, each inside the ones after it. */
-static int add_resource(const tg_policy *p, cedar_request *rq, tg_buf *list,
-                        const tg_resource *r, tg_error *err)
+static int add_resource(const tg_policy *p, rqb *r, const tg_resource *res, tg_error *err)
 {
-    tg_buf e = TG_BUF_INIT;
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i <= r->nparents; i++) {
-        const tg_uid *u = i == 0 ? &r->uid : &r->parents[i - 1];
+    for (size_t i = 0; rc == 0 && i <= res->nparents; i++) {
+        const tg_uid *u = i == 0 ? &res->uid : &res->parents[i - 1];
         if (in_store(p, u->type, u->id))
             continue;
-        tg_buf_reset(&e);
-        tg_buf_appends(&e, "{\"uid\":");
-        json_uid(&e, u->type, u->id);
-        tg_buf_appends(&e, ",\"attrs\":{");
-        for (size_t j = 0; i == 0 && j < r->nparents; j++) {
-            if (!r->parent_attrs || !r->parent_attrs[j])
+        em_entity_begin(r, u->type, u->id);
+        em_open(r, '{');
+        for (size_t j = 0; i == 0 && j < res->nparents; j++) {
+            if (!res->parent_attrs || !res->parent_attrs[j])
                 continue;
-            tg_buf_appends(&e, e.data[e.len - 1] == '{' ? "" : ",");
-            json_str(&e, r->parent_attrs[j]);
-            tg_buf_appends(&e, ":");
-            json_entity_ref(&e, r->parents[j].type, r->parents[j].id);
+            em_key(r, res->parent_attrs[j]);
+            em_ref(r, res->parents[j].type, res->parents[j].id);
         }
-        tg_buf_appends(&e, "},\"parents\":[");
-        for (size_t j = i; j < r->nparents; j++) {
-            tg_buf_appends(&e, j > i ? "," : "");
-            json_uid(&e, r->parents[j].type, r->parents[j].id);
-        }
-        tg_buf_appends(&e, "]}");
-        rc = add_entity(rq, list, &e, err);
+        em_close(r, '}');
+        em_parents(r);
+        for (size_t j = i; j < res->nparents; j++)
+            em_parent(r, res->parents[j].type, res->parents[j].id);
+        rc = em_entity_end(r, err);
     }
-    tg_buf_free(&e);
     return rc;
 }
 
 /* Principal and action of a request (shared by decisions and tools/list visibility). */
-static int add_principal_action(const tg_policy *p, cedar_request *rq, tg_buf *list,
-                                const tg_identity *id, const char *action, tg_risk risk,
-                                const char *upstream, tg_error *err)
+static int add_principal_action(const tg_policy *p, rqb *r, const tg_identity *id,
+                                const char *action, tg_risk risk, const char *upstream,
+                                tg_error *err)
 {
     const char *agent = id->agent ? id->agent : id->delegator;
-    tg_buf e = TG_BUF_INIT;
     if (!agent)
         return tg_error_set(err, "the identity names neither an agent nor a delegator");
-    principal_entity(p, id, agent, &e);
-    int rc = add_entity(rq, list, &e, err);
-    tg_buf_free(&e);
+    int rc = principal_entity(p, r, id, agent, err);
     if (rc == 0)
-        rc = cedar_request_set_principal(rq, "Agent", 5, agent, strlen(agent), err);
+        rc = cedar_request_set_principal(r->rq, "Agent", 5, agent, strlen(agent), err);
     if (rc == 0)
-        rc = add_actions(p, rq, list, action, risk, upstream, err);
+        rc = add_actions(p, r, action, risk, upstream, err);
     if (rc == 0)
-        rc = cedar_request_set_action(rq, "Action", 6, action, strlen(action), err);
+        rc = cedar_request_set_action(r->rq, "Action", 6, action, strlen(action), err);
     return rc;
+}
+
+/* A road's result: the built request (rc 0) is final, or the direct road gave up and the
+ * JSON road must decide (the builder refused something: only that road can say what). */
+static bool direct_gave_up(const rqb *r, int rc)
+{
+    return r->b && (rc < 0 || r->refused);
 }
 
 /* ------------------------------------------------------------------ decisions */
@@ -1038,10 +1302,27 @@ static void conclude(const tg_policy *p, cedar_request *rq, int built, const tg_
     out->nerrors = errors.n;
 }
 
+/* A call's request on one road: principal and actions, resource, context. */
+static int build_call(const tg_policy *p, const tg_decide_in *in, const tg_decision *out,
+                      rqb *r, tg_error *err)
+{
+    const tg_resource *res = &out->resource;
+    int rc = add_principal_action(p, r, in->identity, out->action, out->risk, in->upstream, err);
+    if (rc == 0)
+        rc = add_resource(p, r, res, err);
+    if (rc == 0)
+        rc = cedar_request_set_resource(r->rq, res->uid.type, strlen(res->uid.type), res->uid.id,
+                                        strlen(res->uid.id), err);
+    if (rc == 0) {
+        write_context(p, in, out->risk, r);
+        rc = em_context_end(r, err);
+    }
+    return rc;
+}
+
 int tg_policy_decide(const tg_policy *p, const tg_decide_in *in, tg_arena *a, tg_decision *out,
                      tg_error *err)
 {
-    tg_buf ents = TG_BUF_INIT, ctx = TG_BUF_INIT, pj = TG_BUF_INIT;
     memset(out, 0, sizeof *out);
     out->policy_version = p->version;
     out->shadow = tg_policy_is_shadow(p, in->upstream,
@@ -1066,31 +1347,28 @@ int tg_policy_decide(const tg_policy *p, const tg_decide_in *in, tg_arena *a, tg
         res->parents = server;
         res->nparents = 1;
     }
-    cedar_request *rq = cedar_request_new(a, p->store);
-    tg_buf_appends(&ents, "[");
-    int rc = add_principal_action(p, rq, &ents, in->identity, out->action, out->risk,
-                                  in->upstream, err);
-    principal_entity(p, in->identity, in->identity->agent ? in->identity->agent
-                                      : in->identity->delegator ? in->identity->delegator : "",
-                     &pj);
-    build_context(p, in, out->risk, &ctx);
-    if (rc == 0)
-        rc = add_resource(p, rq, &ents, res, err);
-    tg_buf_appends(&ents, "]");
-    if (rc == 0)
-        rc = cedar_request_set_resource(rq, res->uid.type, strlen(res->uid.type), res->uid.id,
-                                        strlen(res->uid.id), err);
-    if (rc == 0)
-        rc = cedar_request_set_context_json(rq, ctx.data, ctx.len, err);
-    out->principal_json = tg_arena_strndup(a, pj.data, pj.len);
-    out->entities_json = tg_arena_strndup(a, ents.data, ents.len);
-    out->context_json = tg_arena_strndup(a, ctx.data, ctx.len);
-    tg_buf_free(&ents);
-    tg_buf_free(&ctx);
-    tg_buf_free(&pj);
+    rqb r;
+    rqb_init(&r, p, NULL, !in->explain, a);
+    int rc = build_call(p, in, out, &r, err);
+    if (direct_gave_up(&r, rc)) {
+        rqb_free(&r);
+        rqb_init(&r, p, NULL, false, a);
+        rc = build_call(p, in, out, &r, err);
+    }
+    if (in->explain) {
+        /* The context is the last piece: when an earlier one failed, write it anyway (the
+         * explain view shows what the request would have been). */
+        if (rc < 0)
+            write_context(p, in, out->risk, &r);
+        out->principal_json = r.principal_json ? r.principal_json : "null";
+        tg_buf_appends(&r.list, "]");
+        out->entities_json = tg_arena_strndup(a, r.list.data, r.list.len);
+        out->context_json = tg_arena_strndup(a, r.cur.data, r.cur.len);
+    }
+    rqb_free(&r);
     if (rc < 0 && !in->identity->agent && !in->identity->delegator)
         return -1;
-    conclude(p, rq, rc, res, true, a, out, err);
+    conclude(p, r.rq, rc, res, true, a, out, err);
     return 0;
 }
 
@@ -1138,7 +1416,11 @@ static int approver_principal(const tg_policy *p, const tg_approve_in *in, cedar
     else
         tg_buf_appends(pj, "{}");
     tg_buf_appends(pj, ",\"parents\":[");
-    template_parents(pj, file_ent, &first);
+    json_array_foreach(json_object_get(file_ent, "parents"), i, e) {
+        tg_buf_appends(pj, first ? "" : ",");
+        first = false;
+        tg_json_dump_buf(unwrap_entity(e), pj);
+    }
     for (size_t g = 0; g < in->ngroups; g++) {
         tg_buf_appends(pj, first ? "" : ",");
         first = false;
@@ -1163,29 +1445,30 @@ static int approver_principal(const tg_policy *p, const tg_approve_in *in, cedar
     return *own ? 0 : -1;
 }
 
-static void approve_context(const tg_policy *p, const tg_approve_in *in, tg_buf *b)
+static void approve_context(const tg_policy *p, const tg_approve_in *in, rqb *r)
 {
-    tg_buf_appends(b, "{\"authMethod\":");
-    json_str(b, in->auth_method ? in->auth_method : "");
-    tg_buf_appends(b, ",\"requester\":");
-    json_entity_ref(b, "Agent", in->requester_agent);
+    tg_buf_reset(&r->cur);
+    em_open(r, '{');
+    str_field(r, "authMethod", in->auth_method ? in->auth_method : "");
+    em_key(r, "requester");
+    em_ref(r, "Agent", in->requester_agent);
     if (in->delegator) {
-        tg_buf_appends(b, ",\"delegator\":");
-        json_entity_ref(b, "User", in->delegator);
+        em_key(r, "delegator");
+        em_ref(r, "User", in->delegator);
     }
-    tg_buf_appends(b, ",\"tool\":");
-    json_str(b, in->tool);
-    opt_field(b, "ticket", in->ticket, in->ticket ? strlen(in->ticket) : 0);
-    opt_field(b, "intent", in->intent, in->intent ? strlen(in->intent) : 0);
-    opt_field(b, "workflow", in->workflow, in->workflow ? strlen(in->workflow) : 0);
-    context_common(p, b, in->client_ip, in->now_ms, in->risk, in->upstream);
-    tg_buf_appends(b, "}");
+    str_field(r, "tool", in->tool);
+    opt_field(r, "ticket", in->ticket, in->ticket ? strlen(in->ticket) : 0);
+    opt_field(r, "intent", in->intent, in->intent ? strlen(in->intent) : 0);
+    opt_field(r, "workflow", in->workflow, in->workflow ? strlen(in->workflow) : 0);
+    context_common(p, r, in->client_ip, in->now_ms, in->risk, in->upstream);
+    em_close(r, '}');
 }
 
+/* Approver decisions are rare: they take the JSON road, and always fill the JSON texts. */
 int tg_policy_decide_approve(const tg_policy *p, const tg_approve_in *in, tg_arena *a,
                              tg_decision *out, tg_error *err)
 {
-    tg_buf ents = TG_BUF_INIT, ctx = TG_BUF_INIT, pj = TG_BUF_INIT;
+    tg_buf pj = TG_BUF_INIT;
     cedar_store *own = NULL;
     memset(out, 0, sizeof *out);
     if (!in->user || !*in->user || !in->requester_agent || !in->tool || !in->resource_type ||
@@ -1206,32 +1489,31 @@ int tg_policy_decide_approve(const tg_policy *p, const tg_approve_in *in, tg_are
         rc = parse_uid_text(a, in->parents[i], &parents[i], err);
     if (rc == 0)
         rc = approver_principal(p, in, &own, &pj, err);
-    cedar_request *rq = cedar_request_new(a, own ? own : p->store);
-    tg_buf_appends(&ents, "[");
+    rqb r;
+    rqb_init(&r, p, own, false, a);
     if (rc == 0 && !in_store(p, "User", in->user))
-        rc = add_entity(rq, &ents, &pj, err);
+        rc = add_entity_json(&r, pj.data, pj.len, err);
     if (rc == 0)
-        rc = cedar_request_set_principal(rq, "User", 4, in->user, strlen(in->user), err);
+        rc = cedar_request_set_principal(r.rq, "User", 4, in->user, strlen(in->user), err);
     if (rc == 0)
-        rc = add_actions(p, rq, &ents, "approve", in->risk, NULL, err);
+        rc = add_actions(p, &r, "approve", in->risk, NULL, err);
     if (rc == 0)
-        rc = cedar_request_set_action(rq, "Action", 6, "approve", 7, err);
+        rc = cedar_request_set_action(r.rq, "Action", 6, "approve", 7, err);
     if (rc == 0)
-        rc = add_resource(p, rq, &ents, res, err);
+        rc = add_resource(p, &r, res, err);
     if (rc == 0)
-        rc = cedar_request_set_resource(rq, res->uid.type, strlen(res->uid.type), res->uid.id,
+        rc = cedar_request_set_resource(r.rq, res->uid.type, strlen(res->uid.type), res->uid.id,
                                         strlen(res->uid.id), err);
-    approve_context(p, in, &ctx);
+    approve_context(p, in, &r);
     if (rc == 0)
-        rc = cedar_request_set_context_json(rq, ctx.data, ctx.len, err);
-    tg_buf_appends(&ents, "]");
+        rc = em_context_end(&r, err);
+    tg_buf_appends(&r.list, "]");
     out->principal_json = tg_arena_strndup(a, pj.data, pj.len);
-    out->entities_json = tg_arena_strndup(a, ents.data, ents.len);
-    out->context_json = tg_arena_strndup(a, ctx.data, ctx.len);
-    tg_buf_free(&ents);
-    tg_buf_free(&ctx);
+    out->entities_json = tg_arena_strndup(a, r.list.data, r.list.len);
+    out->context_json = tg_arena_strndup(a, r.cur.data, r.cur.len);
     tg_buf_free(&pj);
-    conclude(p, rq, rc, NULL, false, a, out, err);
+    rqb_free(&r);
+    conclude(p, r.rq, rc, NULL, false, a, out, err);
     cedar_store_free(own);
     return 0;
 }
@@ -1239,18 +1521,22 @@ int tg_policy_decide_approve(const tg_policy *p, const tg_approve_in *in, tg_are
 int tg_policy_tool_visible(const tg_policy *p, const tg_identity *identity, const char *tool,
                            tg_risk risk, const char *upstream, tg_arena *a)
 {
-    tg_buf ents = TG_BUF_INIT;
     tg_error err;
-    cedar_response r;
-    cedar_request *rq = cedar_request_new(a, p->store);
-    tg_buf_appends(&ents, "[");
-    int rc = add_principal_action(p, rq, &ents, identity, tool, risk, upstream, &err);
-    tg_buf_free(&ents);
+    cedar_response resp;
+    rqb r;
+    rqb_init(&r, p, NULL, true, a);
+    int rc = add_principal_action(p, &r, identity, tool, risk, upstream, &err);
+    if (direct_gave_up(&r, rc)) {
+        rqb_free(&r);
+        rqb_init(&r, p, NULL, false, a);
+        rc = add_principal_action(p, &r, identity, tool, risk, upstream, &err);
+    }
+    rqb_free(&r);
     if (rc == 0)
-        rc = cedar_request_set_resource(rq, "Mcp::Server", 11, upstream, strlen(upstream), &err);
+        rc = cedar_request_set_resource(r.rq, "Mcp::Server", 11, upstream, strlen(upstream), &err);
     if (rc == 0)
-        rc = cedar_authorize(p->vis, rq, &r, &err);
-    return rc == 0 && r.decision == CEDAR_ALLOW;
+        rc = cedar_authorize(p->vis, r.rq, &resp, &err);
+    return rc == 0 && resp.decision == CEDAR_ALLOW;
 }
 
 /* ------------------------------------------------------------------ output */
@@ -1266,6 +1552,8 @@ static json_t *str_array(const char *const *v, size_t n)
 static json_t *parse_own(const char *s)
 {
     tg_error e;
+    if (!s)
+        return json_null();   /* decided without explain */
     json_t *v = tg_json_parse(s, strlen(s), 256, &e);
     return v ? v : json_string(s);  /* NUL-bearing data: show it as text */
 }

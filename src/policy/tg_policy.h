@@ -71,6 +71,10 @@ typedef struct tg_decide_in {
     const json_t *meta;             /* params._meta, or NULL */
     int64_t now_ms;                 /* Unix ms (tg_wall_ms()) */
     const tg_policy_approval *approval;
+    /* Fill the decision's principal_json / entities_json / context_json (`toolgate
+     * decide`). Without it they are NULL: a gateway decision builds its request without
+     * writing it as text. The decision is the same either way. */
+    bool explain;
 } tg_decide_in;
 
 typedef enum {
@@ -95,6 +99,7 @@ typedef struct tg_decision {
     const char *action;          /* the Action entity id */
     tg_risk risk;
     tg_resource resource;
+    /* With tg_decide_in.explain (and always for approver decisions), else NULL: */
     const char *principal_json;  /* the principal entity as given to Cedar */
     const char *entities_json;   /* every request-scoped entity (array) */
     const char *context_json;    /* the context as given to Cedar */
@@ -109,7 +114,8 @@ int tg_policy_decide(const tg_policy *p, const tg_decide_in *in, tg_arena *a, tg
 const char *tg_decision_name(tg_decision_kind d);
 
 /* The explain view: {"decision","mode","reasons","policies","errors","policy_version",
- * "principal","action","resource":{type,id,parents,state,reason},"entities","context"}.
+ * "principal","action","resource":{type,id,parents,state,reason},"entities","context"}
+ * (principal, entities and context null when the decision was made without explain).
  * Caller frees. */
 char *tg_decision_explain_json(const tg_decision *d);
 

@@ -82,6 +82,30 @@ static tg_identity alice = {.method = "oauth", .delegator = "alice", .agent = "c
 /* 2026-03-03 (a Tuesday) 09:00 UTC = 10:00 in Paris. */
 #define TUESDAY_MS 1772528400000LL
 
+/* Decides on both roads (tg_decide_in.explain: the JSON road; without: the gateway's
+ * direct road), checks that they agree, and leaves the explained decision in d. */
+static void decide_both(const tg_policy *p, tg_decide_in *in, tg_arena *a, tg_decision *d)
+{
+    tg_decision g;
+    tg_error err;
+    in->explain = false;
+    assert_int_equal(tg_policy_decide(p, in, a, &g, &err), 0);
+    assert_null(g.context_json);
+    in->explain = true;
+    assert_int_equal(tg_policy_decide(p, in, a, d, &err), 0);
+    assert_non_null(d->context_json);
+    assert_int_equal(g.decision, d->decision);
+    assert_int_equal(g.nreasons, d->nreasons);
+    assert_int_equal(g.npolicies, d->npolicies);
+    assert_int_equal(g.nerrors, d->nerrors);
+    for (size_t i = 0; i < d->nreasons; i++)
+        assert_string_equal(g.reasons[i], d->reasons[i]);
+    for (size_t i = 0; i < d->npolicies; i++)
+        assert_string_equal(g.policies[i], d->policies[i]);
+    for (size_t i = 0; i < d->nerrors; i++)
+        assert_string_equal(g.errors[i], d->errors[i]);
+}
+
 static void decide(fixture *f, const char *tool, const char *args_json, const char *meta_json,
                    tg_decision *d)
 {
@@ -93,7 +117,7 @@ static void decide(fixture *f, const char *tool, const char *args_json, const ch
     tg_decide_in in = {.kind = TG_DECIDE_TOOL, .identity = &alice, .upstream = "atl",
                        .name = tool, .upstream_name = tool, .entry = &e, .args = args,
                        .meta = meta, .now_ms = TUESDAY_MS};
-    assert_int_equal(tg_policy_decide(f->pol, &in, f->a, d, &err), 0);
+    decide_both(f->pol, &in, f->a, d);
     json_decref(args);
     json_decref(meta);
 }
@@ -174,12 +198,11 @@ static void test_approval_forbid(void **state)
     assert_string_equal(d.reasons[0], "NO_MATCHING_PERMIT");
     /* With a granted approval the forbid no longer holds. */
     tg_cat_entry e;
-    tg_error err;
     tg_catalog_classify(tg_policy_catalog(f.pol), "atl", "merge", NULL, &e);
     tg_policy_approval ap = {"apr-1", "bob", TUESDAY_MS - 60000};
     tg_decide_in in = {.kind = TG_DECIDE_TOOL, .identity = &alice, .upstream = "atl",
                        .name = "merge", .entry = &e, .now_ms = TUESDAY_MS, .approval = &ap};
-    assert_int_equal(tg_policy_decide(f.pol, &in, f.a, &d, &err), 0);
+    decide_both(f.pol, &in, f.a, &d);
     assert_int_equal(d.decision, TG_DECISION_ALLOW);
     assert_non_null(strstr(d.context_json, "\"approval\":{\"id\":\"apr-1\",\"approver\":\"bob\""));
     unload_fixture(&f);
