@@ -82,7 +82,8 @@ typedef struct tg_audit_record {
     const json_t *args;              /* the call's arguments as received (unredacted) */
     const char *args_sha256;         /* the writer computes it from args; only when args is
                                         NULL is a given 64-hex digest kept (records about a
-                                        call whose arguments are gone: approval events) */
+                                        call whose arguments are in an earlier record or
+                                        gone: outcomes, approval events) */
     const char *intent, *workflow, *ticket;
     tg_audit_decision decision;
     tg_audit_policy_mode mode;
@@ -168,9 +169,10 @@ tg_audit *tg_audit_open(uv_loop_t *loop, tg_store *store, const tg_audit_options
  *               (a later write failure is logged and counted).
  *   returns -1: refused (store down or full, chain head being re-read after a failure,
  *               invalid record): err says why; fail the call closed.
- * seq_out (optional) gets the record's sequence number. */
+ * digest_out (optional, 65 bytes) gets the record's args_sha256 (hex), so a later record
+ * about the same call can carry the digest instead of the arguments. */
 int tg_audit_append(tg_audit *a, const tg_audit_record *r, tg_audit_done_cb cb, void *ud,
-                    int64_t *seq_out, tg_error *err);
+                    char *digest_out, tg_error *err);
 
 /* Writes a checkpoint now if records were added since the last one. */
 int tg_audit_checkpoint_now(tg_audit *a, tg_error *err);

@@ -23,10 +23,12 @@
 #define DEFAULT_CP_EVERY 1000
 #define DEFAULT_CP_MS 60000
 #define DEFAULT_BATCHED_MAX 10000
-/* Batched mode: the store holds a transaction open this long so the records of several
- * calls share one commit. One commit (and fsync) per record cost as much CPU as the
- * call itself, on the cores the calls need (docs/performance.md). */
-#define BATCHED_COMMIT_DELAY_MS 5
+/* A record nobody waits for (batched mode; strict mode's outcomes with async_outcomes) may
+ * wait this long in the store's open transaction, so the records of several calls share
+ * one commit. One commit (and fsync) per record cost as much CPU as the call itself, on
+ * the cores the calls need; and an outcome committed on its own made the next call's
+ * decision record wait for that commit first (docs/performance.md). */
+#define LAZY_COMMIT_DELAY_MS 5
 
 struct tg_audit {
     uv_loop_t *loop;
@@ -216,9 +218,9 @@ tg_audit *tg_audit_open(uv_loop_t *loop, tg_store *store, const tg_audit_options
         }
         a->sink_owned = 1;
     }
-    /* strict: commit as soon as possible, every appended record is waited for */
-    tg_store_set_commit_delay(store, a->durability == TG_AUDIT_BATCHED ? BATCHED_COMMIT_DELAY_MS
-                                                                       : 0);
+    /* Records nobody waits for (batched mode; outcomes with async_outcomes) are appended
+     * lazy and share commits; a record somebody waits for is committed at once. */
+    tg_store_set_commit_delay(store, LAZY_COMMIT_DELAY_MS);
     uv_timer_init(loop, &a->timer);
     a->timer.data = a;
     uv_timer_start(&a->timer, on_timer, a->cp_ms, a->cp_ms);
@@ -234,7 +236,7 @@ fail:
 }
 
 int tg_audit_append(tg_audit *a, const tg_audit_record *r, tg_audit_done_cb cb, void *ud,
-                    int64_t *seq_out, tg_error *err)
+                    char *digest_out, tg_error *err)
 {
     if (a->closing) return tg_error_set(err, "audit: closing");
     if (a->needs_resync) {
@@ -300,7 +302,7 @@ int tg_audit_append(tg_audit *a, const tg_audit_record *r, tg_audit_done_cb cb, 
         audit_jsonl_line(&row, &line);
         pr->line = tg_buf_steal(&line);
     }
-    rc = tg_store_append_audit(a->store, &row, on_stored, pr, err);
+    rc = tg_store_append_audit(a->store, &row, wait ? 0 : TG_STORE_LAZY, on_stored, pr, err);
     tg_buf_free(&body);
     tg_arena_free(ar);
     if (rc) {
@@ -312,7 +314,7 @@ int tg_audit_append(tg_audit *a, const tg_audit_record *r, tg_audit_done_cb cb, 
     a->appended++;
     a->head_seq = row.seq;
     memcpy(a->head_hash, hash, 65);
-    if (seq_out) *seq_out = row.seq;
+    if (digest_out) memcpy(digest_out, digest, 65);
     if (a->key && a->head_seq - a->cp_seq >= (int64_t)a->cp_every) {
         tg_error cerr;
         if (write_checkpoint(a, &cerr))

@@ -65,6 +65,7 @@ typedef struct mcp_gate {
     bool forward;                /* allowed, or shadow mode */
     uint64_t forwarded_ns;
     tg_audit_record rec;
+    char rec_digest[65];         /* the decision record's args_sha256 ("" before it) */
     /* approvals: the request this call is bound to (NULL when none), whether the call
      * is held for it, the grant it was allowed with, and the hold's watch (non-NULL
      * while waiting) and progress count. */
@@ -163,9 +164,9 @@ void mcp_gate_auth_failure(tg_mcp *m, tg_http_req *req, const tg_auth_result *re
 
 /* Appends r for call c. Returns 1 when the caller may go on now (batched, or no audit),
  * 0 when `then` will run once the record is durable or not (status), -1 when refused
- * (err). data (may be NULL) travels with the wait. */
+ * (err). data (may be NULL) travels with the wait. digest_out: tg_audit_append's. */
 static int append_for(mcp_call *c, const tg_audit_record *r, tg_audit_done_cb then, char *data,
-                      size_t len, tg_error *err)
+                      size_t len, char *digest_out, tg_error *err)
 {
     tg_audit *audit = c->m->gates.audit;
     if (!audit) return 1;
@@ -174,7 +175,7 @@ static int append_for(mcp_call *c, const tg_audit_record *r, tg_audit_done_cb th
     w->call = c;
     w->data = data;
     w->len = len;
-    int rc = tg_audit_append(audit, r, then, w, NULL, err);
+    int rc = tg_audit_append(audit, r, then, w, digest_out, err);
     if (rc != 0) {
         free(w); /* the callback will not run; data stays the caller's */
         return rc > 0 ? 1 : -1;
@@ -267,6 +268,19 @@ static void fill_record(mcp_call *c, mcp_gate *g, const json_t *args, const json
     r->upstream_latency_us = TG_AUDIT_NO_LATENCY;
     r->total_latency_us = later ? TG_AUDIT_NO_LATENCY
                                 : (int64_t)((tg_now_ns() - c->started_ns) / 1000);
+}
+
+/* The call's outcome record: the decision record's fields, and the arguments only as the
+ * decision record's digest. The arguments are in the decision record already; writing
+ * them twice cost serialising, hashing and storing them again on every call
+ * (docs/performance.md) and kept a second copy of whatever they contain. */
+static tg_audit_record outcome_record(const mcp_gate *g)
+{
+    tg_audit_record r = g->rec;
+    r.event = TG_AUDIT_EV_OUTCOME;
+    r.args = NULL;
+    r.args_sha256 = g->rec_digest;
+    return r;
 }
 
 /* Fail closed: a gate the call depends on cannot do its part right now. `what` says which
@@ -400,7 +414,7 @@ static void record_decision(mcp_call *c, mcp_gate *g)
                 g->grant.id ? g->grant.id : g->approval_id ? g->approval_id : "");
     fill_record(c, g, g->in.args, g->in.meta, g->in.name);
     tg_error err;
-    int rc = append_for(c, &g->rec, decision_stored, NULL, 0, &err);
+    int rc = append_for(c, &g->rec, decision_stored, NULL, 0, g->rec_digest, &err);
     if (rc < 0) fail_closed(c, err.msg);
     else if (rc > 0) act(c);
 }
@@ -573,8 +587,7 @@ static void hold_refuse(mcp_call *c, tg_decision_kind kind, const char *reason,
     json_decref(resp);
     tg_log_info(COMPONENT, "session %.8s… call %s: not forwarded: %s (approval %s)", c->s->id,
                 c->idkey, reason, g->approval_id);
-    tg_audit_record r = g->rec;
-    r.event = TG_AUDIT_EV_OUTCOME;
+    tg_audit_record r = outcome_record(g);
     r.decision = kind == TG_DECISION_DENY ? TG_AUDIT_DECISION_DENY
                                           : TG_AUDIT_DECISION_APPROVAL_REQUIRED;
     r.reasons = g->d.reasons;
@@ -583,7 +596,7 @@ static void hold_refuse(mcp_call *c, tg_decision_kind kind, const char *reason,
     r.approver = news ? news->approver : NULL;
     r.total_latency_us = (int64_t)((tg_now_ns() - c->started_ns) / 1000);
     tg_error err;
-    int rc = append_for(c, &r, outcome_stored, data, len, &err);
+    int rc = append_for(c, &r, outcome_stored, data, len, NULL, &err);
     if (rc == 0) return; /* outcome_stored answers */
     if (rc < 0)
         tg_log_error(COMPONENT, "session %.8s… call %s: outcome record refused: %s", c->s->id,
@@ -691,13 +704,12 @@ void mcp_gate_answer(mcp_call *c, mcp_reply *reply, char *data, size_t len)
 {
     mcp_gate *g = c->gate;
     uint64_t now = tg_now_ns();
-    tg_audit_record r = g->rec;
-    r.event = TG_AUDIT_EV_OUTCOME;
+    tg_audit_record r = outcome_record(g);
     r.outcome = outcome_of(reply);
     r.upstream_latency_us = (int64_t)((now - g->forwarded_ns) / 1000);
     r.total_latency_us = (int64_t)((now - c->started_ns) / 1000);
     tg_error err;
-    int rc = append_for(c, &r, outcome_stored, data, len, &err);
+    int rc = append_for(c, &r, outcome_stored, data, len, NULL, &err);
     if (rc == 0) return; /* outcome_stored answers */
     if (rc < 0)
         tg_log_error(COMPONENT, "session %.8s… call %s: outcome record refused (the upstream "

@@ -298,11 +298,12 @@ static store_op *op_new(store_op_kind kind, void *ud)
     return op;
 }
 
-int tg_store_append_audit(tg_store *s, const tg_store_audit_row *row,
+int tg_store_append_audit(tg_store *s, const tg_store_audit_row *row, unsigned flags,
                           tg_store_done_cb cb, void *ud, tg_error *err)
 {
     store_op *op = op_new(OP_AUDIT, ud);
     op->done = cb;
+    op->lazy = (flags & TG_STORE_LAZY) != 0;
     op->audit = *row;
     const char *in[] = {row->instance, row->delegator, row->agent, row->tool, row->decision,
                         row->ticket, row->approval_id, row->resource, row->resource_path,

@@ -28,6 +28,7 @@ typedef enum { OP_AUDIT, OP_CHECKPOINT, OP_HEAD } store_op_kind;
 typedef struct store_op {
     struct store_op *next;
     store_op_kind kind;
+    int lazy;                         /* TG_STORE_LAZY: may wait for the commit delay */
     tg_store_audit_row audit;
     tg_store_checkpoint_row cp;       /* for OP_HEAD only cp.instance is set */
     char *blob;

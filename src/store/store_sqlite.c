@@ -8,17 +8,34 @@
  *     transaction per batch (group commit) and commits it with WAL + synchronous=FULL, so
  *     a completed append has been fsync'd. Completed ops go back to the loop through a
  *     uv_async_t and their callbacks run there.
- * The two connections meet only in the database file; busy_timeout covers the short
- * moments where the CLI (prune) and the writer both want the write lock.
+ *   - `cdb`, used only by the checkpointer thread, which copies the WAL into the database
+ *     file. SQLite does this by default inside the commit that crosses 1000 WAL pages, on
+ *     the writer thread: a burst of several milliseconds of CPU (a few MB copied, the
+ *     database fsync'd) that, on a small machine, kept the calls being served off the CPU
+ *     and was half of the batched mode's p99 (docs/performance.md). The checkpointer runs
+ *     at the lowest CPU class (SCHED_IDLE), so any thread serving calls preempts it.
+ *     SQLite starts the WAL over only once a checkpoint has copied every frame, which a
+ *     checkpoint beside a writer that keeps committing never does; so once the
+ *     checkpointer has copied what it saw, the writer copies the few frames committed
+ *     since (after its next commit), and its next transaction starts the WAL over. If the
+ *     checkpointer ever falls far behind (a machine busy without pause), the writer
+ *     checkpoints everything itself once the WAL passes WAL_BACKSTOP_PAGES: the WAL stays
+ *     bounded either way.
+ * The connections meet only in the database file; busy_timeout covers the short moments
+ * where the CLI (prune) and the writer both want the write lock.
  */
 #include "store/store_int.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define BUSY_TIMEOUT_MS 10000
 #define SQ_CACHE_SIZE 16
+#define WAL_CHECKPOINT_PAGES 1000  /* SQLite's own default threshold */
+#define WAL_BACKSTOP_PAGES 16384   /* 64 MB of 4 KiB pages: the writer checkpoints itself */
 
 typedef struct sq_impl {
     sqlite3 *rdb;
@@ -31,13 +48,21 @@ typedef struct sq_impl {
     store_op *queue_head, *queue_tail;
     store_op *done_head, *done_tail;
     int stop;
-    /* queued: ops in queue_head..tail. lingering: the writer is holding a batch open for
-     * the commit delay, so a submit wakes it only once the batch is full. */
-    size_t queued;
+    /* queued: ops in queue_head..tail; urgent: how many of them are not lazy (somebody
+     * waits: the writer must not linger). lingering: the writer is holding a batch open
+     * for the commit delay, so a lazy submit wakes it only once the batch is full. */
+    size_t queued, urgent;
     int lingering;
     uv_thread_t thread;
     uv_async_t async;
     int have_thread;
+    /* The checkpointer; ckpt is under mu: IDLE → WANTED (the writer's WAL hook, once the
+     * WAL has WAL_CHECKPOINT_PAGES) → RUNNING → CAUGHT_UP (it copied every frame it saw;
+     * the writer copies the rest after its next commit) or IDLE (it did not). */
+    sqlite3 *cdb;
+    uv_cond_t ckpt_cond;
+    uv_thread_t ckpt_thread;
+    enum { CKPT_IDLE, CKPT_WANTED, CKPT_RUNNING, CKPT_CAUGHT_UP } ckpt;
     /* Writer thread only: set by a failed append, cleared by a successful head read. */
     int poisoned;
     sqlite3_stmt *ins_audit, *ins_cp, *head;  /* writer thread statements */
@@ -284,20 +309,71 @@ static void write_batch(tg_store *s, sq_impl *q, store_op *batch)
     __atomic_add_fetch(&s->commits, 1, __ATOMIC_RELAXED);
 }
 
-/* With a commit delay, waits (under mu) until it has passed since the first queued
- * append, batch_max appends are queued, or the store stops. */
+/* With a commit delay and only lazy appends queued, waits (under mu) until the delay has
+ * passed since the first of them, batch_max appends are queued, an append somebody waits
+ * for arrives, or the store stops. */
 static void linger(tg_store *s, sq_impl *q)
 {
     unsigned ms = __atomic_load_n(&s->commit_delay_ms, __ATOMIC_RELAXED);
-    if (!ms || q->queue_head->kind == OP_HEAD) return;
+    if (!ms || q->urgent || q->queue_head->kind == OP_HEAD) return;
     uint64_t end = uv_hrtime() + (uint64_t)ms * 1000000;
     q->lingering = 1;
     for (;;) {
         uint64_t now = uv_hrtime();
-        if (q->stop || q->queued >= s->batch_max || now >= end) break;
+        if (q->stop || q->urgent || q->queued >= s->batch_max || now >= end) break;
         uv_cond_timedwait(&q->cond, &q->mu, end - now);
     }
     q->lingering = 0;
+}
+
+/* ------------------------------------------------------------------ checkpointer */
+
+/* sqlite3_wal_hook on wdb (writer thread, after each commit; replaces SQLite's automatic
+ * checkpoint on that connection). */
+static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int pages)
+{
+    sq_impl *q = ud;
+    uv_mutex_lock(&q->mu);
+    bool finish = q->ckpt == CKPT_CAUGHT_UP || pages >= WAL_BACKSTOP_PAGES;
+    if (q->ckpt == CKPT_CAUGHT_UP) {
+        q->ckpt = CKPT_IDLE;
+    } else if (q->ckpt == CKPT_IDLE && pages >= WAL_CHECKPOINT_PAGES) {
+        q->ckpt = CKPT_WANTED;
+        uv_cond_signal(&q->ckpt_cond);
+    }
+    uv_mutex_unlock(&q->mu);
+    if (finish) {
+        int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            tg_log_warn("store", "sqlite: checkpoint of a %d-page WAL failed: %s", pages,
+                        sqlite3_errmsg(db));
+    }
+    return SQLITE_OK;
+}
+
+static void ckpt_main(void *arg)
+{
+    sq_impl *q = arg;
+    /* Best effort: where SCHED_IDLE is refused, the copy runs at normal priority, as it
+     * would inside SQLite's commit. */
+    struct sched_param sp = {0};
+    int prc = pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    if (prc) tg_log_debug("store", "checkpointer stays at normal CPU priority (error %d)", prc);
+    uv_mutex_lock(&q->mu);
+    for (;;) {
+        while (q->ckpt != CKPT_WANTED && !q->stop) uv_cond_wait(&q->ckpt_cond, &q->mu);
+        if (q->stop) break;
+        q->ckpt = CKPT_RUNNING;
+        uv_mutex_unlock(&q->mu);
+        int log = -1, copied = -2;
+        int rc = sqlite3_wal_checkpoint_v2(q->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
+                                           &copied);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY) /* the next commit asks again */
+            tg_log_warn("store", "sqlite: WAL checkpoint failed: %s", sqlite3_errmsg(q->cdb));
+        uv_mutex_lock(&q->mu);
+        q->ckpt = rc == SQLITE_OK && copied == log ? CKPT_CAUGHT_UP : CKPT_IDLE;
+    }
+    uv_mutex_unlock(&q->mu);
 }
 
 static void writer_main(void *arg)
@@ -321,6 +397,7 @@ static void writer_main(void *arg)
         if (!q->queue_head) q->queue_tail = NULL;
         q->queued -= n;
         last->next = NULL;
+        for (store_op *op = batch; op; op = op->next) q->urgent -= !op->lazy;
         int stopping = q->stop;
         uv_mutex_unlock(&q->mu);
 
@@ -370,8 +447,10 @@ static int sq_submit(tg_store *s, store_op *op, tg_error *err)
     if (q->queue_tail) q->queue_tail->next = op; else q->queue_head = op;
     q->queue_tail = op;
     q->queued++;
-    /* a lingering writer is woken only when the batch is full (fewer thread wake-ups) */
-    if (!q->lingering || q->queued >= s->batch_max) uv_cond_signal(&q->cond);
+    q->urgent += !op->lazy;
+    /* a lingering writer is woken only when somebody waits or the batch is full (fewer
+     * thread wake-ups) */
+    if (!q->lingering || !op->lazy || q->queued >= s->batch_max) uv_cond_signal(&q->cond);
     uv_mutex_unlock(&q->mu);
     return 0;
 }
@@ -391,11 +470,13 @@ static void sq_free_impl(tg_store *s)
         sqlite3_finalize(q->cache[i].st);
         free(q->cache[i].sql);
     }
+    sqlite3_close(q->cdb);
     sqlite3_close(q->wdb);
     sqlite3_close(q->rdb);
     if (q->have_thread) {
         uv_mutex_destroy(&q->mu);
         uv_cond_destroy(&q->cond);
+        uv_cond_destroy(&q->ckpt_cond);
     }
     free(q);
     store_free(s);
@@ -416,8 +497,10 @@ static void sq_close(tg_store *s)
     uv_mutex_lock(&q->mu);
     q->stop = 1;
     uv_cond_signal(&q->cond);
+    uv_cond_signal(&q->ckpt_cond);
     uv_mutex_unlock(&q->mu);
     uv_thread_join(&q->thread);   /* at most one batch commit away */
+    uv_thread_join(&q->ckpt_thread); /* at most one checkpoint away */
     drain_done(s);
     uv_close((uv_handle_t *)&q->async, on_async_closed);
 }
@@ -454,11 +537,20 @@ tg_store *store_sqlite_open(uv_loop_t *loop, const char *path, const tg_store_op
     s->impl = q;
     if (sq_open_db(path, &q->rdb, err) || store_migrate(s, err)) goto fail;
     if (loop) {
-        if (sq_open_db(path, &q->wdb, err) || prepare_writer(q, err)) goto fail;
-        if (uv_mutex_init(&q->mu) || uv_cond_init(&q->cond)) abort();
+        if (sq_open_db(path, &q->wdb, err) || prepare_writer(q, err) ||
+            sq_open_db(path, &q->cdb, err))
+            goto fail;
+        /* the checkpointer alone copies the WAL (see the top of this file) */
+        sqlite3_wal_hook(q->wdb, on_wal_commit, q);
+        sqlite3_wal_autocheckpoint(q->rdb, 0);
+        if (uv_mutex_init(&q->mu) || uv_cond_init(&q->cond) || uv_cond_init(&q->ckpt_cond))
+            abort();
         if (uv_async_init(loop, &q->async, on_async)) abort();
         q->async.data = s;
-        if (uv_thread_create(&q->thread, writer_main, s)) abort(); /* resources exhausted */
+        /* resources exhausted */
+        if (uv_thread_create(&q->thread, writer_main, s) ||
+            uv_thread_create(&q->ckpt_thread, ckpt_main, q))
+            abort();
         q->have_thread = 1;
     }
     return s;

@@ -58,13 +58,16 @@ tg_store *tg_store_open_opts(uv_loop_t *loop, const tg_store_options *opts, tg_e
  * the loop until it has no more active handles. Safe with loop == NULL. */
 void tg_store_close(tg_store *s);
 
-/* Group commit for appends nobody waits on (the batched audit mode): once an append is
- * queued, the SQLite writer waits up to ms (or until batch_max appends are queued)
- * before it commits, so the records of the next calls share one transaction and one
- * fsync instead of costing one each. Appends stay in order; a crash can lose at most
- * what the delay held back, which the batched mode already accepts. 0 (the default):
- * commit at once, as the strict mode needs. PostgreSQL pipelines its appends instead
- * and ignores it. */
+/* Group commit for appends nobody waits on (TG_STORE_LAZY: the batched audit mode, and
+ * the strict mode's outcome records with `outcome: async`): once a lazy append is queued,
+ * the SQLite writer waits up to ms (or until batch_max appends are queued) before it
+ * commits, so the records of the next calls share one transaction and one fsync instead
+ * of costing one each. An append without the flag ends the wait at once: it is committed
+ * together with every lazy one queued before it, so somebody waiting never waits for the
+ * delay, and a lazy record is durable no later than the next record somebody waits for.
+ * Appends stay in order; a crash can lose at most the lazy appends the delay held back.
+ * 0 (the default): commit at once. PostgreSQL pipelines its appends instead and ignores
+ * both. */
 void tg_store_set_commit_delay(tg_store *s, unsigned ms);
 
 tg_store_kind tg_store_backend(const tg_store *s);
@@ -108,10 +111,13 @@ typedef void (*tg_store_done_cb)(void *ud, int status, const char *errmsg);
 typedef void (*tg_store_head_cb)(void *ud, int status, int64_t seq, const char *hash,
                                  const char *errmsg);
 
+/* tg_store_append_audit flags. */
+#define TG_STORE_LAZY 1u /* nobody waits for this append: it may wait for the commit delay */
+
 /* Queue an append. The row is copied. Returns 0 when queued (cb will run exactly once,
  * on the loop thread, never from inside this call), -1 with err filled when refused
  * (queue full, backend down, store poisoned, no loop): then cb never runs. */
-int tg_store_append_audit(tg_store *s, const tg_store_audit_row *row,
+int tg_store_append_audit(tg_store *s, const tg_store_audit_row *row, unsigned flags,
                           tg_store_done_cb cb, void *ud, tg_error *err);
 int tg_store_append_checkpoint(tg_store *s, const tg_store_checkpoint_row *row,
                                tg_store_done_cb cb, void *ud, tg_error *err);

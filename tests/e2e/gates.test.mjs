@@ -340,6 +340,14 @@ test('audit: verify passes and query shows decision, reasons and outcome', async
   const traced = cli(['audit', 'query', '--config', tg.file, '--resource', 'Jira::Issue::"OPS-99999"', '--format', 'jsonl']);
   assert.match(traced, new RegExp(tp));
   assert.match(traced, /"tool_error"/);
+  // the arguments are stored once, in the decision record; the outcome carries their digest
+  const recs = traced.trim().split('\n').map((l) => JSON.parse(l).record);
+  const decision = recs.find((r) => r.event === 'decision');
+  const outcome = recs.find((r) => r.event === 'outcome');
+  assert.deepEqual(decision.args, { issue_key: 'OPS-99999' });
+  assert.equal(outcome.args, null);
+  assert.match(decision.args_sha256, /^[0-9a-f]{64}$/);
+  assert.equal(outcome.args_sha256, decision.args_sha256);
   const v = cliStatus(['audit', 'verify', '--config', tg.file]);
   assert.equal(v.status, 0, v.out);
   const q = cli(['audit', 'query', '--config', tg.file, '--tool', 'jira_add_comment', '--format', 'jsonl']);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "audit/tg_audit.h"
@@ -384,6 +385,20 @@ static void spin(fixture *f, uint64_t ms)
     for (uint64_t end = tg_now_ms() + ms; tg_now_ms() < end;) uv_run(&f->loop, UV_RUN_NOWAIT);
 }
 
+/* Waits (running the loop) until the audit writer has nothing pending; the time it took. */
+static uint64_t drain(fixture *f)
+{
+    uint64_t t0 = tg_now_ms();
+    tg_audit_stats st;
+    for (uint64_t end = t0 + 20000; tg_now_ms() < end;) {
+        tg_audit_get_stats(f->a, &st);
+        if (st.pending == 0) break;
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(st.pending, 0);
+    return tg_now_ms() - t0;
+}
+
 /* The batched mode's commit delay: records appended a few ms apart, which would each get
  * their own commit, share one; the strict mode commits each at once (SQLite; PostgreSQL
  * pipelines instead). */
@@ -407,19 +422,102 @@ static void test_commit_delay(void **state)
         assert_int_equal(tg_audit_append(f->a, &r, NULL, NULL, NULL, &err), 1);
         spin(f, 5);
     }
-    tg_audit_stats st;
-    for (uint64_t end = tg_now_ms() + 10000; tg_now_ms() < end;) {
-        tg_audit_get_stats(f->a, &st);
-        if (st.pending == 0) break;
-        uv_run(&f->loop, UV_RUN_ONCE);
-    }
-    assert_int_equal(st.pending, 0);
+    drain(f);
     uint64_t commits = tg_store_commits(f->s) - c0;
     print_message("10 batched records 5 ms apart: %" PRIu64 " commit(s)\n", commits);
     assert_true(commits >= 1 && commits <= 2);
     close_audit(f);
     json_t *all = rows(f, NULL);
     assert_int_equal(json_array_size(all), 3 + 10);
+    json_decref(all);
+}
+
+/* A record nobody waits for (strict mode's outcome with async outcomes) waits for the
+ * commit delay, unless a record somebody waits for (the next call's decision) arrives:
+ * then it shares that record's commit, and the waiting one never waits for the delay. */
+static void test_lazy_appends(void **state)
+{
+    fixture *f = *state;
+    if (is_pg) skip(); /* PostgreSQL pipelines every append at once */
+    close_audit(f);
+    tg_error err;
+    tg_audit_options o = {.instance_id = "gw-1", .durability = TG_AUDIT_STRICT,
+                          .async_outcomes = 1};
+    f->a = tg_audit_open(&f->loop, f->s, &o, &err);
+    if (!f->a) fail_msg("audit open: %s", err.msg);
+    tg_store_set_commit_delay(f->s, 2000);
+    tg_audit_record decision = sample(0, NULL), outcome = decision;
+    outcome.event = TG_AUDIT_EV_OUTCOME;
+    outcome.outcome = TG_AUDIT_OUTCOME_OK;
+
+    uint64_t c0 = tg_store_commits(f->s);
+    assert_int_equal(tg_audit_append(f->a, &outcome, NULL, NULL, NULL, &err), 1);
+    spin(f, 50);
+    assert_int_equal(tg_store_commits(f->s) - c0, 0); /* held by the delay */
+    done_count d = {0};
+    uint64_t t0 = tg_now_ms();
+    assert_int_equal(tg_audit_append(f->a, &decision, on_done, &d, NULL, &err), 0);
+    for (uint64_t end = t0 + 10000; d.total == 0 && tg_now_ms() < end;)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(d.ok, 1);
+    assert_true(tg_now_ms() - t0 < 1500);               /* not the 2 s delay */
+    assert_int_equal(tg_store_commits(f->s) - c0, 1);   /* one commit for both */
+
+    /* alone, a lazy record is committed once the delay has passed */
+    assert_int_equal(tg_audit_append(f->a, &outcome, NULL, NULL, NULL, &err), 1);
+    assert_true(drain(f) >= 1500);
+    assert_int_equal(tg_store_commits(f->s) - c0, 2);
+    close_audit(f);
+    json_t *all = rows(f, NULL);
+    assert_int_equal(json_array_size(all), 3);
+    json_decref(all);
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* The checkpointer copies WAL pages into the database while appends go on, and the WAL
+ * starts over instead of growing with every record (SQLite: the writer no longer does
+ * this copy inside its commits). */
+static void test_wal_checkpointed(void **state)
+{
+    fixture *f = *state;
+    if (is_pg) skip();
+    close_audit(f);
+    f->a = open_audit(f, TG_AUDIT_BATCHED, NULL);
+    char db[600], wal[610];
+    snprintf(db, sizeof db, "%s", url + strlen("sqlite:"));
+    snprintf(wal, sizeof wal, "%s-wal", db);
+    off_t db0 = file_size(db);
+    char pad[3001];
+    memset(pad, 'x', 3000);
+    pad[3000] = 0;
+    json_t *args = json_pack("{s:s}", "pad", pad);
+    tg_error err;
+    int n = 0;
+    /* ~4 KiB per record: 16 MB of WAL frames after 4000, four times the threshold. Rounds
+     * with a pause, so the low-priority checkpointer gets a turn on a busy machine. */
+    for (uint64_t end = tg_now_ms() + 30000; tg_now_ms() < end;) {
+        for (int i = 0; i < 200; i++, n++) {
+            tg_audit_record r = sample(n, args);
+            assert_int_equal(tg_audit_append(f->a, &r, NULL, NULL, NULL, &err), 1);
+        }
+        drain(f);
+        spin(f, 20);
+        if (n >= 4000 && file_size(db) - db0 > 8 * 1024 * 1024) break;
+    }
+    json_decref(args);
+    off_t grown = file_size(db) - db0, walsz = file_size(wal);
+    print_message("%d records: database +%lld bytes, WAL %lld bytes\n", n, (long long)grown,
+                  (long long)walsz);
+    assert_true(grown > 8 * 1024 * 1024);   /* copied while running, not only at close */
+    assert_true(walsz < 12 * 1024 * 1024);  /* started over: smaller than what was written */
+    close_audit(f);
+    json_t *all = rows(f, NULL);
+    assert_int_equal(json_array_size(all), n);
     json_decref(all);
 }
 
@@ -906,6 +1004,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batched_and_sink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_delay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lazy_appends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_checkpointed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_ok_and_wrong_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tamper_edit, setup, teardown),
