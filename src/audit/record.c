@@ -311,8 +311,36 @@ static void put_strv(canon *c, const char *k, const char *const *v, size_t n)
 static void put_int(canon *c, const char *k, int64_t v, int null_if_negative)
 {
     key(c, k);
-    if (null_if_negative && v < 0) tg_buf_appends(c->b, "null");
-    else tg_buf_printf(c->b, "%" PRId64, v);
+    if (null_if_negative && v < 0) {
+        tg_buf_appends(c->b, "null");
+        return;
+    }
+    /* what "%" PRId64 writes, without printf's machinery (two per record) */
+    char d[21];
+    size_t i = sizeof d;
+    uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+    do d[--i] = (char)('0' + u % 10); while (u /= 10);
+    if (v < 0) d[--i] = '-';
+    tg_buf_append(c->b, d + i, sizeof d - i);
+}
+
+/* 1 when the JSON text of an rpc_id is already what jansson would write back for it: a
+ * plain integer (no sign on zero, no leading zeros, at most 18 digits) or a string of
+ * printable ASCII without escapes. Nearly every id is one, and then the record does not
+ * parse and dump it again. */
+static int rpc_id_canonical(const char *t)
+{
+    const char *p = t;
+    if (*p == '"') {
+        for (p++; *p != '"'; p++)
+            if (*p < 0x20 || *p > 0x7e || *p == '\\') return 0;
+        return p[1] == 0;
+    }
+    if (strcmp(p, "0") == 0) return 1;
+    if (*p == '-') p++;
+    if (*p < '1' || *p > '9') return 0;
+    size_t n = strspn(p, "0123456789");
+    return p[n] == 0 && n <= 18;
 }
 
 static void put_raw(canon *c, const char *k, const char *json)
@@ -340,15 +368,16 @@ int audit_record_canonical_text(const tg_audit_record *r, const char *args, tg_b
     if (!r->args_sha256 || strlen(r->args_sha256) != 64)
         return tg_error_set(err, "audit: args_sha256 missing");
     /* The id is re-emitted from its parsed value so that equal ids give equal bytes. */
-    char *rpc_id = NULL;
-    if (r->rpc_id) {
+    char *dumped = NULL;
+    const char *rpc_id = r->rpc_id;
+    if (rpc_id && !rpc_id_canonical(rpc_id)) {
         json_t *id = json_loads(r->rpc_id, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
         if (!id || !(json_is_string(id) || json_is_integer(id))) {
             json_decref(id);
             return tg_error_set(err, "audit: rpc_id must be the JSON text of a string or an "
                                      "integer, got %.40s", r->rpc_id);
         }
-        rpc_id = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
+        rpc_id = dumped = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
         json_decref(id);
     }
     char when[32];
@@ -403,7 +432,7 @@ int audit_record_canonical_text(const tg_audit_record *r, const char *args, tg_b
     put_int(&c, "total_latency_us", r->total_latency_us, 1);
     put_str(&c, "detail", r->detail);
     tg_buf_appends(out, "}");
-    free(rpc_id);
+    free(dumped);
     if (c.bad) {
         out->len = start;
         return tg_error_set(err, "audit: field \"%s\" is not valid UTF-8", c.bad);

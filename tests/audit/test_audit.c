@@ -100,6 +100,29 @@ static void test_canonical_rejects(void **state)
     assert_int_equal(tg_audit_record_canonical(&r, &b, &err), 0);
     assert_non_null(strstr(b.data, "\"rpc_id\":42,"));
     tg_buf_reset(&b);
+    /* Equal ids give equal bytes: what jansson writes back, whether the id is used as
+     * sent (plain integers and strings) or parsed and dumped. */
+    const char *const ids[][2] = {
+        {"0", "0"}, {"-0", "0"}, {"-42", "-42"}, {"123456789012345678", "123456789012345678"},
+        {"9223372036854775807", "9223372036854775807"}, {"-1234567890123456789", "-1234567890123456789"},
+        {"\"a/b c\"", "\"a/b c\""}, {"\"caf\\u00e9\"", "\"caf\xc3\xa9\""},
+        {"\"x\\\"y\"", "\"x\\\"y\""}, {"\"\\/\"", "\"/\""}, {"\"\"", "\"\""},
+        {" 7", "7"}, {"\"\xc3\xa9\"", "\"\xc3\xa9\""},
+    };
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
+        r.rpc_id = ids[i][0];
+        assert_int_equal(tg_audit_record_canonical(&r, &b, &err), 0);
+        char want[64];
+        snprintf(want, sizeof want, "\"rpc_id\":%s,", ids[i][1]);
+        if (!strstr(b.data, want)) fail_msg("rpc_id %s: want %s in %.200s", ids[i][0], want, b.data);
+        tg_buf_reset(&b);
+    }
+    const char *const not_ids[] = {"007", "1e3", "\"open", "\"a\"b\"", "--1"};
+    for (size_t i = 0; i < sizeof not_ids / sizeof *not_ids; i++) {
+        r.rpc_id = not_ids[i];
+        assert_int_equal(tg_audit_record_canonical(&r, &b, &err), -1);
+    }
+    r.rpc_id = "42";
     r.delegator = "bad\xff";
     assert_int_equal(tg_audit_record_canonical(&r, &b, &err), -1);
     assert_non_null(strstr(err.msg, "delegator"));
