@@ -90,7 +90,7 @@ typedef struct tg_approval_call {
     const char *tool;                /* as the client sees it */
     const char *upstream;
     const tg_decision *decision;     /* the approval_required decision (resource, reasons,
-                                        policies, risk, policy_version, entities_json) */
+                                        policies, risk, policy_version) */
     const char *args_sha256;         /* tg_audit_args_digest of the unredacted arguments */
     const json_t *args;              /* shown to approvers REDACTED (audit.redact rules) */
     const json_t *meta;              /* params._meta: toolgate/intent, workflow, ticket */
