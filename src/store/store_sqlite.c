@@ -1,7 +1,7 @@
 /*
  * store_sqlite.c — the embedded SQLite backend.
  *
- * Two connections, one per thread (SQLite connections are not shared across threads):
+ * Three connections, one per thread (SQLite connections are not shared across threads):
  *   - `rdb`, used synchronously by the thread that opened the store (the loop thread or
  *     the CLI): migrations, reads, prune, CRUD;
  *   - `wdb`, used only by the writer thread, which drains the append queue into one
@@ -20,7 +20,8 @@
  *     since (after its next commit), and its next transaction starts the WAL over. If the
  *     checkpointer ever falls far behind (a machine busy without pause), the writer
  *     checkpoints everything itself once the WAL passes WAL_BACKSTOP_PAGES: the WAL stays
- *     bounded either way.
+ *     bounded either way. A commit of rdb (the loop thread's keys and approvals) only
+ *     wakes the checkpointer: the thread serving the calls never copies the WAL.
  * The connections meet only in the database file; busy_timeout covers the short moments
  * where the CLI (prune) and the writer both want the write lock.
  */
@@ -328,21 +329,38 @@ static void linger(tg_store *s, sq_impl *q)
 
 /* ------------------------------------------------------------------ checkpointer */
 
-/* sqlite3_wal_hook on wdb (writer thread, after each commit; replaces SQLite's automatic
- * checkpoint on that connection). */
-static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int pages)
+/* After a commit that left `pages` frames in the WAL: wakes the checkpointer past the
+ * threshold. With may_copy (the writer thread), 1 when the caller should copy the rest
+ * itself: the checkpointer caught up, or the WAL passed the backstop. */
+static bool ckpt_after_commit(sq_impl *q, int pages, bool may_copy)
 {
-    sq_impl *q = ud;
     uv_mutex_lock(&q->mu);
-    bool finish = q->ckpt == CKPT_CAUGHT_UP || pages >= WAL_BACKSTOP_PAGES;
-    if (q->ckpt == CKPT_CAUGHT_UP) {
+    bool copy = may_copy && (q->ckpt == CKPT_CAUGHT_UP || pages >= WAL_BACKSTOP_PAGES);
+    if (may_copy && q->ckpt == CKPT_CAUGHT_UP) {
         q->ckpt = CKPT_IDLE;
     } else if (q->ckpt == CKPT_IDLE && pages >= WAL_CHECKPOINT_PAGES) {
         q->ckpt = CKPT_WANTED;
         uv_cond_signal(&q->ckpt_cond);
     }
     uv_mutex_unlock(&q->mu);
-    if (finish) {
+    return copy;
+}
+
+/* sqlite3_wal_hook of rdb: the loop thread's own writes (keys, approvals) never copy
+ * the WAL on the thread that serves the calls. */
+static int on_rdb_commit(void *ud, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    ckpt_after_commit(ud, pages, false);
+    return SQLITE_OK;
+}
+
+/* sqlite3_wal_hook of wdb (writer thread, after each commit). A connection's hook replaces
+ * SQLite's automatic checkpoint on it. */
+static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int pages)
+{
+    if (ckpt_after_commit(ud, pages, true)) {
         int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             tg_log_warn("store", "sqlite: checkpoint of a %d-page WAL failed: %s", pages,
@@ -542,7 +560,7 @@ tg_store *store_sqlite_open(uv_loop_t *loop, const char *path, const tg_store_op
             goto fail;
         /* the checkpointer alone copies the WAL (see the top of this file) */
         sqlite3_wal_hook(q->wdb, on_wal_commit, q);
-        sqlite3_wal_autocheckpoint(q->rdb, 0);
+        sqlite3_wal_hook(q->rdb, on_rdb_commit, q);
         if (uv_mutex_init(&q->mu) || uv_cond_init(&q->cond) || uv_cond_init(&q->ckpt_cond))
             abort();
         if (uv_async_init(loop, &q->async, on_async)) abort();
