@@ -257,20 +257,13 @@ json_t *tg_audit_redact(const json_t *v, const char *const *patterns, size_t n_p
 
 /* ------------------------------------------------------------------ canonical form */
 
-/* Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF): a string that
- * jansson would refuse to parse back must never enter the chain. */
-static int utf8_valid(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    for (size_t n = strlen(s), k; n > 0; p += k, n -= k)
-        if (!(k = utf8_char(p, n))) return 0;
-    return 1;
-}
-
 typedef struct canon {
     tg_buf *b;
     int first;
-    const char *bad;   /* the first field that is not valid UTF-8 */
+    /* The first field that is not strict UTF-8 (no overlongs, surrogates or code points
+     * above U+10FFFF): a string jansson would refuse to parse back never enters the
+     * chain. */
+    const char *bad;
 } canon;
 
 static void key(canon *c, const char *k)
@@ -281,14 +274,51 @@ static void key(canon *c, const char *k)
     c->first = 0;
 }
 
+/* s as tg_buf_json_string writes it (the bytes of every stored record depend on it), and
+ * whether it is strict UTF-8, in one pass instead of three: this runs some thirty times
+ * per record. */
 static void str_val(canon *c, const char *field, const char *s)
 {
+    static const char hex[] = "0123456789abcdef";
     if (!s) {
-        tg_buf_appends(c->b, "null");
+        tg_buf_append(c->b, "null", 4);
         return;
     }
-    if (!c->bad && !utf8_valid(s)) c->bad = field;
-    tg_buf_json_string(c->b, s, strlen(s));
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, from = 0;
+    tg_buf_append(c->b, "\"", 1);
+    for (;;) {
+        unsigned char ch = p[i];
+        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') {
+            i++;
+            continue;
+        }
+        if (ch == 0) break;
+        if (ch >= 0x80) {
+            /* a NUL is never a continuation byte: utf8_char stops there */
+            size_t k = utf8_char(p + i, SIZE_MAX);
+            if (!k) {
+                if (!c->bad) c->bad = field;
+                k = 1;
+            }
+            i += k;
+            continue;
+        }
+        tg_buf_append(c->b, s + from, i - from);
+        char e[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
+        switch (ch) {
+        case '"': e[1] = '"'; break;
+        case '\\': e[1] = '\\'; break;
+        case '\n': e[1] = 'n'; break;
+        case '\r': e[1] = 'r'; break;
+        case '\t': e[1] = 't'; break;
+        default: break;
+        }
+        tg_buf_append(c->b, e, e[1] == 'u' ? 6 : 2);
+        from = ++i;
+    }
+    tg_buf_append(c->b, s + from, i - from);
+    tg_buf_append(c->b, "\"", 1);
 }
 
 static void put_str(canon *c, const char *k, const char *s)

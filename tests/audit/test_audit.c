@@ -82,6 +82,52 @@ static void test_canonical_round_trip(void **state)
     json_decref(args2);
 }
 
+/* Every string field is written exactly as tg_buf_json_string writes it, and only when it
+ * is strict UTF-8 (what jansson accepts): the record writer does both in one pass, so it
+ * is compared here with the two separate steps on 4,000 generated strings. */
+static void test_canonical_strings(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {"a", "Z", " ", "\"", "\\", "/", "\n", "\r", "\t",
+                                         "\x01", "\x1f", "\x7f", "\xc3\xa9", "\xe2\x82\xac",
+                                         "\xf0\x9f\x98\x80", "\xc3", "\xff", "\xed\xa0\x80",
+                                         "\xc0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "x\xa9"};
+    const size_t npieces = sizeof pieces / sizeof *pieces;
+    char digest[65];
+    tg_audit_args_digest(NULL, digest);
+    tg_audit_record r = base(NULL, digest);
+    tg_buf b = TG_BUF_INIT, want = TG_BUF_INIT;
+    tg_error err;
+    unsigned seed = 12345;
+    for (int n = 0; n < 4000; n++) {
+        char str[128] = "";
+        size_t len = 0;
+        for (int k = (int)((seed = seed * 1103515245u + 12345u) >> 16) % 8; k >= 0; k--) {
+            const char *piece = pieces[((seed = seed * 1103515245u + 12345u) >> 16) % npieces];
+            memcpy(str + len, piece, strlen(piece) + 1);
+            len += strlen(piece);
+        }
+        r.delegator = str;
+        json_t *probe = json_stringn(str, len); /* NULL: not strict UTF-8 */
+        int rc = tg_audit_record_canonical(&r, &b, &err);
+        if (!probe) {
+            assert_int_equal(rc, -1);
+            assert_non_null(strstr(err.msg, "delegator"));
+        } else {
+            assert_int_equal(rc, 0);
+            tg_buf_reset(&want);
+            tg_buf_appends(&want, "\"delegator\":");
+            tg_buf_json_string(&want, str, len);
+            tg_buf_appends(&want, ",");
+            if (!strstr(b.data, want.data)) fail_msg("string %d: want %s in %s", n, want.data, b.data);
+        }
+        json_decref(probe);
+        tg_buf_reset(&b);
+    }
+    tg_buf_free(&b);
+    tg_buf_free(&want);
+}
+
 static void test_canonical_rejects(void **state)
 {
     (void)state;
@@ -334,6 +380,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_canonical_round_trip),
         cmocka_unit_test(test_canonical_rejects),
+        cmocka_unit_test(test_canonical_strings),
         cmocka_unit_test(test_redaction),
         cmocka_unit_test(test_args_text_matches_jansson),
         cmocka_unit_test(test_chain_hash),
