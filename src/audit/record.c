@@ -70,14 +70,15 @@ static size_t utf8_char(const unsigned char *p, size_t n)
     return need + 1;
 }
 
-/* The canonical form of the arguments is, byte for byte, what
- * json_dumps(JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) writes: the digest and the
- * stored bodies must not change. It is written here because jansson's dumper was the
- * largest cost of an audit record (docs/performance.md); tests/audit compares the two on
- * generated values. -1 where jansson fails too (a string that is not valid UTF-8). */
-static int canon_string(tg_buf *b, const char *str, size_t n)
+/* str (n bytes) as a JSON string, in one of the two styles the stored bytes depend on:
+ * jansson's (upper-case \u00XX, \b and \f; 0x7f as it is), which the canonical arguments
+ * use, or tg_buf_json_string's (lower-case \u00xx, also for 0x7f), which the record's
+ * other fields use. -1 when str is not strict UTF-8 (no overlongs, surrogates or code
+ * points above U+10FFFF: what jansson refuses); what was written is then to be
+ * discarded. One pass: the check and the escaping run together. */
+static int json_str_styled(tg_buf *b, const char *str, size_t n, bool jansson)
 {
-    static const char hex[] = "0123456789ABCDEF";
+    const char *hex = jansson ? "0123456789ABCDEF" : "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str;
     tg_buf_append(b, "\"", 1);
     size_t run = 0;   /* bytes before i still to copy as they are */
@@ -90,23 +91,23 @@ static int canon_string(tg_buf *b, const char *str, size_t n)
             i += k;
             continue;
         }
-        if (c >= 0x20 && c != '"' && c != '\\') {
+        if (c >= 0x20 && c != '"' && c != '\\' && (c != 0x7f || jansson)) {
             run++;
             i++;
             continue;
         }
         tg_buf_append(b, str + i - run, run);
         run = 0;
-        char e[6] = {'\\', 0, '0', '0', hex[c >> 4], hex[c & 15]};
+        char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
         switch (c) {
         case '"': e[1] = '"'; break;
         case '\\': e[1] = '\\'; break;
-        case '\b': e[1] = 'b'; break;
-        case '\f': e[1] = 'f'; break;
+        case '\b': if (jansson) e[1] = 'b'; break;
+        case '\f': if (jansson) e[1] = 'f'; break;
         case '\n': e[1] = 'n'; break;
         case '\r': e[1] = 'r'; break;
         case '\t': e[1] = 't'; break;
-        default: e[1] = 'u'; break;
+        default: break;
         }
         tg_buf_append(b, e, e[1] == 'u' ? 6 : 2);
         i++;
@@ -130,6 +131,11 @@ static int member_cmp(const void *x, const void *y)
     return c ? c : (a->len > b->len) - (a->len < b->len);
 }
 
+/* The canonical form of the arguments is, byte for byte, what
+ * json_dumps(JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) writes: the digest and the
+ * stored bodies must not change. It is written here because jansson's dumper was the
+ * largest cost of an audit record (docs/performance.md); tests/audit compares the two on
+ * generated values. -1 where jansson fails too (a string that is not valid UTF-8). */
 static int canon_value(tg_buf *b, const json_t *v)
 {
     switch (json_typeof(v)) {
@@ -146,7 +152,7 @@ static int canon_value(tg_buf *b, const json_t *v)
         tg_buf_append(b, "{", 1);
         for (i = 0; i < n && rc == 0; i++) {
             if (i) tg_buf_append(b, ",", 1);
-            rc = canon_string(b, m[i].key, m[i].len);
+            rc = json_str_styled(b, m[i].key, m[i].len, true);
             tg_buf_append(b, ":", 1);
             if (rc == 0) rc = canon_value(b, m[i].value);
         }
@@ -163,7 +169,7 @@ static int canon_value(tg_buf *b, const json_t *v)
         tg_buf_append(b, "]", 1);
         return 0;
     }
-    case JSON_STRING: return canon_string(b, json_string_value(v), json_string_length(v));
+    case JSON_STRING: return json_str_styled(b, json_string_value(v), json_string_length(v), true);
     case JSON_INTEGER:
         tg_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         return 0;
@@ -274,51 +280,14 @@ static void key(canon *c, const char *k)
     c->first = 0;
 }
 
-/* s as tg_buf_json_string writes it (the bytes of every stored record depend on it), and
- * whether it is strict UTF-8, in one pass instead of three: this runs some thirty times
- * per record. */
+/* A string field as tg_buf_json_string writes it, or null. */
 static void str_val(canon *c, const char *field, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
     if (!s) {
         tg_buf_append(c->b, "null", 4);
         return;
     }
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0, from = 0;
-    tg_buf_append(c->b, "\"", 1);
-    for (;;) {
-        unsigned char ch = p[i];
-        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') {
-            i++;
-            continue;
-        }
-        if (ch == 0) break;
-        if (ch >= 0x80) {
-            /* a NUL is never a continuation byte: utf8_char stops there */
-            size_t k = utf8_char(p + i, SIZE_MAX);
-            if (!k) {
-                if (!c->bad) c->bad = field;
-                k = 1;
-            }
-            i += k;
-            continue;
-        }
-        tg_buf_append(c->b, s + from, i - from);
-        char e[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
-        switch (ch) {
-        case '"': e[1] = '"'; break;
-        case '\\': e[1] = '\\'; break;
-        case '\n': e[1] = 'n'; break;
-        case '\r': e[1] = 'r'; break;
-        case '\t': e[1] = 't'; break;
-        default: break;
-        }
-        tg_buf_append(c->b, e, e[1] == 'u' ? 6 : 2);
-        from = ++i;
-    }
-    tg_buf_append(c->b, s + from, i - from);
-    tg_buf_append(c->b, "\"", 1);
+    if (json_str_styled(c->b, s, strlen(s), false) && !c->bad) c->bad = field;
 }
 
 static void put_str(canon *c, const char *k, const char *s)
