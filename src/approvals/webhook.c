@@ -160,6 +160,7 @@ static delivery *earliest(ap_webhook *w, delivery **prev)
 static void *sender(void *arg)
 {
     ap_webhook *w = arg;
+    pthread_setname_np(pthread_self(), "tg-webhook"); /* for top -H; best effort */
     pthread_mutex_lock(&w->mu);
     while (!w->stop) {
         delivery *prev, *d = earliest(w, &prev);

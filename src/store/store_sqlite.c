@@ -372,6 +372,7 @@ static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int pages)
 static void ckpt_main(void *arg)
 {
     sq_impl *q = arg;
+    pthread_setname_np(pthread_self(), "tg-store-ckpt");
     /* Best effort: where SCHED_IDLE is refused, the copy runs at normal priority, as it
      * would inside SQLite's commit. */
     struct sched_param sp = {0};
@@ -398,6 +399,7 @@ static void writer_main(void *arg)
 {
     tg_store *s = arg;
     sq_impl *q = s->impl;
+    pthread_setname_np(pthread_self(), "tg-store-write"); /* for top -H; best effort */
     uv_mutex_lock(&q->mu);
     for (;;) {
         while (!q->queue_head && !q->stop) uv_cond_wait(&q->cond, &q->mu);
