@@ -671,17 +671,11 @@ static tg_audit_outcome outcome_of(mcp_reply *reply)
     case MCP_REPLY_UNAVAILABLE: return TG_AUDIT_OUTCOME_NOT_FORWARDED;
     default: break;
     }
-    /* Two members are all it takes: scan the bytes (validated when they arrived) rather
-     * than build the answer as a jansson value (docs/performance.md). */
-    tg_jdoc d = TG_JDOC_INIT;
-    tg_audit_outcome o = TG_AUDIT_OUTCOME_RPC_ERROR;
-    if (tg_jscan(&d, reply->raw, reply->len, 0, NULL) == 0 && tg_jscan_get(&d, 0, "error") < 0) {
-        int is_error = tg_jscan_path(&d, 0, "result.isError");
-        o = is_error >= 0 && d.toks[is_error].type == TG_JT_TRUE ? TG_AUDIT_OUTCOME_TOOL_ERROR
-                                                                   : TG_AUDIT_OUTCOME_OK;
+    switch (reply->answer) {
+    case MCP_ANSWER_TOOL_ERROR: return TG_AUDIT_OUTCOME_TOOL_ERROR;
+    case MCP_ANSWER_RPC_ERROR: return TG_AUDIT_OUTCOME_RPC_ERROR;
+    default: return TG_AUDIT_OUTCOME_OK;
     }
-    tg_jdoc_free(&d);
-    return o;
 }
 
 static void outcome_stored(void *ud, int status, const char *errmsg)

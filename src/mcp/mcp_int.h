@@ -151,6 +151,14 @@ typedef enum {
     MCP_REPLY_UNAVAILABLE,    /* never sent: the upstream was not (or no longer) usable */
 } mcp_reply_origin;
 
+/* What an answer says, read from its tokens when it is made (the audit outcome needs
+ * it; scanning the bytes again for two members cost more than the rest of the outcome). */
+typedef enum {
+    MCP_ANSWER_RESULT = 0,    /* a result without isError: true */
+    MCP_ANSWER_TOOL_ERROR,    /* a result with isError: true */
+    MCP_ANSWER_RPC_ERROR,     /* a JSON-RPC error */
+} mcp_answer_kind;
+
 /* An upstream's answer to a pending request, as bytes: the upstream's own (the hot path
  * never re-serialises them) or a synthesised error. The jansson value is built only for
  * the few answers the router must look into (initialize, federated lists). */
@@ -160,10 +168,11 @@ typedef struct mcp_reply {
     size_t id_start, id_end;     /* span of the "id" value in raw */
     json_t *json;                /* parsed on demand by mcp_reply_json, owned */
     mcp_reply_origin origin;
+    mcp_answer_kind answer;
 } mcp_reply;
 
-/* Copies a response's bytes; id span relative to raw. */
-mcp_reply *mcp_reply_new(const char *raw, size_t len, size_t id_start, size_t id_end);
+/* Copies a response's bytes: the message at token tok of d, whose bytes are raw[0..len). */
+mcp_reply *mcp_reply_new(const tg_jdoc *d, int tok, const char *raw, size_t len);
 /* A synthesised response (serialised here). */
 mcp_reply *mcp_reply_from_json(const json_t *msg);
 json_t    *mcp_reply_json(mcp_reply *r);  /* borrowed; parsed once */

@@ -53,7 +53,22 @@ static bool is_initialize(const mcp_pending *p)
 
 /* ---------------------------------------------------------------- replies */
 
-mcp_reply *mcp_reply_new(const char *raw, size_t len, size_t id_start, size_t id_end)
+/* The id span and what the answer says, from the message's tokens. raw is the message's
+ * own text (d's token tok starts at raw[0]). */
+static void reply_read(mcp_reply *r, const tg_jdoc *d, int tok)
+{
+    size_t base = d->toks[tok].start;
+    int id = tg_jscan_get(d, tok, "id");
+    r->id_start = d->toks[id].start - base;
+    r->id_end = d->toks[id].end - base;
+    int error = tg_jscan_get(d, tok, "error");
+    int is_error = error >= 0 ? -1 : tg_jscan_path(d, tok, "result.isError");
+    r->answer = error >= 0 ? MCP_ANSWER_RPC_ERROR
+              : is_error >= 0 && d->toks[is_error].type == TG_JT_TRUE ? MCP_ANSWER_TOOL_ERROR
+              : MCP_ANSWER_RESULT;
+}
+
+mcp_reply *mcp_reply_new(const tg_jdoc *d, int tok, const char *raw, size_t len)
 {
     mcp_reply *r = calloc(1, sizeof *r);
     if (!r) abort();
@@ -62,8 +77,7 @@ mcp_reply *mcp_reply_new(const char *raw, size_t len, size_t id_start, size_t id
     memcpy(r->raw, raw, len);
     r->raw[len] = '\0';
     r->len = len;
-    r->id_start = id_start;
-    r->id_end = id_end;
+    reply_read(r, d, tok);
     return r;
 }
 
@@ -73,13 +87,11 @@ mcp_reply *mcp_reply_from_json(const json_t *msg)
     char *text = tg_json_dump(msg, &len);
     tg_jdoc d = TG_JDOC_INIT;
     if (tg_jscan(&d, text, len, 0, NULL) != 0) abort(); /* our own output */
-    int id = tg_jscan_get(&d, 0, "id");
     mcp_reply *r = calloc(1, sizeof *r);
     if (!r) abort();
     r->raw = text;
     r->len = len;
-    r->id_start = d.toks[id].start;
-    r->id_end = d.toks[id].end;
+    reply_read(r, &d, 0);
     r->json = json_incref((json_t *)msg);
     tg_jdoc_free(&d);
     return r;

@@ -369,9 +369,7 @@ static void on_message(tg_upconn *c, const tg_upmsg *msg, int64_t stream_of, voi
         int64_t gw;
         mcp_pending *p = tg_jscan_int(d, id, &gw) == 0 ? mcp_pending_find(l->m, gw) : NULL;
         if (p && p->link == l && p->sent && p->link_gen == l->gen) {
-            size_t base = d->toks[msg->tok].start;
-            mcp_pending_finish(p, mcp_reply_new(msg->raw, msg->len, d->toks[id].start - base,
-                                                d->toks[id].end - base));
+            mcp_pending_finish(p, mcp_reply_new(d, msg->tok, msg->raw, msg->len));
         } else {
             tg_log_debug(COMPONENT, "upstream '%s': response to an unknown id dropped",
                          l->conf->name);

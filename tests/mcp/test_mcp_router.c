@@ -34,6 +34,7 @@
 #include "audit/tg_audit.h"
 #include "front/tg_front.h"
 #include "mcp/tg_mcp.h"
+#include "mcp/mcp_int.h"
 #include "policy/tg_policy.h"
 #include "store/tg_store.h"
 #include "upstream/tg_upstream.h"
@@ -1189,6 +1190,36 @@ static void test_federation(void **state)
     conn_close(&d);
 }
 
+/* What an upstream answer says is read from its tokens when the reply is made; the audit
+ * outcome (ok, tool_error, jsonrpc_error) comes from it. Embedded in a batch-like array so
+ * the message's token is not the document's first. */
+static void test_reply_answer_kind(void **state)
+{
+    (void)state;
+    static const struct { const char *msg; mcp_answer_kind want; } cases[] = {
+        {"{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[]}}", MCP_ANSWER_RESULT},
+        {"{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"isError\":false}}", MCP_ANSWER_RESULT},
+        {"{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[],\"isError\":true}}", MCP_ANSWER_TOOL_ERROR},
+        {"{\"id\":7,\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32602,\"message\":\"bad\"}}", MCP_ANSWER_RPC_ERROR},
+        {"{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"result\":{\"isError\":\"true\"}}", MCP_ANSWER_RESULT},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char text[256];
+        int n = snprintf(text, sizeof text, "[1,%s]", cases[i].msg);
+        tg_jdoc d = TG_JDOC_INIT;
+        assert_int_equal(tg_jscan(&d, text, (size_t)n, 0, NULL), 0);
+        int tok = (int)d.toks[1].next; /* the element after the 1 */
+        assert_int_equal(d.toks[tok].type, TG_JT_OBJECT);
+        const char *raw = text + d.toks[tok].start;
+        mcp_reply *r = mcp_reply_new(&d, tok, raw, d.toks[tok].end - d.toks[tok].start);
+        assert_int_equal(r->answer, cases[i].want);
+        assert_memory_equal(r->raw + r->id_start, strchr(cases[i].msg, '7') ? "7" : "\"x\"",
+                            r->id_end - r->id_start);
+        mcp_reply_free(r);
+        tg_jdoc_free(&d);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -1203,6 +1234,7 @@ int main(int argc, char **argv)
     fake_path = abs_fake;
     tg_log_set_level(TG_LOG_WARN);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reply_answer_kind),
         cmocka_unit_test(test_initialize_transparent),
         cmocka_unit_test(test_http_errors),
         cmocka_unit_test(test_lifecycle_before_initialized),
