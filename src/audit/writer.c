@@ -276,6 +276,8 @@ int tg_audit_append(tg_audit *a, const tg_audit_record *r, tg_audit_done_cb cb, 
     rec.instance = a->instance;
     if (rec.time_ms == 0) rec.time_ms = tg_wall_ms();
     tg_buf body = TG_BUF_INIT;
+    /* the fields around the arguments take some 600-900 bytes: one allocation, no regrowth */
+    tg_buf_reserve(&body, 1024 + (r->args ? strlen(args_text) : 0));
     int rc = audit_record_canonical_text(&rec, r->args ? args_text : NULL, &body, err);
     free(args_text);
     if (rc) {

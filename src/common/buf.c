@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void buf_reserve(tg_buf *b, size_t extra)
+void tg_buf_reserve(tg_buf *b, size_t extra)
 {
     if (b->len + extra + 1 <= b->cap) return;
-    size_t cap = b->cap ? b->cap : 64;
+    size_t cap = b->cap ? b->cap : 256; /* most buffers outgrow 64 bytes at once */
     while (cap < b->len + extra + 1) {
         if (cap > SIZE_MAX / 2) abort();
         cap *= 2;
@@ -29,7 +29,7 @@ static void buf_reserve(tg_buf *b, size_t extra)
 
 void tg_buf_append(tg_buf *b, const void *p, size_t n)
 {
-    buf_reserve(b, n);
+    tg_buf_reserve(b, n);
     if (n) memcpy(b->data + b->len, p, n);
     b->len += n;
     b->data[b->len] = '\0';
@@ -53,7 +53,7 @@ void tg_buf_vprintf(tg_buf *b, const char *fmt, va_list ap)
     if ((size_t)n < sizeof small) {
         tg_buf_append(b, small, (size_t)n);
     } else {
-        buf_reserve(b, (size_t)n);
+        tg_buf_reserve(b, (size_t)n);
         vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
         b->len += (size_t)n;
     }
@@ -71,7 +71,7 @@ void tg_buf_printf(tg_buf *b, const char *fmt, ...)
 void tg_buf_json_string(tg_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    buf_reserve(b, n + 2);
+    tg_buf_reserve(b, n + 2);
     tg_buf_append(b, "\"", 1);
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {

@@ -71,6 +71,7 @@ void tg_buf_vprintf(tg_buf *b, const char *fmt, va_list ap);
 void tg_buf_json_string(tg_buf *b, const char *s, size_t n); /* appends "..." escaped */
 void tg_buf_consume(tg_buf *b, size_t n);  /* drop n bytes from the front */
 void tg_buf_reset(tg_buf *b);              /* len = 0, keeps memory */
+void tg_buf_reserve(tg_buf *b, size_t extra); /* room for extra more bytes (and the NUL) */
 void tg_buf_free(tg_buf *b);
 char *tg_buf_steal(tg_buf *b);             /* caller frees; b becomes empty */
 
@@ -232,6 +233,8 @@ int    tg_b64url_decode(const char *in, size_t len, unsigned char *out, size_t *
 
 /* SHA-256 of data as 64 lowercase hex chars + NUL. */
 void tg_sha256_hex(const void *data, size_t n, char out[65]);
+/* The same over a followed by b, without copying them together (b may be NULL, bn 0). */
+void tg_sha256_hex2(const void *a, size_t an, const void *b, size_t bn, char out[65]);
 
 /* Case-insensitive ASCII comparison of a counted string with a C string. */
 int tg_strcaseeq(const char *a, size_t alen, const char *b);

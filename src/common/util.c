@@ -120,19 +120,29 @@ static void sha256_fetch(void)
     if (!(sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL))) abort();
 }
 
-void tg_sha256_hex(const void *data, size_t n, char out[65])
+void tg_sha256_hex2(const void *a, size_t an, const void *b, size_t bn, char out[65])
 {
     static const char hex[] = "0123456789abcdef";
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     unsigned char md[32];
     unsigned int mdlen = 0;
     pthread_once(&once, sha256_fetch);
-    if (!EVP_Digest(data, n, md, &mdlen, sha256_md, NULL) || mdlen != 32) abort();
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx || !EVP_DigestInit_ex(ctx, sha256_md, NULL) || !EVP_DigestUpdate(ctx, a, an) ||
+        (bn && !EVP_DigestUpdate(ctx, b, bn)) || !EVP_DigestFinal_ex(ctx, md, &mdlen) ||
+        mdlen != 32)
+        abort();
+    EVP_MD_CTX_free(ctx);
     for (int i = 0; i < 32; i++) {
         out[2 * i] = hex[md[i] >> 4];
         out[2 * i + 1] = hex[md[i] & 15];
     }
     out[64] = '\0';
+}
+
+void tg_sha256_hex(const void *data, size_t n, char out[65])
+{
+    tg_sha256_hex2(data, n, NULL, 0, out);
 }
 
 int tg_strcaseeq(const char *a, size_t alen, const char *b)

@@ -307,6 +307,16 @@ static void test_chain_hash(void **state)
     const char *msg = "0000000000000000000000000000000000000000000000000000000000000000\n1\n{}";
     tg_sha256_hex(msg, strlen(msg), expect);
     assert_string_equal(h1, expect);
+    /* verify hashes stored rows, whose prev_hash a tamperer can make any length */
+    char long_prev[301];
+    memset(long_prev, 'x', 300);
+    long_prev[300] = '\0';
+    tg_audit_chain_hash(long_prev, -9223372036854775807LL, "{\"a\":1}", 7, h1);
+    tg_buf b = TG_BUF_INIT;
+    tg_buf_printf(&b, "%s\n-9223372036854775807\n{\"a\":1}", long_prev);
+    tg_sha256_hex(b.data, b.len, expect);
+    assert_string_equal(h1, expect);
+    tg_buf_free(&b);
 }
 
 static void test_keys_and_checkpoints(void **state)
