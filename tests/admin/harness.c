@@ -93,6 +93,12 @@ void harness_stop(void)
     tg_admin_free(adm);
 }
 
+void harness_close_loop(uv_loop_t *loop)
+{
+    uv_run(loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(loop), 0);
+}
+
 int harness_dial(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -24,6 +24,9 @@ void harness_start(uv_loop_t *loop, struct tg_approvals *approvals,
 void harness_start_ops(uv_loop_t *loop, const tg_admin_ops *ops, void (*on_stop)(void *arg),
                        void *arg);
 void harness_stop(void);
+/* After harness_stop and closing what else was on it: runs the loop until every handle
+ * is closed and checks that it then closes cleanly (nothing leaked onto it). */
+void harness_close_loop(uv_loop_t *loop);
 
 /* A new connection, SO_RCVTIMEO 5 s. */
 int harness_dial(void);

@@ -41,8 +41,7 @@ static int teardown(void **state)
 {
     (void)state;
     harness_stop();
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    harness_close_loop(&loop);
     return 0;
 }
 

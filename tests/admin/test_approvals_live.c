@@ -71,8 +71,7 @@ static int teardown(void **state)
     harness_stop();
     tg_approvals_free(ap);
     tg_config_unref(cfg);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    harness_close_loop(&loop);
     unlink(db);
     unlink(yaml);
     char other[80];
