@@ -309,17 +309,53 @@ static void test_round_trip(void **state)
     assert_int_equal(rep.unsigned_tail, 0);  /* close wrote a final checkpoint */
 }
 
+static int count_cb(void *ud, int ncols, const char *const *v)
+{
+    if (ncols > 0 && v[0]) *(int64_t *)ud = strtoll(v[0], NULL, 10);
+    return 0;
+}
+
+/* The lookup indexes of audit_records that migration 2 drops, still present. */
+static int64_t lookup_indexes(tg_store *s)
+{
+    int64_t n = -1;
+    tg_error err;
+    const char *q = s->kind == TG_STORE_SQLITE
+        ? "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN "
+          "('audit_records_delegator', 'audit_records_agent', 'audit_records_tool')"
+        : "SELECT count(*) FROM pg_indexes WHERE indexname IN "
+          "('audit_records_delegator', 'audit_records_agent', 'audit_records_tool')";
+    if (s->be->exec(s, q, NULL, 0, count_cb, &n, NULL, &err)) fail_msg("%s", err.msg);
+    return n;
+}
+
 static void test_migrations_idempotent(void **state)
 {
     fixture *f = *state;
     tg_error err;
-    assert_int_equal(tg_store_schema_version(f->s, &err), 1);
+    assert_int_equal(tg_store_schema_version(f->s, &err), 2);
+    assert_int_equal(lookup_indexes(f->s), 0);
+    /* A database left at version 1 by an older toolgate: the upgrade drops the three
+     * lookup indexes and keeps the records. */
+    append_n(f, 1);
+    sql(f->s, "CREATE INDEX audit_records_delegator ON audit_records (delegator, ts_ms);"
+              "CREATE INDEX audit_records_agent ON audit_records (agent, ts_ms);"
+              "CREATE INDEX audit_records_tool ON audit_records (tool, ts_ms);"
+              "UPDATE schema_version SET version = 1");
+    assert_int_equal(lookup_indexes(f->s), 3);
+    {
+        tg_store *s2 = tg_store_open(NULL, url, &err);
+        if (!s2) fail_msg("reopen at version 1: %s", err.msg);
+        assert_int_equal(tg_store_schema_version(s2, &err), 2);
+        assert_int_equal(lookup_indexes(s2), 0);
+        tg_store_close(s2);
+    }
     /* a second and third open of the same database apply nothing and keep the data */
-    append_n(f, 2);
+    append_n(f, 1);
     for (int i = 0; i < 2; i++) {
         tg_store *s2 = tg_store_open(NULL, url, &err);
         if (!s2) fail_msg("reopen: %s", err.msg);
-        assert_int_equal(tg_store_schema_version(s2, &err), 1);
+        assert_int_equal(tg_store_schema_version(s2, &err), 2);
         int64_t seq;
         char hash[65];
         assert_int_equal(tg_store_head(s2, "gw-1", &seq, hash, &err), 0);
