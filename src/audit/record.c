@@ -18,7 +18,7 @@ static const char *const event_names[] = {"decision", "outcome", "auth_failure",
 static const char *const decision_names[] = {NULL, "allow", "deny", "approval_required"};
 static const char *const mode_names[] = {"enforce", "shadow"};
 static const char *const outcome_names[] = {NULL, "ok", "tool_error", "jsonrpc_error",
-    "upstream_timeout", "upstream_crash", "not_forwarded"};
+    "upstream_timeout", "upstream_crash", "not_forwarded", "cancelled"};
 #define COUNT(a) (sizeof (a) / sizeof *(a))
 
 const char *tg_audit_event_name(tg_audit_event e)

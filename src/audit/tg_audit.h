@@ -1,9 +1,10 @@
 /*
  * tg_audit.h — tamper-evident audit records (issue 6).
  *
- * One record per MCP request that reaches a decision (a "decision" record before the call
- * is forwarded, an "outcome" record after), one per authentication failure, one per
- * approval event. Each record is serialised canonically (fixed key order, no whitespace,
+ * The records of every MCP request that reaches a decision (strict: a "decision" record
+ * before the call is forwarded and an "outcome" record after; batched: one "outcome" record
+ * per forwarded call, carrying the decision — tg_audit_reserve), one per authentication
+ * failure, one per approval event. Each record is serialised canonically (fixed key order, no whitespace,
  * arguments with sorted keys), redacted, and chained per instance:
  *
  *   hash(seq) = SHA-256( prev_hash_hex "\n" seq "\n" canonical_record )
@@ -52,6 +53,9 @@ typedef enum {
     TG_AUDIT_OUTCOME_UPSTREAM_TIMEOUT,
     TG_AUDIT_OUTCOME_UPSTREAM_CRASH,
     TG_AUDIT_OUTCOME_NOT_FORWARDED,   /* denied, approval pending, or failed closed */
+    TG_AUDIT_OUTCOME_CANCELLED,       /* forwarded, then ended before its answer (the client
+                                         cancelled or left, the gateway stopped): the
+                                         upstream may have acted */
 } tg_audit_outcome;
 
 #define TG_AUDIT_NO_LATENCY (-1)
@@ -173,6 +177,24 @@ tg_audit *tg_audit_open(uv_loop_t *loop, tg_store *store, const tg_audit_options
  * about the same call can carry the digest instead of the arguments. */
 int tg_audit_append(tg_audit *a, const tg_audit_record *r, tg_audit_done_cb cb, void *ud,
                     char *digest_out, tg_error *err);
+
+/* One record per forwarded call in batched mode. Nobody waits for a batched decision
+ * record, so writing it apart from the outcome record buys nothing but a second record to
+ * serialise, hash and store (about 15 % of a call's CPU, docs/performance.md). A call
+ * that is about to be forwarded asks tg_audit_reserve:
+ *   returns 1:  batched mode. One place in the batched queue is held for the call's
+ *               record, so once the upstream has acted that record is not refused for
+ *               lack of room. Forward now; the outcome record carries the decision and
+ *               the arguments, appended with tg_audit_append_reserved (or give the place
+ *               back with tg_audit_unreserve if the call ends unrecorded).
+ *   returns 0:  strict mode: append the decision record with tg_audit_append as before.
+ *   returns -1: an append now would be refused (store unavailable, queue full counting
+ *               the places held, closing): err says why; fail the call closed. */
+int tg_audit_reserve(tg_audit *a, tg_error *err);
+void tg_audit_unreserve(tg_audit *a);
+/* Appends r in the place tg_audit_reserve held (released whatever happens). Never waits:
+ * returns 1 accepted, -1 refused (err: the store failed meanwhile, or closing). */
+int tg_audit_append_reserved(tg_audit *a, const tg_audit_record *r, tg_error *err);
 
 /* Writes a checkpoint now if records were added since the last one. */
 int tg_audit_checkpoint_now(tg_audit *a, tg_error *err);

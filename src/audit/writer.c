@@ -50,6 +50,9 @@ struct tg_audit {
     int needs_resync, head_pending;
     uv_timer_t timer;
     size_t pending;                 /* store ops not yet completed (records, checkpoints, head) */
+    size_t reserved;                /* batched places held by calls for their one record
+                                       (tg_audit_reserve); pending + reserved <= batched_max
+                                       for every append that did not reserve */
     uint64_t appended, failed, checkpoints;
     int closing, timer_closed;
     void (*close_done)(void *);
@@ -235,8 +238,10 @@ fail:
     return NULL;
 }
 
-int tg_audit_append(tg_audit *a, const tg_audit_record *r, tg_audit_done_cb cb, void *ud,
-                    char *digest_out, tg_error *err)
+/* Why an append (of a record with a place reserved, or not) would be refused now: 0 when
+ * it would not. The one test both tg_audit_append and tg_audit_reserve apply, so a call
+ * that reserved is refused up front for exactly what would refuse its record later. */
+static int refused(tg_audit *a, bool reserved, tg_error *err)
 {
     if (a->closing) return tg_error_set(err, "audit: closing");
     if (a->needs_resync) {
@@ -246,9 +251,45 @@ int tg_audit_append(tg_audit *a, const tg_audit_record *r, tg_audit_done_cb cb, 
         return tg_error_set(err, "audit: an earlier audit write failed; re-reading the chain "
                                  "head before accepting records (failing closed)");
     }
-    if (a->durability == TG_AUDIT_BATCHED && a->pending >= a->batched_max)
-        return tg_error_set(err, "audit: batched queue full (%zu records not yet durable)",
-                            a->pending);
+    if (!reserved && a->durability == TG_AUDIT_BATCHED &&
+        a->pending + a->reserved >= a->batched_max)
+        return tg_error_set(err, "audit: batched queue full (%zu records not yet durable, %zu "
+                                 "places held by calls in flight)", a->pending, a->reserved);
+    return 0;
+}
+
+int tg_audit_reserve(tg_audit *a, tg_error *err)
+{
+    if (a->durability != TG_AUDIT_BATCHED) return 0;
+    if (refused(a, false, err)) return -1;
+    a->reserved++;
+    return 1;
+}
+
+void tg_audit_unreserve(tg_audit *a)
+{
+    if (a->reserved > 0) a->reserved--;
+}
+
+static int append(tg_audit *a, const tg_audit_record *r, bool reserved, tg_audit_done_cb cb,
+                  void *ud, char *digest_out, tg_error *err);
+
+int tg_audit_append(tg_audit *a, const tg_audit_record *r, tg_audit_done_cb cb, void *ud,
+                    char *digest_out, tg_error *err)
+{
+    return append(a, r, false, cb, ud, digest_out, err);
+}
+
+int tg_audit_append_reserved(tg_audit *a, const tg_audit_record *r, tg_error *err)
+{
+    tg_audit_unreserve(a); /* the place is this record's, stored or refused */
+    return append(a, r, true, NULL, NULL, NULL, err);
+}
+
+static int append(tg_audit *a, const tg_audit_record *r, bool reserved, tg_audit_done_cb cb,
+                  void *ud, char *digest_out, tg_error *err)
+{
+    if (refused(a, reserved, err)) return -1;
 
     tg_arena *ar = tg_arena_new(0);
     tg_audit_record rec = *r;

@@ -63,7 +63,11 @@ typedef struct mcp_gate {
     tg_cat_entry entry;
     tg_decision d;
     bool forward;                /* allowed, or shadow mode */
-    uint64_t forwarded_ns;
+    uint64_t forwarded_ns;       /* when it was forwarded (0: not forwarded) */
+    /* combined: batched mode, the call holds a place for its one record, the outcome
+     * record that carries the decision and the arguments (tg_audit_reserve); no decision
+     * record was written. ended: the outcome record was appended. */
+    bool combined, ended;
     tg_audit_record rec;
     char rec_digest[65];         /* the decision record's args_sha256 ("" before it) */
     /* approvals: the request this call is bound to (NULL when none), whether the call
@@ -273,14 +277,31 @@ static void fill_record(mcp_call *c, mcp_gate *g, const json_t *args, const json
 /* The call's outcome record: the decision record's fields, and the arguments only as the
  * decision record's digest. The arguments are in the decision record already; writing
  * them twice cost serialising, hashing and storing them again on every call
- * (docs/performance.md) and kept a second copy of whatever they contain. */
+ * (docs/performance.md) and kept a second copy of whatever they contain. A combined
+ * record (batched mode: there is no decision record) carries the arguments itself. */
 static tg_audit_record outcome_record(const mcp_gate *g)
 {
     tg_audit_record r = g->rec;
     r.event = TG_AUDIT_EV_OUTCOME;
-    r.args = NULL;
-    r.args_sha256 = g->rec_digest;
+    if (!g->combined) {
+        r.args = NULL;
+        r.args_sha256 = g->rec_digest;
+    }
     return r;
+}
+
+static void outcome_stored(void *ud, int status, const char *errmsg);
+
+/* Appends the call's outcome record r: in the place its decision reserved (combined),
+ * else as append_for does. Returns what append_for returns. */
+static int append_outcome(mcp_call *c, const tg_audit_record *r, char *data, size_t len,
+                          tg_error *err)
+{
+    mcp_gate *g = c->gate;
+    g->ended = true;
+    if (!g->combined) return append_for(c, r, outcome_stored, data, len, NULL, err);
+    g->combined = false;
+    return tg_audit_append_reserved(c->m->gates.audit, r, err);
 }
 
 /* Fail closed: a gate the call depends on cannot do its part right now. `what` says which
@@ -299,9 +320,12 @@ static void fail_closed(mcp_call *c, const char *why)
     refuse_unavailable(c, "the audit trail cannot record this call", why);
 }
 
-/* The decision record is durable (or the mode does not wait): act on the decision. */
 static void hold_start(mcp_call *c);
+static void record_decision(mcp_call *c, mcp_gate *g);
+static void approvals_failed(mcp_call *c, const char *why);
+static int approval_step(mcp_call *c, mcp_gate *g, tg_error *err);
 
+/* The decision record is durable (or the mode does not wait): act on the decision. */
 static void act(mcp_call *c)
 {
     mcp_gate *g = c->gate;
@@ -329,10 +353,6 @@ static void decision_stored(void *ud, int status, const char *errmsg)
     else act(c);
 }
 
-static void record_decision(mcp_call *c, mcp_gate *g);
-static void approvals_failed(mcp_call *c, const char *why);
-static int approval_step(mcp_call *c, mcp_gate *g, tg_error *err);
-static void outcome_stored(void *ud, int status, const char *errmsg);
 
 void mcp_gate_forward(mcp_call *c, size_t idx, const char *orig, const char *rename)
 {
@@ -414,7 +434,21 @@ static void record_decision(mcp_call *c, mcp_gate *g)
                 g->grant.id ? g->grant.id : g->approval_id ? g->approval_id : "");
     fill_record(c, g, g->in.args, g->in.meta, g->in.name);
     tg_error err;
-    int rc = append_for(c, &g->rec, decision_stored, NULL, 0, g->rec_digest, &err);
+    int rc;
+    /* Batched: a call about to be forwarded gets one record, written when it ends. */
+    if (g->forward && !g->hold && c->m->gates.audit) {
+        rc = tg_audit_reserve(c->m->gates.audit, &err);
+        if (rc < 0) {
+            fail_closed(c, err.msg);
+            return;
+        }
+        if (rc > 0) {
+            g->combined = true;
+            act(c);
+            return;
+        }
+    }
+    rc = append_for(c, &g->rec, decision_stored, NULL, 0, g->rec_digest, &err);
     if (rc < 0) fail_closed(c, err.msg);
     else if (rc > 0) act(c);
 }
@@ -596,7 +630,7 @@ static void hold_refuse(mcp_call *c, tg_decision_kind kind, const char *reason,
     r.approver = news ? news->approver : NULL;
     r.total_latency_us = (int64_t)((tg_now_ns() - c->started_ns) / 1000);
     tg_error err;
-    int rc = append_for(c, &r, outcome_stored, data, len, NULL, &err);
+    int rc = append_outcome(c, &r, data, len, &err);
     if (rc == 0) return; /* outcome_stored answers */
     if (rc < 0)
         tg_log_error(COMPONENT, "session %.8s… call %s: outcome record refused: %s", c->s->id,
@@ -703,7 +737,7 @@ void mcp_gate_answer(mcp_call *c, mcp_reply *reply, char *data, size_t len)
     r.upstream_latency_us = (int64_t)((now - g->forwarded_ns) / 1000);
     r.total_latency_us = (int64_t)((now - c->started_ns) / 1000);
     tg_error err;
-    int rc = append_for(c, &r, outcome_stored, data, len, NULL, &err);
+    int rc = append_outcome(c, &r, data, len, &err);
     if (rc == 0) return; /* outcome_stored answers */
     if (rc < 0)
         tg_log_error(COMPONENT, "session %.8s… call %s: outcome record refused (the upstream "
@@ -726,12 +760,39 @@ bool mcp_gate_tool_visible(mcp_call *c, size_t idx, const json_t *item, const ch
     return tg_policy_tool_visible(pol, c->identity, visible, entry.risk, upstream, c->arena) == 1;
 }
 
+/* A forwarded call that ends without its answer still gets its outcome record: without
+ * one, the trail of a combined call would hold nothing at all, and in strict mode its
+ * decision would look like a crash's. Nobody is left to wait for it. */
+static void record_cancelled(mcp_call *c)
+{
+    mcp_gate *g = c->gate;
+    uint64_t now = tg_now_ns();
+    tg_audit_record r = outcome_record(g);
+    r.outcome = TG_AUDIT_OUTCOME_CANCELLED;
+    r.upstream_latency_us = (int64_t)((now - g->forwarded_ns) / 1000);
+    r.total_latency_us = (int64_t)((now - c->started_ns) / 1000);
+    tg_error err;
+    int rc;
+    if (g->combined) {
+        g->combined = false;
+        rc = tg_audit_append_reserved(c->m->gates.audit, &r, &err);
+    } else {
+        rc = tg_audit_append(c->m->gates.audit, &r, NULL, NULL, NULL, &err);
+    }
+    g->ended = true;
+    if (rc < 0)
+        tg_log_error(COMPONENT, "session %.8s… call %s: ended before its answer; the outcome "
+                     "record was refused: %s", c->s->id, c->idkey, err.msg);
+}
+
 void mcp_gate_release(mcp_call *c)
 {
     if (c->gate && c->gate->watch) {
         tg_approvals_unwatch(c->gate->watch);
         c->gate->watch = NULL;
     }
+    if (c->gate && c->gate->forwarded_ns && !c->gate->ended && c->m->gates.audit)
+        record_cancelled(c);
     if (c->wait) c->wait->call = NULL;
     c->wait = NULL;
     if (c->policy) mcp_held_unref(c->policy);

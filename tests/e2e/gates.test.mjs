@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { OAuth2Server } from 'oauth2-mock-server';
 import { extractResourceMetadataUrl, discoverOAuthProtectedResourceMetadata } from '@modelcontextprotocol/sdk/client/auth.js';
-import { TOOLGATE_BIN, here, demoUpstream, startToolgate, connect, post, INIT, freePort } from './lib.mjs';
+import { TOOLGATE_BIN, here, demoUpstream, startToolgate, connect, post, rawSession, INIT, freePort } from './lib.mjs';
 
 const repo = path.resolve(here, '../..');
 const SCOPE = 'mcp:tools';
@@ -382,6 +382,64 @@ test('batched audit: calls proceed without waiting and their records arrive', as
     assert.match(q, /"anonymous"/, 'auth: none acts as the anonymous identity');
   } finally { await t3.stop(); }
 });
+
+// One record per forwarded call in batched mode (the decision travels in the outcome
+// record, with the arguments), two in strict mode; a call that ends before its answer
+// (the client cancelled it) still gets its outcome record: `cancelled`.
+for (const mode of ['batched', 'strict']) {
+  test(`${mode} audit: records of a forwarded call, and of a cancelled one`, async () => {
+    const cfg = policyConfig({ mode: 'shadow' }); // decide, report, forward anyway
+    cfg.audit = { instance_id: `e2e-${mode}-calls`, mode };
+    const t4 = await startToolgate({ upstreams: [demoUpstream({ command: [demoUpstream().command[0], '--conformance'] })], ...cfg });
+    try {
+      const { client } = await connect(t4.url);
+      const r = await client.callTool({ name: 'test_simple_text', arguments: { note: 'hello' } });
+      assert.equal(r.isError, undefined, JSON.stringify(r));
+      // The tool answers after ~100 ms; the client cancels it after 30 (raw HTTP, so the
+      // cancellation is exactly what the test says).
+      const sid = await rawSession(t4.url);
+      const h = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
+      const slow = post(t4.url, { jsonrpc: '2.0', id: 'slow-1', method: 'tools/call',
+        params: { name: 'test_tool_with_progress', arguments: {} } }, h).catch(() => null);
+      await new Promise((res) => setTimeout(res, 30));
+      const n = await post(t4.url, { jsonrpc: '2.0', method: 'notifications/cancelled',
+        params: { requestId: 'slow-1', reason: 'the test cancels' } }, h);
+      assert.equal(n.status, 202);
+      await slow;
+      const recordsOf = (tool) => cli(['audit', 'query', '--config', t4.file, '--tool', tool, '--format', 'jsonl'])
+        .trim().split('\n').filter(Boolean).map((l) => JSON.parse(l).record);
+      let done = [], cancelled = [];
+      for (let i = 0; i < 50; i++) {
+        done = recordsOf('test_simple_text');
+        cancelled = recordsOf('test_tool_with_progress');
+        if (done.some((x) => x.event === 'outcome') && cancelled.some((x) => x.event === 'outcome')) break;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      await client.close();
+      const outcome = done.find((x) => x.event === 'outcome');
+      assert.ok(outcome, JSON.stringify(done));
+      assert.equal(outcome.outcome, 'ok');
+      assert.equal(outcome.mode, 'shadow');
+      assert.match(outcome.args_sha256, /^[0-9a-f]{64}$/);
+      if (mode === 'batched') {
+        assert.deepEqual(done.map((x) => x.event), ['outcome'], 'one record per call');
+        assert.deepEqual(outcome.args, { note: 'hello' }, 'the arguments are in the one record');
+      } else {
+        assert.deepEqual(done.map((x) => x.event), ['decision', 'outcome']);
+        assert.deepEqual(done[0].args, { note: 'hello' });
+        assert.equal(outcome.args, null);
+        assert.equal(outcome.args_sha256, done[0].args_sha256);
+      }
+      const c = cancelled.find((x) => x.event === 'outcome');
+      assert.ok(c, JSON.stringify(cancelled));
+      assert.equal(c.outcome, 'cancelled', JSON.stringify(cancelled));
+      assert.ok(c.total_latency_us < 90000, 'recorded when cancelled, not when the tool would have ended');
+      assert.deepEqual(cancelled.map((x) => x.event), mode === 'batched' ? ['outcome'] : ['decision', 'outcome']);
+      const v = cliStatus(['audit', 'verify', '--config', t4.file]);
+      assert.equal(v.status, 0, v.out);
+    } finally { await t4.stop(); }
+  });
+}
 
 // Holds SQLite's write lock on db from another process (the sqlite3 shell) until release().
 async function lockDatabase(db) {

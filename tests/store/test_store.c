@@ -584,6 +584,42 @@ static void test_queue_full(void **state)
     expect_ok(f, &rep);
 }
 
+/* Batched mode's one record per call: a call reserves a place before it is forwarded, so
+ * its record cannot be refused for room afterwards; the places held count against the
+ * queue for everyone else; a place not used is given back. */
+static void test_reserved_places(void **state)
+{
+    fixture *f = *state;
+    tg_error err;
+    assert_int_equal(tg_audit_reserve(f->a, &err), 0); /* strict: write the decision now */
+    close_audit(f);
+    tg_audit_options o = {.instance_id = "gw-1", .durability = TG_AUDIT_BATCHED,
+                          .batched_queue_max = 4};
+    f->a = tg_audit_open(&f->loop, f->s, &o, &err);
+    if (!f->a) fail_msg("audit open: %s", err.msg);
+    for (int i = 0; i < 4; i++) assert_int_equal(tg_audit_reserve(f->a, &err), 1);
+    tg_audit_record r = sample(0, NULL);
+    assert_int_equal(tg_audit_reserve(f->a, &err), -1);
+    assert_non_null(strstr(err.msg, "queue full"));
+    assert_non_null(strstr(err.msg, "4 places held"));
+    assert_int_equal(tg_audit_append(f->a, &r, NULL, NULL, NULL, &err), -1);
+    /* the record of a call that reserved goes in although the queue counts as full */
+    tg_audit_record rc = sample(1, NULL);
+    rc.event = TG_AUDIT_EV_OUTCOME;
+    assert_int_equal(tg_audit_append_reserved(f->a, &rc, &err), 1);
+    assert_int_equal(tg_audit_append(f->a, &r, NULL, NULL, NULL, &err), -1);
+    tg_audit_unreserve(f->a); /* a call that ended unrecorded gives its place back */
+    assert_int_equal(tg_audit_append(f->a, &r, NULL, NULL, NULL, &err), 1);
+    tg_audit_unreserve(f->a);
+    tg_audit_unreserve(f->a);
+    close_audit(f);
+    json_t *all = rows(f, NULL);
+    assert_int_equal(json_array_size(all), 2);
+    json_decref(all);
+    tg_audit_verify_report rep;
+    expect_ok(f, &rep);
+}
+
 static void test_verify_ok_and_wrong_key(void **state)
 {
     fixture *f = *state;
@@ -1043,6 +1079,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lazy_appends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_checkpointed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reserved_places, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_ok_and_wrong_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tamper_edit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tamper_column, setup, teardown),
