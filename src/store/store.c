@@ -463,7 +463,13 @@ int tg_store_audit_scan(tg_store *s, const tg_store_audit_filter *f,
     where_eq(&w, "approval_id", f->approval_id);
     where_contains(&w, "resource_path", f->resource, &keep);
     where_contains(&w, "reasons", f->reason, &keep);
-    tg_buf_appends(&w.sql, " ORDER BY instance, seq");
+    /* With a time window, SQLite's planner (no statistics) would rather walk the whole
+     * table in primary-key order than read the window through the time index and sort
+     * it: 1.1 s instead of 0.05 s over a million records (bench/store/query). Sort keys
+     * that are expressions keep the key order from being an option; both backends accept
+     * them, and PostgreSQL plans by its statistics either way. */
+    tg_buf_appends(&w.sql, f->since_ms || f->until_ms ? " ORDER BY instance || '', seq + 0"
+                                                      : " ORDER BY instance, seq");
     /* keep may have moved while growing: resolve the offsets only now. */
     for (size_t i = 0; i < w.n; i++)
         if (w.p[i].type == SP_TEXT && !w.p[i].s) w.p[i].s = keep.data + w.p[i].i;

@@ -833,6 +833,15 @@ static void test_query_filters(void **state)
                                                       .resource = "Jira::Project::\"OPSX\""}), 0);
     int64_t now = tg_wall_ms();
     assert_int_equal(count(f, (tg_store_audit_filter){.since_ms = now - 600000}), 20);
+    {   /* a time window is read through the time index and sorted: still in chain order */
+        tg_store_audit_filter win = {.since_ms = now - 600000, .delegator = "bob"};
+        json_t *a = rows(f, &win);
+        assert_int_equal(json_array_size(a), 10);
+        for (size_t i = 1; i < json_array_size(a); i++)
+            assert_true(json_integer_value(json_object_get(json_array_get(a, i), "seq")) >
+                        json_integer_value(json_object_get(json_array_get(a, i - 1), "seq")));
+        json_decref(a);
+    }
     assert_int_equal(count(f, (tg_store_audit_filter){.until_ms = now - 600000}), 0);
     /* the CLI runs the same filters */
     char *argv[] = {"audit", "query", "--store", url, "--resource", "Jira::Project::\"OPS\"",
