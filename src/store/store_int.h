@@ -98,4 +98,10 @@ tg_store *store_pg_open(uv_loop_t *loop, const char *conninfo, const tg_store_op
 /* Applies pending migrations (both backends call it from their open). */
 int store_migrate(tg_store *s, tg_error *err);
 
+/* sqlite_walbuf.c: the name of the VFS that writes a WAL's frames in one call per commit
+ * (NULL if it could not be registered: use SQLite's default), and how many real writes of
+ * WAL bytes it has made so far (all connections on it, for tests). */
+const char *store_walbuf_vfs(void);
+uint64_t store_walbuf_writes(void);
+
 #endif /* TG_STORE_INT_H */

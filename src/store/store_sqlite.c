@@ -7,7 +7,8 @@
  *   - `wdb`, used only by the writer thread, which drains the append queue into one
  *     transaction per batch (group commit) and commits it with WAL + synchronous=FULL, so
  *     a completed append has been fsync'd. Completed ops go back to the loop through a
- *     uv_async_t and their callbacks run there.
+ *     uv_async_t and their callbacks run there. wdb runs on the VFS of sqlite_walbuf.c,
+ *     which writes a commit's WAL frames in one call instead of two per frame.
  *   - `cdb`, used only by the checkpointer thread, which copies the WAL into the database
  *     file. SQLite does this by default inside the commit that crosses 1000 WAL pages, on
  *     the writer thread: a burst of several milliseconds of CPU (a few MB copied, the
@@ -189,11 +190,12 @@ static int sq_exec_script(tg_store *s, const char *sql, tg_error *err)
     return 0;
 }
 
-static int sq_open_db(const char *path, sqlite3 **out, tg_error *err)
+/* vfs: NULL for SQLite's default, or store_walbuf_vfs() (the writer connection). */
+static int sq_open_db(const char *path, const char *vfs, sqlite3 **out, tg_error *err)
 {
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                        SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+                        SQLITE_OPEN_NOMUTEX, vfs) != SQLITE_OK) {
         tg_error_set(err, "sqlite: cannot open %s: %s", path,
                      db ? sqlite3_errmsg(db) : "out of memory");
         sqlite3_close(db);
@@ -201,7 +203,8 @@ static int sq_open_db(const char *path, sqlite3 **out, tg_error *err)
     }
     sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
     /* WAL lets readers (the CLI) run while the writer commits; FULL fsyncs the WAL at
-     * every commit, which is what "durable" means for the strict audit mode. */
+     * every commit, which is what "durable" means for the strict audit mode (and what
+     * the writer's VFS, sqlite_walbuf.c, relies on to write a commit's frames). */
     char *msg = NULL;
     if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
                      &msg) != SQLITE_OK) {
@@ -555,10 +558,10 @@ tg_store *store_sqlite_open(uv_loop_t *loop, const char *path, const tg_store_op
     s->queue_max = o->queue_max;
     s->batch_max = o->batch_max;
     s->impl = q;
-    if (sq_open_db(path, &q->rdb, err) || store_migrate(s, err)) goto fail;
+    if (sq_open_db(path, NULL, &q->rdb, err) || store_migrate(s, err)) goto fail;
     if (loop) {
-        if (sq_open_db(path, &q->wdb, err) || prepare_writer(q, err) ||
-            sq_open_db(path, &q->cdb, err))
+        if (sq_open_db(path, store_walbuf_vfs(), &q->wdb, err) || prepare_writer(q, err) ||
+            sq_open_db(path, NULL, &q->cdb, err))
             goto fail;
         /* the checkpointer alone copies the WAL (see the top of this file) */
         sqlite3_wal_hook(q->wdb, on_wal_commit, q);

@@ -620,6 +620,41 @@ static void test_reserved_places(void **state)
     expect_ok(f, &rep);
 }
 
+/* The writer's WAL frames reach the file in about one write per commit (sqlite_walbuf.c),
+ * not two per frame: strict records one commit each, then 200 batched records. */
+static void test_wal_writes_per_commit(void **state)
+{
+    fixture *f = *state;
+    if (f->s->kind != TG_STORE_SQLITE) skip();
+    uint64_t c0 = tg_store_commits(f->s), w0 = store_walbuf_writes();
+    for (int i = 0; i < 10; i++) append_n(f, 1); /* strict, one at a time: a commit each */
+    uint64_t commits = tg_store_commits(f->s) - c0, writes = store_walbuf_writes() - w0;
+    assert_true(commits >= 10);
+    /* every commit wrote through the writer's VFS; a WAL restart adds its header write:
+     * two writes per commit at most, never two per frame */
+    assert_true(writes >= commits);
+    assert_true(writes <= 2 * commits);
+    close_audit(f);
+    f->a = open_audit(f, TG_AUDIT_BATCHED, NULL);
+    tg_audit_record r = sample(0, NULL);
+    tg_error err;
+    c0 = tg_store_commits(f->s);
+    w0 = store_walbuf_writes();
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(tg_audit_append(f->a, &r, NULL, NULL, NULL, &err), 1);
+    close_audit(f); /* waits for the queue to drain */
+    commits = tg_store_commits(f->s) - c0;
+    writes = store_walbuf_writes() - w0;
+    assert_true(commits >= 1);
+    assert_true(writes >= commits);
+    assert_true(writes <= 2 * commits + 8); /* + one per 120 KiB of frames */
+    json_t *all = rows(f, NULL);
+    assert_int_equal(json_array_size(all), 210);
+    json_decref(all);
+    tg_audit_verify_report rep;
+    expect_ok(f, &rep);
+}
+
 static void test_verify_ok_and_wrong_key(void **state)
 {
     fixture *f = *state;
@@ -1089,6 +1124,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wal_checkpointed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reserved_places, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_writes_per_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_ok_and_wrong_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tamper_edit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tamper_column, setup, teardown),
