@@ -32,9 +32,10 @@ char *audit_resource_uid(tg_arena *a, const char *type, const char *id);
 void  audit_jsonl_line(const tg_store_audit_row *row, tg_buf *out);
 
 /* The writer's path to the canonical body without dumping the arguments twice: the
- * canonical text of args ("null" for NULL; malloc'd), whether redaction would change
- * anything in args, and tg_audit_record_canonical with the arguments' canonical text
- * already made (args_text NULL → null; r->args is then not looked at). */
+ * canonical text of args ("null" for NULL), appended to out or malloc'd, whether redaction
+ * would change anything in args, and tg_audit_record_canonical with the arguments'
+ * canonical text already made (args_text NULL → null; r->args is then not looked at). */
+void  audit_args_canon(const json_t *args, tg_buf *out);
 char *audit_args_text(const json_t *args);
 int   audit_args_redactable(const json_t *args, const char *const *patterns, size_t n);
 int   audit_record_canonical_text(const tg_audit_record *r, const char *args_text, tg_buf *out,

@@ -187,12 +187,17 @@ static int canon_value(tg_buf *b, const json_t *v)
     }
 }
 
+void audit_args_canon(const json_t *args, tg_buf *out)
+{
+    if (!args) tg_buf_appends(out, "null");
+    else if (canon_value(out, args) != 0) abort(); /* as json_dumps failing did: args come
+                                                    * from parsed, validated JSON */
+}
+
 char *audit_args_text(const json_t *args)
 {
     tg_buf b = TG_BUF_INIT;
-    if (!args) tg_buf_appends(&b, "null");
-    else if (canon_value(&b, args) != 0) abort(); /* as json_dumps failing did: args come
-                                                   * from parsed, validated JSON */
+    audit_args_canon(args, &b);
     return tg_buf_steal(&b);
 }
 
