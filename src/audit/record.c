@@ -319,13 +319,8 @@ static void put_int(canon *c, const char *k, int64_t v, int null_if_negative)
         tg_buf_appends(c->b, "null");
         return;
     }
-    /* what "%" PRId64 writes, without printf's machinery (two per record) */
     char d[21];
-    size_t i = sizeof d;
-    uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
-    do d[--i] = (char)('0' + u % 10); while (u /= 10);
-    if (v < 0) d[--i] = '-';
-    tg_buf_append(c->b, d + i, sizeof d - i);
+    tg_buf_append(c->b, d, tg_i64_dec(v, d));
 }
 
 /* 1 when the JSON text of an rpc_id is already what jansson would write back for it: a

@@ -224,6 +224,8 @@ uint64_t tg_now_ns(void);       /* monotonic nanoseconds */
 int64_t  tg_wall_ms(void);      /* Unix epoch milliseconds */
 /* Formats epoch ms as RFC 3339 UTC with milliseconds into out (at least 25 bytes). */
 void tg_format_time(int64_t epoch_ms, char out[32]);
+/* What "%" PRId64 writes, NUL-terminated, without printf's machinery; returns the length. */
+size_t tg_i64_dec(int64_t v, char out[21]);
 
 /* base64url without padding (RFC 4648 §5). encode writes at most 4*ceil(n/3) chars + NUL
  * into out and returns the length. decode needs room for len*3/4 bytes; it refuses padding,

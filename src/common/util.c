@@ -93,21 +93,69 @@ int64_t tg_wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+size_t tg_i64_dec(int64_t v, char out[21])
+{
+    char d[20];
+    size_t i = sizeof d;
+    uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+    do d[--i] = (char)('0' + u % 10); while (u /= 10);
+    size_t n = 0;
+    if (v < 0) out[n++] = '-';
+    memcpy(out + n, d + i, sizeof d - i);
+    n += sizeof d - i;
+    out[n] = 0;
+    return n;
+}
+
+static char *put_digits(char *p, int v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v /= 10) p[i] = (char)('0' + v % 10);
+    return p + n;
+}
+
+/* What gmtime_r and snprintf "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" write, without either:
+ * the audit trail formats two times per record, and gmtime_r takes glibc's time-zone lock.
+ * The date is the proleptic Gregorian calendar's, from days since 1970-01-01 (the
+ * era-based conversion published by Howard Hinnant, "chrono-compatible low-level date
+ * algorithms"). tests/common compares it with gmtime_r over a wide range. */
 void tg_format_time(int64_t epoch_ms, char out[32])
 {
-    time_t secs = (time_t)(epoch_ms / 1000);
-    int ms = (int)(epoch_ms % 1000);
+    int64_t secs = epoch_ms / 1000, ms = epoch_ms % 1000;
     if (ms < 0) {
         ms += 1000;
         secs -= 1;
     }
-    struct tm tm;
-    gmtime_r(&secs, &tm);
+    int64_t days = secs / 86400, sod = secs % 86400;
+    if (sod < 0) {
+        sod += 86400;
+        days -= 1;
+    }
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;                                     /* [0, 146096] */
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);              /* [0, 365] */
+    int64_t mp = (5 * doy + 2) / 153;                                   /* [0, 11] */
+    int day = (int)(doy - (153 * mp + 2) / 5 + 1);
+    int month = (int)(mp < 10 ? mp + 3 : mp - 9);
+    int64_t year = yoe + era * 400 + (month <= 2);
     /* Years beyond 9999 do not occur for wall-clock time; clamp so the output fits. */
-    int year = tm.tm_year + 1900;
     if (year < 0 || year > 9999) year = 9999;
-    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year, (tm.tm_mon + 1) % 100,
-             tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100, ms % 1000);
+    char *p = put_digits(out, (int)year, 4);
+    *p++ = '-';
+    p = put_digits(p, month, 2);
+    *p++ = '-';
+    p = put_digits(p, day, 2);
+    *p++ = 'T';
+    p = put_digits(p, (int)(sod / 3600), 2);
+    *p++ = ':';
+    p = put_digits(p, (int)(sod / 60 % 60), 2);
+    *p++ = ':';
+    p = put_digits(p, (int)(sod % 60), 2);
+    *p++ = '.';
+    p = put_digits(p, (int)ms, 3);
+    *p++ = 'Z';
+    *p = 0;
 }
 
 /* SHA-256 fetched from the provider once: with EVP_sha256() OpenSSL 3 fetches the

@@ -7,8 +7,6 @@
  */
 #include "mcp/mcp_int.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,5 +129,5 @@ const mcp_map_entry *mcp_map_iter_next(mcp_map_iter *it)
 
 size_t mcp_int_key(int64_t v, char out[24])
 {
-    return (size_t)snprintf(out, 24, "%" PRId64, v);
+    return tg_i64_dec(v, out);
 }

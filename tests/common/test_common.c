@@ -1,6 +1,6 @@
 /*
  * test_common.c — unit tests for the shared toolkit: strict JSON, JSON-RPC envelope
- * rules, arena, buffer, constant-time comparison.
+ * rules, arena, buffer, constant-time comparison, time and integer formatting.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,6 +8,10 @@
 #include <stdint.h>
 #include <string.h>
 #include <cmocka.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <time.h>
 
 #include "common/tg_common.h"
 
@@ -142,6 +146,48 @@ static void ct_equal(void **state)
     assert_string_not_equal(r1, r2);
 }
 
+/* tg_format_time and tg_i64_dec against what gmtime_r and snprintf write (the way both
+ * were written before): leap days, century rules, negative times, ms edges, 9999. */
+static void time_and_int_formats(void **state)
+{
+    int64_t probes[] = {0, -1, 999, 1000, -1000, -1001, 951782400000 /* 2000-02-29 */,
+                        4107456000000 /* 2100-02-28 */, 4107542400000 /* 2100-03-01 */,
+                        253402300799999 /* 9999-12-31T23:59:59.999 */, -62135596800000,
+                        1795355868347, 68169600000 /* 1972-02-29 */};
+    uint64_t x = 88172645463325252ull; /* xorshift: a fixed, wide spread of instants */
+    for (int i = 0; i < 200000 + (int)(sizeof probes / sizeof *probes); i++) {
+        int64_t ms;
+        if (i < (int)(sizeof probes / sizeof *probes)) {
+            ms = probes[i];
+        } else {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            /* years ~1 to ~9999, and before 1970 */
+            ms = (int64_t)(x % 315537897600000ull) - 62135596800000;
+        }
+        int64_t secs = ms / 1000, frac = ms % 1000;
+        if (frac < 0) frac += 1000, secs -= 1;
+        time_t t = (time_t)secs;
+        struct tm tm;
+        assert_non_null(gmtime_r(&t, &tm));
+        int year = tm.tm_year + 1900;
+        if (year < 0 || year > 9999) year = 9999;
+        char want[64], got[32];
+        snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+        tg_format_time(ms, got);
+        if (strcmp(want, got) != 0) fail_msg("%" PRId64 ": %s, want %s", ms, got, want);
+        char iw[32], ig[21];
+        snprintf(iw, sizeof iw, "%" PRId64, ms);
+        assert_int_equal(tg_i64_dec(ms, ig), strlen(iw));
+        assert_string_equal(ig, iw);
+    }
+    char ig[21];
+    assert_int_equal(tg_i64_dec(INT64_MIN, ig), 20);
+    assert_string_equal(ig, "-9223372036854775808");
+    tg_i64_dec(INT64_MAX, ig);
+    assert_string_equal(ig, "9223372036854775807");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +199,7 @@ int main(void)
         cmocka_unit_test(arena_basics),
         cmocka_unit_test(buf_and_escape),
         cmocka_unit_test(ct_equal),
+        cmocka_unit_test(time_and_int_formats),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }
