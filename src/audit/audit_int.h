@@ -27,7 +27,6 @@ int   audit_key_verify(const audit_key *k, const char *msg, size_t len, const ch
  * tool, decision, ticket, approval, resource, resource_path, reasons). Strings come
  * from the record or the arena. instance, seq, body and hashes are left alone. */
 void  audit_row_columns(const tg_audit_record *r, tg_arena *a, tg_store_audit_row *row);
-char *audit_resource_uid(tg_arena *a, const char *type, const char *id);
 /* {"instance":…,"seq":…,"prev_hash":…,"hash":…,"record":{…}}\n (SIEM sink, export). */
 void  audit_jsonl_line(const tg_store_audit_row *row, tg_buf *out);
 

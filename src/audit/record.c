@@ -581,11 +581,12 @@ void tg_audit_chain_hash(const char *prev_hash, int64_t seq, const char *body, s
     tg_buf_free(&big);
 }
 
-char *audit_resource_uid(tg_arena *a, const char *type, const char *id)
+char *tg_audit_resource_uid(tg_arena *a, const char *type, const char *id)
 {
     if (!type && !id) return NULL;
     tg_buf b = TG_BUF_INIT;
-    tg_buf_printf(&b, "%s::", type ? type : "");
+    tg_buf_appends(&b, type ? type : "");
+    tg_buf_append(&b, "::", 2);
     tg_buf_json_string(&b, id ? id : "", id ? strlen(id) : 0);
     char *s = tg_arena_strndup(a, b.data, b.len);
     tg_buf_free(&b);
@@ -596,9 +597,11 @@ static char *joined(tg_arena *a, const char *first, const char *const *v, size_t
 {
     if (!first && n == 0) return NULL;
     tg_buf b = TG_BUF_INIT;
-    tg_buf_appends(&b, "\n");
-    if (first) tg_buf_printf(&b, "%s\n", first);
-    for (size_t i = 0; i < n; i++) tg_buf_printf(&b, "%s\n", v[i]);
+    tg_buf_append(&b, "\n", 1);
+    for (size_t i = first ? 0 : 1; i <= n; i++) {
+        tg_buf_appends(&b, i ? v[i - 1] : first);
+        tg_buf_append(&b, "\n", 1);
+    }
     char *s = tg_arena_strndup(a, b.data, b.len);
     tg_buf_free(&b);
     return s;
@@ -613,7 +616,7 @@ void audit_row_columns(const tg_audit_record *r, tg_arena *a, tg_store_audit_row
     row->decision = tg_audit_decision_name(r->decision);
     row->ticket = r->ticket;
     row->approval_id = r->approval_id;
-    row->resource = audit_resource_uid(a, r->resource_type, r->resource_id);
+    row->resource = tg_audit_resource_uid(a, r->resource_type, r->resource_id);
     row->resource_path = joined(a, row->resource, r->resource_parents, r->n_resource_parents);
     row->reasons = joined(a, NULL, r->reasons, r->n_reasons);
 }

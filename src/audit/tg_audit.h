@@ -131,6 +131,10 @@ int tg_audit_record_canonical(const tg_audit_record *r, tg_buf *out, tg_error *e
 int tg_audit_record_parse(const char *body, size_t len, tg_arena *arena,
                           tg_audit_record *out, json_t **holder, tg_error *err);
 
+/* Type::"id" with the id as a JSON string, in a (what the record's resource columns and
+ * its parents hold); NULL when both are NULL. */
+char *tg_audit_resource_uid(tg_arena *a, const char *type, const char *id);
+
 /* The chain hash of a record (see the top of this file). */
 void tg_audit_chain_hash(const char *prev_hash, int64_t seq, const char *body, size_t len,
                          char out[65]);

@@ -123,10 +123,14 @@ static bool traceparent_valid(const char *h, size_t len)
 const char *mcp_gate_traceparent(tg_arena *a, const char *header, size_t len)
 {
     if (header && traceparent_valid(header, len)) return tg_arena_strndup(a, header, len);
-    char trace[33], parent[17];
-    tg_random_hex(trace, 16);
-    tg_random_hex(parent, 8);
-    return tg_arena_sprintf(a, "00-%s-%s-01", trace, parent);
+    /* "00-" trace(32 hex) "-" parent(16 hex) "-01": 55 characters */
+    char *tp = tg_arena_alloc(a, 56);
+    memcpy(tp, "00-", 3);
+    tg_random_hex(tp + 3, 16);
+    tp[35] = '-';
+    tg_random_hex(tp + 36, 8);
+    memcpy(tp + 52, "-01", 4);
+    return tp;
 }
 
 /* ---------------------------------------------------------------- audit plumbing */
@@ -244,13 +248,9 @@ static void fill_record(mcp_call *c, mcp_gate *g, const json_t *args, const json
     r->resource_type = d->resource.uid.type;
     r->resource_id = d->resource.uid.id;
     const char **parents = tg_arena_calloc(c->arena, d->resource.nparents + 1, sizeof *parents);
-    for (size_t i = 0; i < d->resource.nparents; i++) {
-        tg_buf b = TG_BUF_INIT;
-        tg_buf_printf(&b, "%s::", d->resource.parents[i].type);
-        tg_buf_json_string(&b, d->resource.parents[i].id, strlen(d->resource.parents[i].id));
-        parents[i] = tg_arena_strdup(c->arena, b.data);
-        tg_buf_free(&b);
-    }
+    for (size_t i = 0; i < d->resource.nparents; i++)
+        parents[i] = tg_audit_resource_uid(c->arena, d->resource.parents[i].type,
+                                           d->resource.parents[i].id);
     r->resource_parents = parents;
     r->n_resource_parents = d->resource.nparents;
     r->args = args;
