@@ -728,16 +728,24 @@ static void outcome_stored(void *ud, int status, const char *errmsg)
     free(w);
 }
 
-void mcp_gate_answer(mcp_call *c, mcp_reply *reply, char *data, size_t len)
+/* The outcome record of a forwarded call that ended now with outcome o (answer data, or
+ * NULL when there is nobody to answer); what append_outcome returns. */
+static int record_ending(mcp_call *c, tg_audit_outcome o, char *data, size_t len,
+                         tg_error *err)
 {
     mcp_gate *g = c->gate;
     uint64_t now = tg_now_ns();
     tg_audit_record r = outcome_record(g);
-    r.outcome = outcome_of(reply);
+    r.outcome = o;
     r.upstream_latency_us = (int64_t)((now - g->forwarded_ns) / 1000);
     r.total_latency_us = (int64_t)((now - c->started_ns) / 1000);
+    return append_outcome(c, &r, data, len, err);
+}
+
+void mcp_gate_answer(mcp_call *c, mcp_reply *reply, char *data, size_t len)
+{
     tg_error err;
-    int rc = append_outcome(c, &r, data, len, &err);
+    int rc = record_ending(c, outcome_of(reply), data, len, &err);
     if (rc == 0) return; /* outcome_stored answers */
     if (rc < 0)
         tg_log_error(COMPONENT, "session %.8s… call %s: outcome record refused (the upstream "
@@ -765,21 +773,9 @@ bool mcp_gate_tool_visible(mcp_call *c, size_t idx, const json_t *item, const ch
  * decision would look like a crash's. Nobody is left to wait for it. */
 static void record_cancelled(mcp_call *c)
 {
-    mcp_gate *g = c->gate;
-    uint64_t now = tg_now_ns();
-    tg_audit_record r = outcome_record(g);
-    r.outcome = TG_AUDIT_OUTCOME_CANCELLED;
-    r.upstream_latency_us = (int64_t)((now - g->forwarded_ns) / 1000);
-    r.total_latency_us = (int64_t)((now - c->started_ns) / 1000);
     tg_error err;
-    int rc;
-    if (g->combined) {
-        g->combined = false;
-        rc = tg_audit_append_reserved(c->m->gates.audit, &r, &err);
-    } else {
-        rc = tg_audit_append(c->m->gates.audit, &r, NULL, NULL, NULL, &err);
-    }
-    g->ended = true;
+    /* a strict append's wait is dropped with the call right after this (nobody to answer) */
+    int rc = record_ending(c, TG_AUDIT_OUTCOME_CANCELLED, NULL, 0, &err);
     if (rc < 0)
         tg_log_error(COMPONENT, "session %.8s… call %s: ended before its answer; the outcome "
                      "record was refused: %s", c->s->id, c->idkey, err.msg);

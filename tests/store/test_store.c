@@ -584,6 +584,16 @@ static void test_queue_full(void **state)
     expect_ok(f, &rep);
 }
 
+/* The store holds n records and their chain verifies. */
+static void expect_stored_chain(fixture *f, size_t n)
+{
+    json_t *all = rows(f, NULL);
+    assert_int_equal(json_array_size(all), n);
+    json_decref(all);
+    tg_audit_verify_report rep;
+    expect_ok(f, &rep);
+}
+
 /* Batched mode's one record per call: a call reserves a place before it is forwarded, so
  * its record cannot be refused for room afterwards; the places held count against the
  * queue for everyone else; a place not used is given back. */
@@ -613,11 +623,7 @@ static void test_reserved_places(void **state)
     tg_audit_unreserve(f->a);
     tg_audit_unreserve(f->a);
     close_audit(f);
-    json_t *all = rows(f, NULL);
-    assert_int_equal(json_array_size(all), 2);
-    json_decref(all);
-    tg_audit_verify_report rep;
-    expect_ok(f, &rep);
+    expect_stored_chain(f, 2);
 }
 
 /* The writer's WAL frames reach the file in about one write per commit (sqlite_walbuf.c),
@@ -648,11 +654,7 @@ static void test_wal_writes_per_commit(void **state)
     assert_true(commits >= 1);
     assert_true(writes >= commits);
     assert_true(writes <= 2 * commits + 8); /* + one per 120 KiB of frames */
-    json_t *all = rows(f, NULL);
-    assert_int_equal(json_array_size(all), 210);
-    json_decref(all);
-    tg_audit_verify_report rep;
-    expect_ok(f, &rep);
+    expect_stored_chain(f, 210);
 }
 
 static void test_verify_ok_and_wrong_key(void **state)
