@@ -353,7 +353,6 @@ static void decision_stored(void *ud, int status, const char *errmsg)
     else act(c);
 }
 
-
 void mcp_gate_forward(mcp_call *c, size_t idx, const char *orig, const char *rename)
 {
     tg_mcp *m = c->m;
