@@ -98,10 +98,18 @@ tg_store *store_pg_open(uv_loop_t *loop, const char *conninfo, const tg_store_op
 /* Applies pending migrations (both backends call it from their open). */
 int store_migrate(tg_store *s, tg_error *err);
 
-/* sqlite_walbuf.c: the name of the VFS that writes a WAL's frames in one call per commit
- * (NULL if it could not be registered: use SQLite's default), and how many real writes of
- * WAL bytes it has made so far (all connections on it, for tests). */
+/* sqlite_walbuf.c: the name of the VFS that gathers the writer's and checkpointer's small
+ * file calls into large ones (NULL if it could not be registered: use SQLite's default). */
 const char *store_walbuf_vfs(void);
-uint64_t store_walbuf_writes(void);
+/* sqlite3_wal_checkpoint_v2 with the WAL read ahead (only inside this call). */
+struct sqlite3;
+int store_walbuf_checkpoint(struct sqlite3 *db, const char *name, int mode, int *log, int *copied);
+/* What the VFS handed to the real files so far, all connections on it (tests, docs):
+ * writes of WAL bytes and of database bytes, database pages SQLite wrote, reads of WAL
+ * bytes. */
+typedef struct store_walbuf_counts {
+    uint64_t wal_writes, db_writes, db_pages, wal_reads;
+} store_walbuf_counts;
+void store_walbuf_counts_get(store_walbuf_counts *out);
 
 #endif /* TG_STORE_INT_H */

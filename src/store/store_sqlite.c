@@ -7,8 +7,10 @@
  *   - `wdb`, used only by the writer thread, which drains the append queue into one
  *     transaction per batch (group commit) and commits it with WAL + synchronous=FULL, so
  *     a completed append has been fsync'd. Completed ops go back to the loop through a
- *     uv_async_t and their callbacks run there. wdb runs on the VFS of sqlite_walbuf.c,
- *     which writes a commit's WAL frames in one call instead of two per frame.
+ *     uv_async_t and their callbacks run there. wdb and cdb run on the VFS of
+ *     sqlite_walbuf.c, which writes a commit's WAL frames in one call instead of two per
+ *     frame, and makes a checkpoint's copy a few large reads and writes instead of a
+ *     pread and a pwrite per page.
  *   - `cdb`, used only by the checkpointer thread, which copies the WAL into the database
  *     file. SQLite does this by default inside the commit that crosses 1000 WAL pages, on
  *     the writer thread: a burst of several milliseconds of CPU (a few MB copied, the
@@ -190,7 +192,7 @@ static int sq_exec_script(tg_store *s, const char *sql, tg_error *err)
     return 0;
 }
 
-/* vfs: NULL for SQLite's default, or store_walbuf_vfs() (the writer connection). */
+/* vfs: NULL for SQLite's default, or store_walbuf_vfs() (the writer and the checkpointer). */
 static int sq_open_db(const char *path, const char *vfs, sqlite3 **out, tg_error *err)
 {
     sqlite3 *db = NULL;
@@ -364,7 +366,7 @@ static int on_rdb_commit(void *ud, sqlite3 *db, const char *name, int pages)
 static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int pages)
 {
     if (ckpt_after_commit(ud, pages, true)) {
-        int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        int rc = store_walbuf_checkpoint(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             tg_log_warn("store", "sqlite: checkpoint of a %d-page WAL failed: %s", pages,
                         sqlite3_errmsg(db));
@@ -388,7 +390,7 @@ static void ckpt_main(void *arg)
         q->ckpt = CKPT_RUNNING;
         uv_mutex_unlock(&q->mu);
         int log = -1, copied = -2;
-        int rc = sqlite3_wal_checkpoint_v2(q->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
+        int rc = store_walbuf_checkpoint(q->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
                                            &copied);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY) /* the next commit asks again */
             tg_log_warn("store", "sqlite: WAL checkpoint failed: %s", sqlite3_errmsg(q->cdb));
@@ -561,7 +563,7 @@ tg_store *store_sqlite_open(uv_loop_t *loop, const char *path, const tg_store_op
     if (sq_open_db(path, NULL, &q->rdb, err) || store_migrate(s, err)) goto fail;
     if (loop) {
         if (sq_open_db(path, store_walbuf_vfs(), &q->wdb, err) || prepare_writer(q, err) ||
-            sq_open_db(path, NULL, &q->cdb, err))
+            sq_open_db(path, store_walbuf_vfs(), &q->cdb, err))
             goto fail;
         /* the checkpointer alone copies the WAL (see the top of this file) */
         sqlite3_wal_hook(q->wdb, on_wal_commit, q);
