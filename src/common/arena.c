@@ -5,15 +5,23 @@
  * from chunks and free the chunks at the end. Invariant: `head` is the chunk being
  * carved; every chunk in the list was allocated with malloc and is freed exactly once
  * by tg_arena_free (or by tg_arena_reset, which keeps only the first chunk).
+ *
+ * Chunks of the default size are not given back to malloc at once: each thread keeps up
+ * to CACHE_MAX of them for its next arenas. A call's arenas are made and freed on every
+ * call, and for glibc an 8 KiB malloc is a "large" request, which first sorts every small
+ * block freed since the last one (malloc_consolidate): measured, the per-call arena
+ * chunks were three of the loop thread's ten large mallocs per call (docs/performance.md).
  */
 #include "common/tg_common.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define ARENA_ALIGN 16
 #define ARENA_DEFAULT_CHUNK 8192
+#define CACHE_MAX 64 /* chunks kept per thread: 512 KiB at most */
 
 typedef struct chunk {
     struct chunk *next;
@@ -39,13 +47,65 @@ static void *xmalloc(size_t n)
     return p;
 }
 
+/* A thread's cache of default-size chunks, linked through `next`. It is freed when the
+ * thread exits (the key's destructor); the pointer in thread-local storage is the fast
+ * way to it. */
+typedef struct chunk_cache {
+    chunk *head;
+    unsigned n;
+} chunk_cache;
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static __thread chunk_cache *cache;
+
+static void cache_destroy(void *p)
+{
+    chunk_cache *k = p;
+    for (chunk *c = k->head, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    free(k);
+    cache = NULL;
+}
+
+static void cache_key_make(void)
+{
+    if (pthread_key_create(&cache_key, cache_destroy) != 0) abort();
+}
+
 static chunk *chunk_new(size_t cap)
 {
-    chunk *c = xmalloc(sizeof(chunk) + cap);
+    chunk *c;
+    if (cap == ARENA_DEFAULT_CHUNK && cache && cache->head) {
+        c = cache->head;
+        cache->head = c->next;
+        cache->n--;
+    } else {
+        c = xmalloc(sizeof(chunk) + cap);
+        c->cap = cap;
+    }
     c->next = NULL;
-    c->cap = cap;
     c->used = 0;
     return c;
+}
+
+static void chunk_release(chunk *c)
+{
+    if (c->cap == ARENA_DEFAULT_CHUNK && !cache) {
+        pthread_once(&cache_once, cache_key_make);
+        chunk_cache *k = calloc(1, sizeof *k);
+        if (k && pthread_setspecific(cache_key, k) == 0) cache = k;
+        else free(k);
+    }
+    if (c->cap == ARENA_DEFAULT_CHUNK && cache && cache->n < CACHE_MAX) {
+        c->next = cache->head;
+        cache->head = c;
+        cache->n++;
+        return;
+    }
+    free(c);
 }
 
 tg_arena *tg_arena_new(size_t chunk_size)
@@ -117,7 +177,7 @@ void tg_arena_reset(tg_arena *a)
     chunk *c = a->head;
     while (c != a->first) {
         chunk *next = c->next;
-        free(c);
+        chunk_release(c);
         c = next;
     }
     a->head = a->first;
@@ -132,7 +192,7 @@ void tg_arena_free(tg_arena *a)
     chunk *c = a->head;
     while (c) {
         chunk *next = c->next;
-        free(c);
+        chunk_release(c);
         c = next;
     }
     free(a);

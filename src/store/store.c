@@ -265,28 +265,7 @@ void store_op_complete(tg_store *s, store_op *op)
                     op->status ? op->errmsg : NULL);
     else
         op->done(op->ud, op->status, op->status ? op->errmsg : NULL);
-    free(op->blob);
     free(op);
-}
-
-/* Copies the strings into one blob; returns pointers into it in the same order. */
-static char *pack_strings(const char **in, const char **out, size_t n)
-{
-    size_t total = 1;
-    for (size_t i = 0; i < n; i++) total += in[i] ? strlen(in[i]) + 1 : 0;
-    char *blob = malloc(total), *p = blob;
-    if (!blob) abort();
-    for (size_t i = 0; i < n; i++) {
-        if (!in[i]) {
-            out[i] = NULL;
-            continue;
-        }
-        size_t l = strlen(in[i]) + 1;
-        memcpy(p, in[i], l);
-        out[i] = p;
-        p += l;
-    }
-    return blob;
 }
 
 static int submit(tg_store *s, store_op *op, tg_error *err)
@@ -300,32 +279,44 @@ static int submit(tg_store *s, store_op *op, tg_error *err)
         s->pending++;
         return 0;
     }
-    free(op->blob);
     free(op);
     return -1;
 }
 
-static store_op *op_new(store_op_kind kind, void *ud)
+#define PACK_MAX 13
+
+/* A zeroed op with the n strings of in (NULLs kept) copied right after it, in one
+ * allocation; out gets the copies, in the same order. */
+static store_op *op_packed(store_op_kind kind, void *ud, const char *const *in,
+                           const char **out, size_t n)
 {
-    store_op *op = calloc(1, sizeof *op);
+    size_t len[PACK_MAX], total = 0;
+    for (size_t i = 0; i < n; i++) total += len[i] = in[i] ? strlen(in[i]) + 1 : 0;
+    store_op *op = malloc(sizeof *op + total);
     if (!op) abort();
+    memset(op, 0, sizeof *op);
     op->kind = kind;
     op->ud = ud;
+    char *p = (char *)(op + 1);
+    for (size_t i = 0; i < n; i++) {
+        out[i] = in[i] ? memcpy(p, in[i], len[i]) : NULL;
+        p += len[i];
+    }
     return op;
 }
 
 int tg_store_append_audit(tg_store *s, const tg_store_audit_row *row, unsigned flags,
                           tg_store_done_cb cb, void *ud, tg_error *err)
 {
-    store_op *op = op_new(OP_AUDIT, ud);
+    const char *in[PACK_MAX] = {row->instance, row->delegator, row->agent, row->tool,
+                                row->decision, row->ticket, row->approval_id, row->resource,
+                                row->resource_path, row->reasons, row->body, row->prev_hash,
+                                row->hash};
+    const char *out[PACK_MAX];
+    store_op *op = op_packed(OP_AUDIT, ud, in, out, 13);
     op->done = cb;
     op->lazy = (flags & TG_STORE_LAZY) != 0;
     op->audit = *row;
-    const char *in[] = {row->instance, row->delegator, row->agent, row->tool, row->decision,
-                        row->ticket, row->approval_id, row->resource, row->resource_path,
-                        row->reasons, row->body, row->prev_hash, row->hash};
-    const char *out[13];
-    op->blob = pack_strings(in, out, 13);
     tg_store_audit_row *r = &op->audit;
     r->instance = out[0]; r->delegator = out[1]; r->agent = out[2]; r->tool = out[3];
     r->decision = out[4]; r->ticket = out[5]; r->approval_id = out[6]; r->resource = out[7];
@@ -337,12 +328,11 @@ int tg_store_append_audit(tg_store *s, const tg_store_audit_row *row, unsigned f
 int tg_store_append_checkpoint(tg_store *s, const tg_store_checkpoint_row *row,
                                tg_store_done_cb cb, void *ud, tg_error *err)
 {
-    store_op *op = op_new(OP_CHECKPOINT, ud);
-    op->done = cb;
-    op->cp = *row;
     const char *in[] = {row->instance, row->kind, row->body, row->key_id, row->signature};
     const char *out[5];
-    op->blob = pack_strings(in, out, 5);
+    store_op *op = op_packed(OP_CHECKPOINT, ud, in, out, 5);
+    op->done = cb;
+    op->cp = *row;
     op->cp.instance = out[0]; op->cp.kind = out[1]; op->cp.body = out[2];
     op->cp.key_id = out[3]; op->cp.signature = out[4];
     return submit(s, op, err);
@@ -351,10 +341,9 @@ int tg_store_append_checkpoint(tg_store *s, const tg_store_checkpoint_row *row,
 int tg_store_head_async(tg_store *s, const char *instance, tg_store_head_cb cb, void *ud,
                         tg_error *err)
 {
-    store_op *op = op_new(OP_HEAD, ud);
-    op->head_cb = cb;
     const char *in[] = {instance}, *out[1];
-    op->blob = pack_strings(in, out, 1);
+    store_op *op = op_packed(OP_HEAD, ud, in, out, 1);
+    op->head_cb = cb;
     op->cp.instance = out[0];
     return submit(s, op, err);
 }

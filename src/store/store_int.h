@@ -22,8 +22,8 @@ typedef int (*store_row_fn)(void *ud, int ncols, const char *const *vals);
 
 typedef enum { OP_AUDIT, OP_CHECKPOINT, OP_HEAD } store_op_kind;
 
-/* One queued append. Every string the rows point to lives in `blob` (one allocation).
- * Ownership: created on the loop thread, owned by the backend's queue until completed,
+/* One queued append. Every string the rows point to is copied right after the op, in the
+ * op's own allocation (op_packed in store.c). Ownership: created on the loop thread, owned by the backend's queue until completed,
  * then completed and freed on the loop thread by store_op_complete. */
 typedef struct store_op {
     struct store_op *next;
@@ -31,7 +31,6 @@ typedef struct store_op {
     int lazy;                         /* TG_STORE_LAZY: may wait for the commit delay */
     tg_store_audit_row audit;
     tg_store_checkpoint_row cp;       /* for OP_HEAD only cp.instance is set */
-    char *blob;
     tg_store_done_cb done;
     tg_store_head_cb head_cb;
     void *ud;

@@ -112,7 +112,7 @@ static void test_canonical_strings(void **state)
         int rc = tg_audit_record_canonical(&r, &b, &err);
         if (!probe) {
             assert_int_equal(rc, -1);
-            assert_non_null(strstr(err.msg, "delegator"));
+            assert_string_equal(err.msg, "audit: field \"delegator\" is not valid UTF-8");
         } else {
             assert_int_equal(rc, 0);
             tg_buf_reset(&want);
@@ -124,6 +124,12 @@ static void test_canonical_strings(void **state)
         json_decref(probe);
         tg_buf_reset(&b);
     }
+    /* a field inside the resource object is named too */
+    r.delegator = "alice";
+    r.resource_type = "Jira::Issue";
+    r.resource_id = "OPS-\xff";
+    assert_int_equal(tg_audit_record_canonical(&r, &b, &err), -1);
+    assert_string_equal(err.msg, "audit: field \"id\" is not valid UTF-8");
     tg_buf_free(&b);
     tg_buf_free(&want);
 }

@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <cmocka.h>
@@ -120,6 +121,37 @@ static void arena_basics(void **state)
     tg_arena_free(a);
 }
 
+/* Default-size chunks are kept by the thread for its next arenas (a call's arenas are made
+ * and freed on every call), the memory is handed out fresh, and a thread's kept chunks are
+ * freed when it exits (the ASan build reports them otherwise). */
+static void *arena_churn(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 200; i++) {
+        tg_arena *a = tg_arena_new(0);
+        for (int k = 0; k < 40; k++) memset(tg_arena_alloc(a, 1000), 0xab, 1000); /* 5 chunks */
+        tg_arena_free(a);
+    }
+    return NULL;
+}
+
+static void arena_chunk_reuse(void **state)
+{
+    (void)state;
+    tg_arena *a = tg_arena_new(0);
+    unsigned char *p = tg_arena_alloc(a, 100);
+    memset(p, 0xcd, 100);
+    tg_arena_free(a);
+    tg_arena *b = tg_arena_new(0);
+    unsigned char *q = tg_arena_alloc(b, 100);
+    assert_ptr_equal(p, q); /* the same chunk, not a new malloc */
+    assert_int_equal(tg_arena_used(b), 112);
+    tg_arena_free(b);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, arena_churn, NULL), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+}
+
 static void buf_and_escape(void **state)
 {
     tg_buf b = TG_BUF_INIT;
@@ -197,6 +229,7 @@ int main(void)
         cmocka_unit_test(rpc_envelope),
         cmocka_unit_test(rpc_error_shape),
         cmocka_unit_test(arena_basics),
+        cmocka_unit_test(arena_chunk_reuse),
         cmocka_unit_test(buf_and_escape),
         cmocka_unit_test(ct_equal),
         cmocka_unit_test(time_and_int_formats),
