@@ -157,12 +157,6 @@ static void strv_free(char **v, size_t n)
 
 static int64_t now_s(void) { return tg_wall_ms() / 1000; }
 
-static void sha256(const void *p, size_t n, uint8_t out[32])
-{
-    unsigned int len = 32;
-    if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1) abort();
-}
-
 /* RFC 6749 scope-token characters; also keeps the challenge quoting trivially safe. */
 static int scope_token_ok(const char *s)
 {
@@ -782,7 +776,7 @@ static tg_auth_pending *jwt_begin(tg_auth_pending *p)
                                                           a->max_token));
         return NULL;
     }
-    sha256(p->token, p->token_len, p->token_hash);
+    tg_sha256(p->token, p->token_len, NULL, 0, p->token_hash);
     cache_entry *e = cache_find(a, p->token_hash);
     if (e && now_s() <= e->exp_s + a->leeway_s) {
         a->stats.cache_hits++;

@@ -233,6 +233,8 @@ size_t tg_i64_dec(int64_t v, char out[21]);
 size_t tg_b64url_encode(const void *in, size_t n, char *out);
 int    tg_b64url_decode(const char *in, size_t len, unsigned char *out, size_t *outlen);
 
+/* SHA-256 of a followed by b (b may be NULL, bn 0), raw. */
+void tg_sha256(const void *a, size_t an, const void *b, size_t bn, unsigned char out[32]);
 /* SHA-256 of data as 64 lowercase hex chars + NUL. */
 void tg_sha256_hex(const void *data, size_t n, char out[65]);
 /* The same over a followed by b, without copying them together (b may be NULL, bn 0). */

@@ -159,28 +159,49 @@ void tg_format_time(int64_t epoch_ms, char out[32])
 }
 
 /* SHA-256 fetched from the provider once: with EVP_sha256() OpenSSL 3 fetches the
- * implementation again on every digest (a locked lookup), and the audit trail hashes
- * several times per decided call. */
+ * implementation again on every digest (a locked lookup), and a decided call hashes
+ * several times (the bearer token for the cache, the arguments, the chain). Each thread
+ * also keeps one digest context instead of allocating and freeing one per digest: both
+ * were measured on the loop thread (docs/performance.md). The context is freed when the
+ * thread exits. */
 static EVP_MD *sha256_md;
+static pthread_key_t sha256_key;
+static __thread EVP_MD_CTX *sha256_ctx;
+
+static void sha256_ctx_free(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+    sha256_ctx = NULL;
+}
 
 static void sha256_fetch(void)
 {
-    if (!(sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL))) abort();
+    if (!(sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL)) ||
+        pthread_key_create(&sha256_key, sha256_ctx_free) != 0)
+        abort();
+}
+
+void tg_sha256(const void *a, size_t an, const void *b, size_t bn, unsigned char out[32])
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    unsigned int mdlen = 0;
+    pthread_once(&once, sha256_fetch);
+    if (!sha256_ctx) {
+        if (!(sha256_ctx = EVP_MD_CTX_new()) || pthread_setspecific(sha256_key, sha256_ctx))
+            abort();
+    }
+    EVP_MD_CTX *ctx = sha256_ctx;
+    if (!EVP_DigestInit_ex(ctx, sha256_md, NULL) || !EVP_DigestUpdate(ctx, a, an) ||
+        (bn && !EVP_DigestUpdate(ctx, b, bn)) || !EVP_DigestFinal_ex(ctx, out, &mdlen) ||
+        mdlen != 32)
+        abort();
 }
 
 void tg_sha256_hex2(const void *a, size_t an, const void *b, size_t bn, char out[65])
 {
     static const char hex[] = "0123456789abcdef";
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
     unsigned char md[32];
-    unsigned int mdlen = 0;
-    pthread_once(&once, sha256_fetch);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (!ctx || !EVP_DigestInit_ex(ctx, sha256_md, NULL) || !EVP_DigestUpdate(ctx, a, an) ||
-        (bn && !EVP_DigestUpdate(ctx, b, bn)) || !EVP_DigestFinal_ex(ctx, md, &mdlen) ||
-        mdlen != 32)
-        abort();
-    EVP_MD_CTX_free(ctx);
+    tg_sha256(a, an, b, bn, md);
     for (int i = 0; i < 32; i++) {
         out[2 * i] = hex[md[i] >> 4];
         out[2 * i + 1] = hex[md[i] & 15];
