@@ -80,10 +80,21 @@ static int scan_header_block(front_conn *c, const char *data, size_t len, int *s
         }
         unsigned char ch = (unsigned char)data[i];
         switch (s->state) {
-        case S_VALUE:
+        case S_VALUE: {
+            /* Most of a block is header values (a bearer token alone is ~1 KB): run
+             * through a value's bytes here rather than once around the switch each; the
+             * next byte that is not one goes through the switch as before. */
+            size_t end = len < l->max_header_bytes ? len : l->max_header_bytes;
+            size_t j = i;
+            while (j < end && (byte_class[(unsigned char)data[j]] & C_VALUE)) j++;
+            if (j > i) {
+                i = j - 1;
+                break;
+            }
             if (ch == '\r') s->state = S_VALUE_LF;
-            else if (!(byte_class[ch] & C_VALUE)) bad = "control character in a header value";
+            else bad = "control character in a header value";
             break;
+        }
         case S_NAME:
             if (ch == ':') s->state = S_VALUE;
             else if (ch == ' ' || ch == '\t') bad = "whitespace before the colon of a header";

@@ -889,6 +889,34 @@ static void test_header_block_too_large(void **state)
     expect_refused(req, (size_t)n + 1100, 431, "request header block too large");
 }
 
+/* A header value's bytes are scanned in one run (request.c): a long value that arrives
+ * seven bytes at a time, with a non-ASCII byte pair and a tab (both allowed), still
+ * passes; a bare LF inside a value is still refused. */
+static void test_header_value_pieces(void **state)
+{
+    (void)state;
+    char req[1200];
+    int n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: h\r\nX-Token: ");
+    memset(req + n, 'a', 300);
+    n += 300;
+    n += snprintf(req + n, sizeof req - (size_t)n, "\xc3\xa9\t");
+    memset(req + n, 'b', 300);
+    n += 300;
+    n += snprintf(req + n, sizeof req - (size_t)n, "\r\n\r\n");
+    int fd = cl_connect();
+    for (int off = 0; off < n; off += 7) {
+        cl_send(fd, req + off, off + 7 <= n ? 7 : (size_t)(n - off));
+        pump(1);
+    }
+    rbuf r = {0};
+    int one = 1;
+    cl_read(fd, &r, 2000, has_n_responses, &one);
+    assert_int_equal(status_of(r.data), 200);
+    close(fd);
+    REFUSED("GET / HTTP/1.1\r\nHost: h\r\nX-A: aaaaaaaa\nb\r\n\r\n", 400,
+            "control character in a header value");
+}
+
 static void test_slow_headers_408(void **state)
 {
     (void)state;
@@ -1134,6 +1162,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chunked_too_large, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_too_many_headers, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_header_block_too_large, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_header_value_pieces, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_slow_headers_408, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_slow_body_408, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_idle_close, setup_small, teardown),
