@@ -874,19 +874,24 @@ static void test_too_many_headers(void **state)
     close(fd);
 }
 
+/* Appends count copies of c at req + n; the new length. */
+static int put_run(char *req, int n, char c, int count)
+{
+    memset(req + n, c, (size_t)count);
+    return n + count;
+}
+
 static void test_header_block_too_large(void **state)
 {
     (void)state;
     char req[3000];
     int n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: h\r\nX-Big: ");
-    memset(req + n, 'a', 1100);
-    n += 1100;
+    n = put_run(req, n, 'a', 1100);
     n += snprintf(req + n, sizeof req - (size_t)n, "\r\n\r\n");
     expect_refused(req, (size_t)n, 431, "request header block too large");
     /* A header block that never ends is cut at the limit too, without waiting. */
     n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: h\r\nX-Big: ");
-    memset(req + n, 'a', 1100);
-    expect_refused(req, (size_t)n + 1100, 431, "request header block too large");
+    expect_refused(req, (size_t)put_run(req, n, 'a', 1100), 431, "request header block too large");
 }
 
 /* A header value's bytes are scanned in one run (request.c): a long value that arrives
@@ -897,11 +902,9 @@ static void test_header_value_pieces(void **state)
     (void)state;
     char req[1200];
     int n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: h\r\nX-Token: ");
-    memset(req + n, 'a', 300);
-    n += 300;
+    n = put_run(req, n, 'a', 300);
     n += snprintf(req + n, sizeof req - (size_t)n, "\xc3\xa9\t");
-    memset(req + n, 'b', 300);
-    n += 300;
+    n = put_run(req, n, 'b', 300);
     n += snprintf(req + n, sizeof req - (size_t)n, "\r\n\r\n");
     int fd = cl_connect();
     for (int off = 0; off < n; off += 7) {
