@@ -163,6 +163,39 @@ static bool agree(tg_jdoc *d, const char *buf, size_t len)
     return true;
 }
 
+/* Long strings are scanned sixteen bytes at a time (json_scan.c): every kind of byte
+ * that ends a plain run, at every position of strings up to 48 bytes long, gets the same
+ * verdict and value as jansson, and the key hash that finds duplicates still works. */
+static void string_runs(void **state)
+{
+    (void)state;
+    static const char *const odd[] = {"\\\"", "\\\\", "\\n", "\\u00e9", "\"", "\\", "\x01",
+                                      "\x1f", "\x7f", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+                                      "\xc3", "\xff", "\xed\xa0\x80"};
+    tg_jdoc d = TG_JDOC_INIT;
+    char buf[256];
+    for (size_t k = 0; k < sizeof odd / sizeof *odd; k++) {
+        for (int len = 0; len <= 48; len++) {
+            for (int at = 0; at <= len; at++) {
+                int n = snprintf(buf, sizeof buf, "{\"k\":\"");
+                for (int i = 0; i < len; i++) {
+                    if (i == at) n += snprintf(buf + n, sizeof buf - (size_t)n, "%s", odd[k]);
+                    buf[n++] = (char)('a' + i % 26);
+                }
+                if (at == len) n += snprintf(buf + n, sizeof buf - (size_t)n, "%s", odd[k]);
+                n += snprintf(buf + n, sizeof buf - (size_t)n, "\"}");
+                agree(&d, buf, (size_t)n);
+            }
+        }
+    }
+    /* a duplicate key longer than sixteen bytes is still a duplicate */
+    const char *dup = "{\"abcdefghijklmnopqrstuvwxyz\":1,\"abcdefghijklmnopqrstuvwxyz\":2}";
+    tg_error err;
+    assert_int_equal(tg_jscan(&d, dup, strlen(dup), TG_JSON_MAX_DEPTH, &err), -1);
+    assert_false(agree(&d, dup, strlen(dup)));
+    tg_jdoc_free(&d);
+}
+
 static void differential_generated_and_mutated(void **state)
 {
     /* fixed by default so a failure reproduces; TG_JSCAN_SEED explores other inputs */
@@ -347,6 +380,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(differential_generated_and_mutated),
         cmocka_unit_test(differential_edge_cases),
+        cmocka_unit_test(string_runs),
         cmocka_unit_test(depth_limit),
         cmocka_unit_test(large_objects),
         cmocka_unit_test(lookups),
