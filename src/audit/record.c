@@ -83,6 +83,10 @@ static int json_str_styled(tg_buf *b, const char *str, size_t n, bool jansson)
     tg_buf_append(b, "\"", 1);
     size_t run = 0;   /* bytes before i still to copy as they are */
     for (size_t i = 0; i < n;) {
+        size_t plain = tg_json_plain_end(s, i, n, !jansson);
+        run += plain - i;
+        i = plain;
+        if (i == n) break;
         unsigned char c = s[i];
         if (c >= 0x80) {
             size_t k = utf8_char(s + i, n - i);
@@ -91,11 +95,7 @@ static int json_str_styled(tg_buf *b, const char *str, size_t n, bool jansson)
             i += k;
             continue;
         }
-        if (c >= 0x20 && c != '"' && c != '\\' && (c != 0x7f || jansson)) {
-            run++;
-            i++;
-            continue;
-        }
+        /* a byte to escape: a control character, '"', '\\', or DEL in our style */
         tg_buf_append(b, str + i - run, run);
         run = 0;
         char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};

@@ -190,25 +190,26 @@ static uint64_t fnv(uint64_t h, const unsigned char *p, size_t n)
 
 /* Scans a string starting at the opening quote. Sets *escaped when it holds a backslash
  * escape; *hash (when non-NULL) gets the hash of the decoded bytes. */
-/* The end of a run of plain string bytes from i (printable ASCII but '"' and '\\'): the
- * index of the first other byte, or n. Most of a message is such runs (an argument's
- * text), so with SSE2 sixteen bytes are looked at per step: as signed bytes, both control
- * characters and the bytes of 0x80 and above are below 0x20. */
-static size_t plain_run_end(const unsigned char *p, size_t i, size_t n)
+/* As signed bytes, both control characters and the bytes of 0x80 and above are below
+ * 0x20: one compare finds both, two (three with DEL) find the rest. */
+size_t tg_json_plain_end(const unsigned char *p, size_t i, size_t n, bool stop_del)
 {
 #if defined(__SSE2__)
     const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
-                  space = _mm_set1_epi8(0x20);
+                  space = _mm_set1_epi8(0x20), del = _mm_set1_epi8(stop_del ? 0x7f : '"');
     for (; i + 16 <= n; i += 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
         __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote),
                                                  _mm_cmpeq_epi8(v, bslash)),
-                                    _mm_cmplt_epi8(v, space));
+                                    _mm_or_si128(_mm_cmplt_epi8(v, space),
+                                                 _mm_cmpeq_epi8(v, del)));
         unsigned mask = (unsigned)_mm_movemask_epi8(stop);
         if (mask) return i + (size_t)__builtin_ctz(mask);
     }
 #endif
-    while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\') i++;
+    while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\' &&
+           !(stop_del && p[i] == 0x7f))
+        i++;
     return i;
 }
 
@@ -219,7 +220,7 @@ static int scan_string(jscan *s, bool *escaped, uint64_t *hash)
     uint64_t h = FNV_OFFSET;
     *escaped = false;
     for (;;) {
-        i = plain_run_end(p, i, n); /* the common case: plain printable ASCII */
+        i = tg_json_plain_end(p, i, n, false); /* the common case: plain printable ASCII */
         if (i >= n) return jscan_fail(s, n, "premature end of input in a string");
         unsigned char c = p[i];
         if (c == '"') {

@@ -100,12 +100,17 @@ static void test_canonical_strings(void **state)
     tg_error err;
     unsigned seed = 12345;
     for (int n = 0; n < 4000; n++) {
-        char str[128] = "";
+        char str[256] = "";
         size_t len = 0;
         for (int k = (int)((seed = seed * 1103515245u + 12345u) >> 16) % 8; k >= 0; k--) {
             const char *piece = pieces[((seed = seed * 1103515245u + 12345u) >> 16) % npieces];
             memcpy(str + len, piece, strlen(piece) + 1);
             len += strlen(piece);
+            /* a plain run of up to 20 bytes after it (the escaping looks at sixteen bytes
+             * at a time) */
+            for (int w = (int)((seed = seed * 1103515245u + 12345u) >> 16) % 21; w > 0; w--)
+                str[len++] = (char)('c' + w % 20);
+            str[len] = 0;
         }
         r.delegator = str;
         json_t *probe = json_stringn(str, len); /* NULL: not strict UTF-8 */
@@ -242,6 +247,9 @@ static json_t *gen_string(void)
         const char *p = parts[rnd(sizeof parts / sizeof *parts)];
         memcpy(buf + n, p, strlen(p));
         n += strlen(p);
+        /* plain runs of up to 20 bytes between the parts: the escaping looks at sixteen
+         * bytes at a time, so what ends a run must land at every offset of a block */
+        for (unsigned k = rnd(21); k > 0; k--) buf[n++] = (char)('c' + rnd(20));
     }
     if (rnd(10) == 0) buf[n++] = '\0';
     return json_stringn(buf, n);
