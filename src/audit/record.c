@@ -579,18 +579,23 @@ int tg_audit_record_parse(const char *body, size_t len, tg_arena *a, tg_audit_re
 void tg_audit_chain_hash(const char *prev_hash, int64_t seq, const char *body, size_t len,
                          char out[65])
 {
-    /* The prefix and the body are hashed without being copied together. */
+    /* The prefix and the body are hashed without being copied together; the prefix is
+     * built without printf (once per record on the loop thread). verify hashes stored
+     * rows, whose prev_hash can be any length: then it goes to a buffer of its own. */
     char small[128];
     tg_buf big = TG_BUF_INIT;
-    const char *prefix = small;
-    int n = snprintf(small, sizeof small, "%s\n%" PRId64 "\n", prev_hash, seq);
-    if (n < 0) abort();
-    if ((size_t)n >= sizeof small) { /* verify hashes stored rows: any prev_hash at all */
-        tg_buf_printf(&big, "%s\n%" PRId64 "\n", prev_hash, seq);
-        prefix = big.data;
-        n = (int)big.len;
+    size_t plen = strlen(prev_hash);
+    char *p = small;
+    if (plen + 23 > sizeof small) {
+        tg_buf_reserve(&big, plen + 23);
+        p = big.data;
     }
-    tg_sha256_hex2(prefix, (size_t)n, body, len, out);
+    memcpy(p, prev_hash, plen);
+    size_t n = plen;
+    p[n++] = '\n';
+    n += tg_i64_dec(seq, p + n);
+    p[n++] = '\n';
+    tg_sha256_hex2(p, n, body, len, out);
     tg_buf_free(&big);
 }
 

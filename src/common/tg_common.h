@@ -245,7 +245,9 @@ void tg_sha256_hex(const void *data, size_t n, char out[65]);
 /* The same over a followed by b, without copying them together (b may be NULL, bn 0). */
 void tg_sha256_hex2(const void *a, size_t an, const void *b, size_t bn, char out[65]);
 
-/* Case-insensitive ASCII comparison of a counted string with a C string. */
+/* Case-insensitive ASCII comparison of a counted string with a C string; the _n form
+ * takes b's length too (a loop over many candidates measures b once). */
 int tg_strcaseeq(const char *a, size_t alen, const char *b);
+int tg_strcaseeq_n(const char *a, size_t alen, const char *b, size_t blen);
 
 #endif /* TG_COMMON_H */

@@ -216,7 +216,11 @@ void tg_sha256_hex(const void *data, size_t n, char out[65])
 
 int tg_strcaseeq(const char *a, size_t alen, const char *b)
 {
-    size_t blen = strlen(b);
+    return tg_strcaseeq_n(a, alen, b, strlen(b));
+}
+
+int tg_strcaseeq_n(const char *a, size_t alen, const char *b, size_t blen)
+{
     if (alen != blen) return 0;
     for (size_t i = 0; i < alen; i++) {
         unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];

@@ -243,10 +243,11 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 static const tg_http_header *find_header(const front_req *fr, const char *name, size_t *count)
 {
     const tg_http_header *found = NULL;
+    size_t nlen = strlen(name);
     *count = 0;
     for (size_t i = 0; i < fr->nheaders_seen; i++) {
         const tg_http_header *h = &fr->pub.headers[i];
-        if (tg_strcaseeq(h->name, h->name_len, name)) {
+        if (tg_strcaseeq_n(h->name, h->name_len, name, nlen)) {
             if (!found) found = h;
             (*count)++;
         }

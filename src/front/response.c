@@ -255,9 +255,10 @@ void tg_http_req_on_abort(tg_http_req *req, tg_http_abort_cb cb, void *user)
 
 const char *tg_http_req_header(const tg_http_req *req, const char *name, size_t *len)
 {
+    size_t nlen = strlen(name);
     for (size_t i = 0; i < req->nheaders; i++) {
         const tg_http_header *h = &req->headers[i];
-        if (tg_strcaseeq(h->name, h->name_len, name)) {
+        if (tg_strcaseeq_n(h->name, h->name_len, name, nlen)) {
             if (len) *len = h->value_len;
             return h->value;
         }
@@ -268,9 +269,9 @@ const char *tg_http_req_header(const tg_http_req *req, const char *name, size_t 
 
 size_t tg_http_req_header_count(const tg_http_req *req, const char *name)
 {
-    size_t n = 0;
+    size_t n = 0, nlen = strlen(name);
     for (size_t i = 0; i < req->nheaders; i++)
-        if (tg_strcaseeq(req->headers[i].name, req->headers[i].name_len, name)) n++;
+        if (tg_strcaseeq_n(req->headers[i].name, req->headers[i].name_len, name, nlen)) n++;
     return n;
 }
 
