@@ -3,8 +3,9 @@
  *
  * A request's allocations are many and small and all die together, so we carve them
  * from chunks and free the chunks at the end. Invariant: `head` is the chunk being
- * carved; every chunk in the list was allocated with malloc and is freed exactly once
- * by tg_arena_free (or by tg_arena_reset, which keeps only the first chunk).
+ * carved; every chunk in the list was allocated with malloc (or taken from the thread's
+ * cache) and is released exactly once, freed or kept in the cache, by tg_arena_free (or
+ * by tg_arena_reset, which keeps only the first chunk).
  *
  * Chunks of the default size are not given back to malloc at once: each thread keeps up
  * to CACHE_MAX of them for its next arenas. A call's arenas are made and freed on every
