@@ -188,8 +188,6 @@ static uint64_t fnv(uint64_t h, const unsigned char *p, size_t n)
     return h;
 }
 
-/* Scans a string starting at the opening quote. Sets *escaped when it holds a backslash
- * escape; *hash (when non-NULL) gets the hash of the decoded bytes. */
 /* As signed bytes, both control characters and the bytes of 0x80 and above are below
  * 0x20: one compare finds both, two (three with DEL) find the rest. */
 size_t tg_json_plain_end(const unsigned char *p, size_t i, size_t n, bool stop_del)
@@ -213,6 +211,8 @@ size_t tg_json_plain_end(const unsigned char *p, size_t i, size_t n, bool stop_d
     return i;
 }
 
+/* Scans a string starting at the opening quote. Sets *escaped when it holds a backslash
+ * escape; *hash (when non-NULL) gets the hash of the decoded bytes. */
 static int scan_string(jscan *s, bool *escaped, uint64_t *hash)
 {
     const unsigned char *p = s->p;
