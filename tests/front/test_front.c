@@ -874,24 +874,30 @@ static void test_too_many_headers(void **state)
     close(fd);
 }
 
-/* Appends count copies of c at req + n; the new length. */
-static int put_run(char *req, int n, char c, int count)
+/* A GET whose header `name` holds a_run 'a's, then mid (if any), then b_run 'b's; the
+ * header block's end too unless open. Its length. */
+static int long_value_request(char *req, size_t cap, const char *name, int a_run,
+                              const char *mid, int b_run, bool open)
 {
-    memset(req + n, c, (size_t)count);
-    return n + count;
+    int n = snprintf(req, cap, "GET / HTTP/1.1\r\nHost: h\r\n%s: ", name);
+    memset(req + n, 'a', (size_t)a_run);
+    n += a_run;
+    if (mid) n += snprintf(req + n, cap - (size_t)n, "%s", mid);
+    memset(req + n, 'b', (size_t)b_run);
+    n += b_run;
+    if (!open) n += snprintf(req + n, cap - (size_t)n, "\r\n\r\n");
+    return n;
 }
 
 static void test_header_block_too_large(void **state)
 {
     (void)state;
     char req[3000];
-    int n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: h\r\nX-Big: ");
-    n = put_run(req, n, 'a', 1100);
-    n += snprintf(req + n, sizeof req - (size_t)n, "\r\n\r\n");
+    int n = long_value_request(req, sizeof req, "X-Big", 1100, NULL, 0, false);
     expect_refused(req, (size_t)n, 431, "request header block too large");
     /* A header block that never ends is cut at the limit too, without waiting. */
-    n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: h\r\nX-Big: ");
-    expect_refused(req, (size_t)put_run(req, n, 'a', 1100), 431, "request header block too large");
+    n = long_value_request(req, sizeof req, "X-Big", 1100, NULL, 0, true);
+    expect_refused(req, (size_t)n, 431, "request header block too large");
 }
 
 /* A header value's bytes are scanned in one run (request.c): a long value that arrives
@@ -901,11 +907,7 @@ static void test_header_value_pieces(void **state)
 {
     (void)state;
     char req[1200];
-    int n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: h\r\nX-Token: ");
-    n = put_run(req, n, 'a', 300);
-    n += snprintf(req + n, sizeof req - (size_t)n, "\xc3\xa9\t");
-    n = put_run(req, n, 'b', 300);
-    n += snprintf(req + n, sizeof req - (size_t)n, "\r\n\r\n");
+    int n = long_value_request(req, sizeof req, "X-Token", 300, "\xc3\xa9\t", 300, false);
     int fd = cl_connect();
     for (int off = 0; off < n; off += 7) {
         cl_send(fd, req + off, off + 7 <= n ? 7 : (size_t)(n - off));
