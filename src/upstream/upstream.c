@@ -19,11 +19,14 @@ int tg_upstream_global_init(uv_loop_t *loop, tg_error *err)
     /* A child that exits while we write to its stdin (or a peer that resets a socket)
      * must produce EPIPE, not kill the gateway. */
     signal(SIGPIPE, SIG_IGN);
-    return tg_upstream_curl_init(loop, err);
+    if (tg_upstream_curl_init(loop, err) < 0) return -1;
+    tg_upstream_h1_global_init(loop);
+    return 0;
 }
 
 void tg_upstream_global_cleanup(void)
 {
+    tg_upstream_h1_global_cleanup();
     tg_upstream_curl_cleanup();
 }
 

@@ -144,6 +144,10 @@ int  tg_upstream_h1_send(tg_upstream_h1 *h1, tg_upstream_h1_req *r, const char *
 void tg_upstream_h1_cancel(tg_upstream_h1_req *r);
 /* Closes the idle connections; no exchange may be running. */
 void tg_upstream_h1_free(tg_upstream_h1 *h1);
+/* The write queue every pool shares (h1.c): its check handle lives on the loop given to
+ * tg_upstream_global_init, like the curl multi. */
+void tg_upstream_h1_global_init(uv_loop_t *loop);
+void tg_upstream_h1_global_cleanup(void);
 
 /* ---- incremental text/event-stream parser (sse.c) ----
  * Fed the body in whatever chunks arrive; calls on_event with the data of each complete

@@ -830,6 +830,36 @@ static void test_no_retry_on_fresh_connection(void **state)
     close_and_wait(&f);
 }
 
+/* h1 writes the requests of one loop iteration together, at its end: a burst made in one
+ * go is answered in full, one connection per request in flight (the warm one reused);
+ * and a request withdrawn in the iteration that made it (here: the session closed) never
+ * reaches the upstream. */
+static void test_requests_leave_together(void **state)
+{
+    if (on_curl) return;  /* curl writes on its own schedule */
+    fixture f;
+    start(&f);
+    send_req(&f, 1, "json");
+    wait_msgs(&f, 1);
+    int before = srv.accepted;
+    for (int i = 2; i <= 9; i++) send_req(&f, i, "json");
+    wait_msgs(&f, 9);
+    bool seen[10] = {false};
+    for (size_t i = 1; i < 9; i++) {
+        json_int_t id = int_of(json_object_get(f.rec.msgs[i], "id"));
+        assert_true(id >= 2 && id <= 9 && !seen[id]);
+        seen[id] = true;
+    }
+    assert_int_equal(srv.accepted - before, 7);
+    assert_int_equal(f.rec.nfailed, 0);
+
+    int reqs = srv.nreqs;
+    send_req(&f, 10, "json");
+    close_and_wait(&f);
+    run_for(&loop, 50);
+    assert_int_equal(srv.nreqs, reqs);  /* no session id, so no DELETE either */
+}
+
 /* A host name is resolved (uv_getaddrinfo on h1) before connecting. */
 static void test_host_name(void **state)
 {
@@ -990,6 +1020,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_request_waits_for_notification),
         cmocka_unit_test(test_host_name),
+        cmocka_unit_test(test_requests_leave_together),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
