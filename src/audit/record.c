@@ -171,7 +171,7 @@ static int canon_value(tg_buf *b, const json_t *v)
     }
     case JSON_STRING: return json_str_styled(b, json_string_value(v), json_string_length(v), true);
     case JSON_INTEGER:
-        tg_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        tg_buf_append_i64(b, json_integer_value(v));
         return 0;
     case JSON_REAL: {
         /* rare in arguments, and jansson's real formatting has its own rules: ask it */
@@ -602,7 +602,9 @@ void tg_audit_chain_hash(const char *prev_hash, int64_t seq, const char *body, s
 char *tg_audit_resource_uid(tg_arena *a, const char *type, const char *id)
 {
     if (!type && !id) return NULL;
-    tg_buf b = TG_BUF_INIT;
+    char mem[512];
+    tg_buf b;
+    tg_buf_use(&b, mem, sizeof mem);
     tg_buf_appends(&b, type ? type : "");
     tg_buf_append(&b, "::", 2);
     tg_buf_json_string(&b, id ? id : "", id ? strlen(id) : 0);
@@ -614,7 +616,9 @@ char *tg_audit_resource_uid(tg_arena *a, const char *type, const char *id)
 static char *joined(tg_arena *a, const char *first, const char *const *v, size_t n)
 {
     if (!first && n == 0) return NULL;
-    tg_buf b = TG_BUF_INIT;
+    char mem[1024];
+    tg_buf b;
+    tg_buf_use(&b, mem, sizeof mem);
     tg_buf_append(&b, "\n", 1);
     for (size_t i = first ? 0 : 1; i <= n; i++) {
         tg_buf_appends(&b, i ? v[i - 1] : first);

@@ -295,7 +295,9 @@ static const char *unsafe(const char *s, size_t n)
 static const char *eval_spec(const tg_id_spec *spec, const regex_t *re, const json_t *args,
                              const char *self, tg_arena *a, const char **out)
 {
-    tg_buf b = TG_BUF_INIT;
+    char mem[TG_CAT_MAX_ID + 64];
+    tg_buf b;
+    tg_buf_use(&b, mem, sizeof mem);
     const char *why = NULL;
     if (spec->nparts == 0)
         tg_buf_appends(&b, self);
@@ -315,7 +317,7 @@ static const char *eval_spec(const tg_id_spec *spec, const regex_t *re, const js
             if (strlen(s) != json_string_length(v))
                 why = tg_arena_sprintf(a, "argument %s contains a NUL character", p->text);
         } else if (p->integer && json_is_integer(v) && json_integer_value(v) >= 0) {
-            snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
+            tg_i64_dec(json_integer_value(v), num);
             s = num;
         } else {
             why = tg_arena_sprintf(a, "argument %s is %s, expected a string%s", p->text,

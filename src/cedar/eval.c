@@ -478,7 +478,7 @@ int cedar_eval_policy(const cedar_policy *p, cedar_request *rq, const char **msg
         return 0;
     ev_ctx c = {.rq = rq};
     for (uint32_t i = 0; i < p->nconds; i++) {
-        bool b;
+        bool b = false; /* ev_bool sets it unless it fails */
         if (ev_bool(&c, p->conds[i].body, &b)) {
             *msg = c.msg;
             return -1;

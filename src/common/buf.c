@@ -10,6 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+void tg_buf_use(tg_buf *b, char *mem, size_t cap)
+{
+    *b = (tg_buf){mem, 0, cap, true};
+    mem[0] = '\0';
+}
+
 void tg_buf_reserve(tg_buf *b, size_t extra)
 {
     if (b->len + extra + 1 <= b->cap) return;
@@ -18,13 +24,15 @@ void tg_buf_reserve(tg_buf *b, size_t extra)
         if (cap > SIZE_MAX / 2) abort();
         cap *= 2;
     }
-    char *p = realloc(b->data, cap);
+    char *p = b->lent ? malloc(cap) : realloc(b->data, cap);
     if (!p) {
         fputs("toolgate: out of memory\n", stderr);
         abort();
     }
+    if (b->lent) memcpy(p, b->data, b->len + 1);
     b->data = p;
     b->cap = cap;
+    b->lent = false;
 }
 
 void tg_buf_append(tg_buf *b, const void *p, size_t n)
@@ -58,6 +66,12 @@ void tg_buf_vprintf(tg_buf *b, const char *fmt, va_list ap)
         b->len += (size_t)n;
     }
     va_end(ap2);
+}
+
+void tg_buf_append_i64(tg_buf *b, int64_t v)
+{
+    char d[21];
+    tg_buf_append(b, d, tg_i64_dec(v, d));
 }
 
 void tg_buf_printf(tg_buf *b, const char *fmt, ...)
@@ -121,20 +135,19 @@ void tg_buf_reset(tg_buf *b)
 
 void tg_buf_free(tg_buf *b)
 {
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
+    if (!b->lent) free(b->data);
+    *b = (tg_buf)TG_BUF_INIT;
 }
 
 char *tg_buf_steal(tg_buf *b)
 {
     char *p = b->data;
-    if (!p) {
-        p = malloc(1);
+    if (!p || b->lent) {
+        p = malloc(b->len + 1);
         if (!p) abort();
-        p[0] = '\0';
+        if (b->len) memcpy(p, b->data, b->len);
+        p[b->len] = '\0';
     }
-    b->data = NULL;
-    b->len = b->cap = 0;
+    *b = (tg_buf)TG_BUF_INIT;
     return p;
 }

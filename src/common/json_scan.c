@@ -665,7 +665,7 @@ void tg_jscan_canon(const tg_jdoc *d, int tok, tg_buf *out)
     if (t->type == TG_JT_INTEGER) {
         int64_t v;
         tg_jscan_int(d, tok, &v);
-        tg_buf_printf(out, "%lld", (long long)v);
+        tg_buf_append_i64(out, v);
     } else if (t->type == TG_JT_STRING && t->escaped) {
         size_t n;
         char *s = tg_jscan_strdup(d, tok, &n);

@@ -60,15 +60,23 @@ typedef struct tg_buf {
     char  *data;  /* always NUL-terminated when len > 0 or after any append */
     size_t len;
     size_t cap;
+    bool   lent;  /* data is the caller's storage (tg_buf_use): never freed nor realloc'd
+                     here; outgrowing it moves the bytes to the heap, lent becomes false */
 } tg_buf;
 
-#define TG_BUF_INIT {NULL, 0, 0}
+#define TG_BUF_INIT {NULL, 0, 0, false}
+
+/* Starts b empty on storage the caller owns (typically an array on the stack), so a
+ * short-lived buffer that stays small costs no allocation. tg_buf_free is still due:
+ * the bytes may have moved to the heap. Never copy such a buffer by value. */
+void tg_buf_use(tg_buf *b, char *mem, size_t cap);
 
 void tg_buf_append(tg_buf *b, const void *p, size_t n);   /* aborts on OOM */
 void tg_buf_appends(tg_buf *b, const char *s);
 void tg_buf_printf(tg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void tg_buf_vprintf(tg_buf *b, const char *fmt, va_list ap);
 void tg_buf_json_string(tg_buf *b, const char *s, size_t n); /* appends "..." escaped */
+void tg_buf_append_i64(tg_buf *b, int64_t v);  /* decimal, as printf's %lld without printf */
 void tg_buf_consume(tg_buf *b, size_t n);  /* drop n bytes from the front */
 void tg_buf_reset(tg_buf *b);              /* len = 0, keeps memory */
 void tg_buf_reserve(tg_buf *b, size_t extra); /* room for extra more bytes (and the NUL) */
@@ -91,8 +99,10 @@ void tg_log(tg_log_level lvl, const char *component, const char *fmt, ...)
 void tg_logv(tg_log_level lvl, const char *component, const char *fmt, va_list ap);
 
 #define tg_log_debug(c, ...) do { if (tg_log_enabled(TG_LOG_DEBUG)) tg_log(TG_LOG_DEBUG, c, __VA_ARGS__); } while (0)
-#define tg_log_info(c, ...)  tg_log(TG_LOG_INFO, c, __VA_ARGS__)
-#define tg_log_warn(c, ...)  tg_log(TG_LOG_WARN, c, __VA_ARGS__)
+/* The level is checked before the arguments are evaluated: a decision's log line joins
+ * its reasons and policies, work wasted on every call when info is off. */
+#define tg_log_info(c, ...)  do { if (tg_log_enabled(TG_LOG_INFO)) tg_log(TG_LOG_INFO, c, __VA_ARGS__); } while (0)
+#define tg_log_warn(c, ...)  do { if (tg_log_enabled(TG_LOG_WARN)) tg_log(TG_LOG_WARN, c, __VA_ARGS__); } while (0)
 #define tg_log_error(c, ...) tg_log(TG_LOG_ERROR, c, __VA_ARGS__)
 
 /* ---------------------------------------------------------------- JSON */

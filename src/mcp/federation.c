@@ -58,6 +58,7 @@ static void finish_forward(mcp_call *c)
     for (size_t i = 0; i < nup(c) && !reply; i++) reply = c->parts[i];
     tg_jsplice ed = {reply->id_start, reply->id_end, c->idkey, strlen(c->idkey)};
     tg_buf out = TG_BUF_INIT;
+    tg_buf_reserve(&out, reply->len - (ed.end - ed.start) + ed.len);
     tg_jsplice_build(&out, reply->raw, 0, reply->len, &ed, 1);
     if (c->gate) {
         size_t len = out.len;

@@ -718,16 +718,19 @@ void mcp_call_ask_raw(mcp_call *c, size_t idx, const char *rename)
     mcp_pending *p = pending_new(mcp_session_link(c->s, idx), c->method, c, idx, call_part_reply);
     /* The envelope is ours (as mcp_pending_start writes it); method and params are the
      * client's bytes, with our progress token and the upstream's own name spliced in. */
-    tg_buf_printf(&p->out, "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":", (long long)p->gw_id);
+    tg_buf_appends(&p->out, "{\"jsonrpc\":\"2.0\",\"id\":");
+    tg_buf_append_i64(&p->out, p->gw_id);
+    tg_buf_appends(&p->out, ",\"method\":");
     tg_buf_append(&p->out, c->raw + c->method_span.start, c->method_span.end - c->method_span.start);
     if (c->params_span.end) {
-        char tokbuf[24];
-        tg_buf name = TG_BUF_INIT;
+        char tokbuf[21], mem[256];
+        tg_buf name;
+        tg_buf_use(&name, mem, sizeof mem);
         tg_jsplice ed[2];
         size_t n = 0;
         if (c->gw_token) {
-            int tl = snprintf(tokbuf, sizeof tokbuf, "%lld", (long long)c->gw_token);
-            ed[n++] = (tg_jsplice){c->token_span.start, c->token_span.end, tokbuf, (size_t)tl};
+            size_t tl = tg_i64_dec(c->gw_token, tokbuf);
+            ed[n++] = (tg_jsplice){c->token_span.start, c->token_span.end, tokbuf, tl};
         }
         if (rename) {
             tg_buf_json_string(&name, rename, strlen(rename));

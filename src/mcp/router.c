@@ -370,17 +370,25 @@ typedef struct auth_wait {
  * when absent. */
 static const char *joined_header(tg_http_req *req, const char *name)
 {
-    tg_buf b = TG_BUF_INIT;
-    bool any = false;
+    size_t nlen = strlen(name), total = 0, n = 0;
     for (size_t i = 0; i < req->nheaders; i++) {
         const tg_http_header *h = &req->headers[i];
-        if (h->name_len != strlen(name) || strncasecmp(h->name, name, h->name_len) != 0) continue;
-        if (any) tg_buf_append(&b, ", ", 2);
-        tg_buf_append(&b, h->value, h->value_len);
-        any = true;
+        if (!tg_strcaseeq_n(h->name, h->name_len, name, nlen)) continue;
+        total += (n++ ? 2 : 0) + h->value_len;
     }
-    const char *out = any ? tg_arena_strndup(req->arena, b.data ? b.data : "", b.len) : NULL;
-    tg_buf_free(&b);
+    if (n == 0) return NULL;
+    char *out = tg_arena_alloc(req->arena, total + 1), *p = out;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const tg_http_header *h = &req->headers[i];
+        if (!tg_strcaseeq_n(h->name, h->name_len, name, nlen)) continue;
+        if (p != out) {
+            memcpy(p, ", ", 2);
+            p += 2;
+        }
+        memcpy(p, h->value, h->value_len);
+        p += h->value_len;
+    }
+    *p = '\0';
     return out;
 }
 

@@ -703,7 +703,7 @@ static void em_long(rqb *r, int64_t v)
         return;
     }
     em_sep(r);
-    tg_buf_printf(&r->cur, "%lld", (long long)v);
+    tg_buf_append_i64(&r->cur, v);
 }
 
 static void em_bool(rqb *r, bool v)

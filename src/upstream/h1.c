@@ -651,7 +651,11 @@ int tg_upstream_h1_send(tg_upstream_h1 *h1, tg_upstream_h1_req *r, const char *m
     tg_buf_appends(&c->out, method);
     tg_buf_append(&c->out, h1->prefix, h1->prefix_len);
     tg_buf_append(&c->out, head, hlen);
-    if (blen || strcmp(method, "POST") == 0) tg_buf_printf(&c->out, "Content-Length: %zu\r\n", blen);
+    if (blen || strcmp(method, "POST") == 0) {
+        tg_buf_appends(&c->out, "Content-Length: ");
+        tg_buf_append_i64(&c->out, (int64_t)blen);
+        tg_buf_append(&c->out, "\r\n", 2);
+    }
     tg_buf_append(&c->out, "\r\n", 2);
     tg_buf_append(&c->out, body, blen);
     if (c->reused) h1_write(c);

@@ -550,7 +550,9 @@ static int http_xfer_start(http_xfer *xf, const char *body, size_t len, tg_error
             }
             if (xf->traceparent[0]) {
                 /* The shared head plus this call's own trace line. */
-                tg_buf head = TG_BUF_INIT;
+                char mem[2048];
+                tg_buf head;
+                tg_buf_use(&head, mem, sizeof mem);
                 tg_buf_append(&head, hc->post_head.data, hc->post_head.len);
                 emit_h1(&head, "traceparent", xf->traceparent);
                 rc = tg_upstream_h1_send(hc->h1, &xf->h1, "POST", head.data, head.len, body,

@@ -162,6 +162,66 @@ static void buf_and_escape(void **state)
     tg_buf_free(&b);
 }
 
+/* A buffer on lent storage: used in place while it fits, moved to the heap intact when
+ * outgrown (the storage is left alone), stolen as a heap copy; freeing one that never
+ * grew frees nothing (ASan reports a free of stack memory). */
+static void buf_lent_storage(void **state)
+{
+    char mem[8];
+    tg_buf b;
+    tg_buf_use(&b, mem, sizeof mem);
+    assert_string_equal(b.data, "");
+    tg_buf_append(&b, "abc", 3);
+    tg_buf_append_i64(&b, -42);
+    assert_ptr_equal(b.data, mem);
+    assert_string_equal(mem, "abc-42");
+    tg_buf_free(&b);
+
+    tg_buf_use(&b, mem, sizeof mem);
+    tg_buf_appends(&b, "1234567");
+    assert_ptr_equal(b.data, mem);
+    tg_buf_appends(&b, "89");
+    assert_ptr_not_equal(b.data, mem);
+    assert_string_equal(b.data, "123456789");
+    assert_string_equal(mem, "1234567");
+    tg_buf_appends(&b, " and a good deal more than eight bytes");
+    assert_string_equal(b.data, "123456789 and a good deal more than eight bytes");
+    tg_buf_free(&b);
+
+    tg_buf_use(&b, mem, sizeof mem);
+    tg_buf_appends(&b, "xyz");
+    char *s = tg_buf_steal(&b);
+    assert_ptr_not_equal(s, mem);
+    assert_string_equal(s, "xyz");
+    free(s);
+    assert_null(b.data);
+    tg_buf_free(&b);
+}
+
+/* tg_log_info's arguments are not evaluated when info is off (a decision's log line
+ * joins lists on every call), and are when it is on. */
+static int log_arg_evaluations;
+static const char *log_arg(void)
+{
+    log_arg_evaluations++;
+    return "x";
+}
+
+static void log_level_before_arguments(void **state)
+{
+    tg_log_set_level(TG_LOG_WARN);
+    tg_log_info("test", "%s", log_arg());
+    tg_log_debug("test", "%s", log_arg());
+    assert_int_equal(log_arg_evaluations, 0);
+    tg_log_set_level(TG_LOG_ERROR);
+    tg_log_warn("test", "%s", log_arg());
+    assert_int_equal(log_arg_evaluations, 0);
+    tg_log_set_level(TG_LOG_INFO);
+    tg_log_info("test", "%s", log_arg());
+    assert_int_equal(log_arg_evaluations, 1);
+    tg_log_set_level(TG_LOG_WARN);
+}
+
 /* The raw digest of two pieces is the digest of them together, again and again on one
  * thread's reused context; and the 448-bit two-block vector of FIPS 180-2. */
 static void *sha256_checks(void *arg)
@@ -233,6 +293,11 @@ static void time_and_int_formats(void **state)
         char iw[32], ig[21];
         snprintf(iw, sizeof iw, "%" PRId64, ms);
         assert_int_equal(tg_i64_dec(ms, ig), strlen(iw));
+        tg_buf ib = TG_BUF_INIT;
+        tg_buf_appends(&ib, "=");
+        tg_buf_append_i64(&ib, ms);
+        assert_string_equal(ib.data + 1, iw);
+        tg_buf_free(&ib);
         assert_string_equal(ig, iw);
     }
     char ig[21];
@@ -253,6 +318,8 @@ int main(void)
         cmocka_unit_test(arena_basics),
         cmocka_unit_test(arena_chunk_reuse),
         cmocka_unit_test(buf_and_escape),
+        cmocka_unit_test(buf_lent_storage),
+        cmocka_unit_test(log_level_before_arguments),
         cmocka_unit_test(ct_equal),
         cmocka_unit_test(time_and_int_formats),
     };
