@@ -68,12 +68,21 @@ int tg_cidr_parse(const char *s, tg_cidr *out, tg_error *err)
     return 0;
 }
 
+/* Copies src into out (outlen > 0), cut to fit. */
+static void copy_text(char *out, size_t outlen, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= outlen) n = outlen - 1;
+    memcpy(out, src, n);
+    out[n] = '\0';
+}
+
 void auth_ip_format(const uint8_t ip[16], char *out, size_t outlen)
 {
     char buf[INET6_ADDRSTRLEN];
     if (is_v4(ip)) inet_ntop(AF_INET, ip + 12, buf, sizeof buf);
     else inet_ntop(AF_INET6, ip, buf, sizeof buf);
-    snprintf(out, outlen, "%s", buf);
+    copy_text(out, outlen, buf);
 }
 
 void tg_cidr_format(const tg_cidr *c, char *out, size_t outlen)
@@ -180,30 +189,48 @@ static int node_ip(hop h, uint8_t ip[16])
     return tg_ip_parse(h.p, h.len, ip);
 }
 
+/* The last peer address seen on this thread, parsed and formatted: consecutive calls
+ * mostly come from the same address (one client, or the proxy in front). */
+static __thread struct {
+    char peer[INET6_ADDRSTRLEN];  /* as given; "" when nothing is kept */
+    uint8_t ip[16];
+    char text[INET6_ADDRSTRLEN];  /* ip formatted */
+} last_peer;
+
 int auth_client_ip(const auth_cidrs *trusted, const char *peer, const char *xff,
                    const char *forwarded, uint8_t ip[16], char *text, size_t textlen,
                    tg_error *err)
 {
-    if (!peer || tg_ip_parse(peer, strlen(peer), ip) != 0)
-        return tg_error_set(err, "peer address \"%s\" is not an IP address", peer ? peer : "");
+    size_t plen = peer ? strlen(peer) : 0;
+    if (!plen || plen >= sizeof last_peer.peer || memcmp(last_peer.peer, peer, plen + 1) != 0) {
+        last_peer.peer[0] = '\0';
+        if (!peer || tg_ip_parse(peer, plen, ip) != 0)
+            return tg_error_set(err, "peer address \"%s\" is not an IP address", peer ? peer : "");
+        memcpy(last_peer.ip, ip, 16);
+        auth_ip_format(ip, last_peer.text, sizeof last_peer.text);
+        if (plen < sizeof last_peer.peer) memcpy(last_peer.peer, peer, plen + 1);
+    }
+    memcpy(ip, last_peer.ip, 16);
     const char *list = forwarded ? forwarded : xff;
     const char *name = forwarded ? "Forwarded" : "X-Forwarded-For";
-    if (list && auth_cidrs_match(trusted, ip)) {
-        hop hops[MAX_HOPS];
-        size_t n;
-        if (split_hops(list, hops, &n) != 0)
-            return tg_error_set(err, "%s from trusted proxy has more than %d hops", name, MAX_HOPS);
-        /* Right to left: each trusted proxy vouches for the hop before it; the first
-         * address that is not a trusted proxy is the client. Anything unparseable on the
-         * way ("unknown", obfuscated ids, garbage) fails closed. */
-        for (size_t i = n; i-- > 0;) {
-            uint8_t hop_ip[16];
-            if ((forwarded && forwarded_for(&hops[i]) != 0) || node_ip(hops[i], hop_ip) != 0)
-                return tg_error_set(err, "%s from trusted proxy has an unusable entry \"%.*s\"",
-                                    name, (int)(hops[i].len > 64 ? 64 : hops[i].len), hops[i].p);
-            memcpy(ip, hop_ip, 16);
-            if (!auth_cidrs_match(trusted, hop_ip)) break;
-        }
+    if (!list || !auth_cidrs_match(trusted, ip)) {
+        copy_text(text, textlen, last_peer.text);
+        return 0;
+    }
+    hop hops[MAX_HOPS];
+    size_t n;
+    if (split_hops(list, hops, &n) != 0)
+        return tg_error_set(err, "%s from trusted proxy has more than %d hops", name, MAX_HOPS);
+    /* Right to left: each trusted proxy vouches for the hop before it; the first
+     * address that is not a trusted proxy is the client. Anything unparseable on the
+     * way ("unknown", obfuscated ids, garbage) fails closed. */
+    for (size_t i = n; i-- > 0;) {
+        uint8_t hop_ip[16];
+        if ((forwarded && forwarded_for(&hops[i]) != 0) || node_ip(hops[i], hop_ip) != 0)
+            return tg_error_set(err, "%s from trusted proxy has an unusable entry \"%.*s\"",
+                                name, (int)(hops[i].len > 64 ? 64 : hops[i].len), hops[i].p);
+        memcpy(ip, hop_ip, 16);
+        if (!auth_cidrs_match(trusted, hop_ip)) break;
     }
     auth_ip_format(ip, text, textlen);
     return 0;

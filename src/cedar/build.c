@@ -71,6 +71,11 @@ static void fail(cedar_builder *b, const char *what)
 static cstr copy_str(cedar_builder *b, const char *s, size_t n)
 {
     for (size_t i = 0; i < n;) {
+        uint64_t w;  /* eight ASCII bytes at a time: arguments are mostly long plain text */
+        if (i + 8 <= n && (memcpy(&w, s + i, 8), !(w & 0x8080808080808080ull))) {
+            i += 8;
+            continue;
+        }
         if ((unsigned char)s[i] < 0x80) {
             i++;
             continue;

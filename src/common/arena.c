@@ -159,6 +159,15 @@ char *tg_arena_strdup(tg_arena *a, const char *s)
     return tg_arena_strndup(a, s, strlen(s));
 }
 
+char *tg_arena_concat(tg_arena *a, const char *x, const char *y)
+{
+    size_t xn = strlen(x), yn = strlen(y);
+    char *p = tg_arena_alloc(a, xn + yn + 1);
+    memcpy(p, x, xn);
+    memcpy(p + xn, y, yn + 1);
+    return p;
+}
+
 char *tg_arena_sprintf(tg_arena *a, const char *fmt, ...)
 {
     va_list ap, ap2;

@@ -49,6 +49,7 @@ void     *tg_arena_alloc(tg_arena *a, size_t size);          /* 16-byte aligned 
 void     *tg_arena_calloc(tg_arena *a, size_t n, size_t size);
 char     *tg_arena_strndup(tg_arena *a, const char *s, size_t n); /* NUL-terminated */
 char     *tg_arena_strdup(tg_arena *a, const char *s);
+char     *tg_arena_concat(tg_arena *a, const char *x, const char *y);  /* x then y */
 char     *tg_arena_sprintf(tg_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void      tg_arena_reset(tg_arena *a);  /* frees all but the first chunk */
 void      tg_arena_free(tg_arena *a);

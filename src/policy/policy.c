@@ -1107,8 +1107,8 @@ static int add_actions(const tg_policy *p, rqb *r, const char *action, tg_risk r
             seen = ns;
         }
         if (qi == 0 && upstream) {
-            const char *risk_id = tg_arena_sprintf(r->a, "risk:%s", tg_risk_name(risk));
-            const char *up = tg_arena_sprintf(r->a, "upstream:%s", upstream);
+            const char *risk_id = tg_arena_concat(r->a, "risk:", tg_risk_name(risk));
+            const char *up = tg_arena_concat(r->a, "upstream:", upstream);
             em_parent(r, "Action", risk_id);
             em_parent(r, "Action", up);
             queue[n++] = up;

@@ -376,6 +376,27 @@ static void trusted_proxies(void **state)
     assert_string_equal(auth_as(NULL, "10.0.0.1", "10.9.9.9, 10.0.0.5", NULL).www, CH_NONE);
     assert_int_equal(o.status, 401);
     assert_non_null(strstr(o.why, "client 10.9.9.9"));
+
+    /* The last peer is kept parsed per thread: each call still reads its own peer, with
+     * or without forwarded headers, and a bad one after a good one is refused. */
+    static const struct { const char *peer, *xff, *client; } seq[] = {
+        {"203.0.113.5", NULL, "203.0.113.5"}, {"203.0.113.5", NULL, "203.0.113.5"},
+        {"203.0.113.6", NULL, "203.0.113.6"}, {"10.0.0.1", "203.0.113.9", "203.0.113.9"},
+        {"10.0.0.1", "203.0.113.7", "203.0.113.7"}, {"::ffff:203.0.113.8", NULL, "203.0.113.8"},
+        {"not-an-ip", NULL, NULL}, {"203.0.113.5", NULL, "203.0.113.5"},
+    };
+    for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
+        o = auth_as(tok, seq[i].peer, seq[i].xff, NULL);
+        if (!seq[i].client) {
+            assert_int_not_equal(o.status, 200);
+            continue;
+        }
+        assert_int_equal(o.status, 200);
+        assert_string_equal(o.id->client_ip, seq[i].client);
+    }
+    o = auth_as(tok, "10.0.0.1", NULL, NULL);
+    assert_int_equal(o.status, 401);
+    assert_non_null(strstr(o.why, "client 10.0.0.1"));
 }
 
 static void cidr_parsing(void **state)

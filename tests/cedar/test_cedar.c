@@ -210,6 +210,45 @@ static void test_request_overlay(void **state)
     cedar_store_free(st);
 }
 
+/* A built string is checked for UTF-8 wherever the bad byte sits (the check takes plain
+ * ASCII eight bytes at a time), and a good one arrives whole: the policy compares it. */
+static void test_build_string_utf8(void **state)
+{
+    (void)state;
+    tg_error err;
+    const char *pol = "permit(principal, action, resource) when { context.s == \"abcdefghijklmno\\u{e9}pqrstuvwxyz0123\" };";
+    cedar_policy_set *ps = cedar_policy_set_parse(pol, strlen(pol), &err);
+    assert_non_null(ps);
+    const char good[] = "abcdefghijklmno\xc3\xa9pqrstuvwxyz0123";
+    for (int bad = -1; bad < (int)sizeof good - 1; bad++) {
+        char s[sizeof good];
+        memcpy(s, good, sizeof good);
+        if (bad >= 0) s[bad] = (char)0xff;
+        tg_arena *a = tg_arena_new(0);
+        cedar_request *rq = cedar_request_new(a, NULL);
+        assert_int_equal(cedar_request_set_principal(rq, "User", 4, "alice", 5, &err), 0);
+        assert_int_equal(cedar_request_set_action(rq, "Action", 6, "read", 4, &err), 0);
+        assert_int_equal(cedar_request_set_resource(rq, "Doc", 3, "d1", 2, &err), 0);
+        cedar_builder *b = cedar_builder_new(rq);
+        cedar_build_record_begin(b);
+        cedar_build_key(b, "s", 1);
+        cedar_build_string(b, s, sizeof good - 1);
+        cedar_build_record_end(b);
+        int rc = cedar_build_context(b, &err);
+        if (bad >= 0) {
+            if (rc != -1) fail_msg("byte 0xff at %d accepted", bad);
+            assert_non_null(strstr(err.msg, "UTF-8"));
+        } else {
+            assert_int_equal(rc, 0);
+            cedar_response res;
+            assert_int_equal(cedar_authorize(ps, rq, &res, &err), 0);
+            assert_int_equal(res.decision, CEDAR_ALLOW);
+        }
+        tg_arena_free(a);
+    }
+    cedar_policy_set_free(ps);
+}
+
 static void test_nesting_limits(void **state)
 {
     (void)state;
@@ -679,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_like),
         cmocka_unit_test(test_hierarchy),
         cmocka_unit_test(test_request_overlay),
+        cmocka_unit_test(test_build_string_utf8),
         cmocka_unit_test(test_nesting_limits),
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_authorizer),
