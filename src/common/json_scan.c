@@ -716,8 +716,15 @@ static json_t *tok_json(const tg_jdoc *d, uint32_t *i)
         json_t *o = json_object();
         if (!o) abort();
         for (uint32_t k = 0; k < t->size; k++) {
-            char *key = tok_text(d, &d->toks[(*i)++], small, sizeof small, &n);
-            if (json_object_set_new_nocheck(o, key, tok_json(d, i)) != 0) abort();
+            const tg_jtok *kt = &d->toks[(*i)++];
+            if (!kt->escaped) {  /* the key's bytes as they stand: no copy */
+                if (json_object_setn_new_nocheck(o, d->buf + kt->start + 1, kt->end - kt->start - 2,
+                                                 tok_json(d, i)) != 0)
+                    abort();
+                continue;
+            }
+            char *key = tok_text(d, kt, small, sizeof small, &n);
+            if (json_object_setn_new_nocheck(o, key, n, tok_json(d, i)) != 0) abort();
             if (key != small) free(key);
         }
         return o;
@@ -730,6 +737,11 @@ static json_t *tok_json(const tg_jdoc *d, uint32_t *i)
         return a;
     }
     case TG_JT_STRING: {
+        if (!t->escaped) {  /* jansson copies the bytes as they stand: no copy of ours */
+            json_t *v = json_stringn_nocheck(d->buf + t->start + 1, t->end - t->start - 2);
+            if (!v) abort();
+            return v;
+        }
         char *s = tok_text(d, t, small, sizeof small, &n);
         json_t *v = json_stringn_nocheck(s, n);
         if (s != small) free(s);
