@@ -97,7 +97,7 @@ static char h1_rbuf[H1_READ_BUF];
  * inter-processor interrupt that takes lands on the writer's CPU time. Written one by
  * one as each client request was handled, the upstream woke for almost every other call
  * (0.46–0.51 sleeps per call at c=64); written together it wakes about once per batch
- * (0.08–0.09), and the loop thread spent 49–50 µs per call instead of 54–56
+ * (0.06–0.09), and full batched calls went from 17.2k to 19.2k req/s, alternating builds
  * (docs/performance.md, fifth round). Nothing waits for it at c=1: an iteration with one
  * request writes it right after that request's callback returns. */
 static struct {
