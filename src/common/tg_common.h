@@ -232,6 +232,10 @@ void tg_random_bytes(void *out, size_t n);
 /* Writes a random id of `nbytes` random bytes as lowercase hex into out (2*nbytes+1). */
 void tg_random_hex(char *out, size_t nbytes);
 
+/* SipHash-2-4 of data under a 16-byte key: a keyed hash for tables whose keys an outsider
+ * chooses (a JSON-RPC id, a URI), which cannot then be made to collide without the key. */
+uint64_t tg_siphash(const unsigned char key[16], const void *data, size_t n);
+
 /* Constant-time equality for secrets: time depends only on the lengths. */
 int tg_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
 

@@ -28,6 +28,56 @@ static void random_fill(unsigned char *p, size_t n)
  * from getrandom: the bytes are the kernel's CSPRNG output all the same, but a proxied
  * call no longer pays two system calls for its trace id. Each byte is handed out once
  * and wiped from the pool as it is taken. */
+/* SipHash-2-4 (Aumasson and Bernstein, 2012): two compression rounds per 8-byte word,
+ * four at the end. Words and the key are read little-endian. */
+static inline uint64_t rotl64(uint64_t x, int b)
+{
+    return (x << b) | (x >> (64 - b));
+}
+
+static inline uint64_t le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+#define SIPROUND                                                                    \
+    do {                                                                            \
+        v0 += v1; v1 = rotl64(v1, 13); v1 ^= v0; v0 = rotl64(v0, 32);               \
+        v2 += v3; v3 = rotl64(v3, 16); v3 ^= v2;                                    \
+        v0 += v3; v3 = rotl64(v3, 21); v3 ^= v0;                                    \
+        v2 += v1; v1 = rotl64(v1, 17); v1 ^= v2; v2 = rotl64(v2, 32);               \
+    } while (0)
+
+uint64_t tg_siphash(const unsigned char key[16], const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    uint64_t k0 = le64(key), k1 = le64(key + 8);
+    uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull;
+    uint64_t v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
+    size_t full = n & ~(size_t)7;
+    for (size_t i = 0; i < full; i += 8) {
+        uint64_t m = le64(p + i);
+        v3 ^= m;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= m;
+    }
+    uint64_t b = (uint64_t)n << 56;  /* the length's low byte, above the last bytes */
+    for (size_t i = 0; i < (n & 7); i++) b |= (uint64_t)p[full + i] << (8 * i);
+    v3 ^= b;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
 void tg_random_bytes(void *out, size_t n)
 {
     static _Thread_local unsigned char pool[512];

@@ -2,22 +2,31 @@
  * map.c — the router's one associative container: string keys → borrowed pointers.
  *
  * Sessions by id, pending upstream requests by gateway id, calls by the client's id,
- * progress tokens and name routes all use it. Chained hashing (FNV-1a) with power-of-two
- * bucket counts; grows at load factor 1. Pure: no I/O, unit-tested alone.
+ * progress tokens and name routes all use it. Chained hashing with power-of-two bucket
+ * counts; grows at load factor 1. Unit-tested alone.
+ *
+ * The hash is keyed (SipHash, a key drawn at start): some keys are a client's choice (its
+ * JSON-RPC ids, the URIs it subscribes to), and with an unkeyed hash a client could pick
+ * ids that all land in one bucket, turning its lookups into list walks on the loop
+ * thread every session shares.
  */
 #include "mcp/mcp_int.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+static unsigned char hash_key[16];
+static pthread_once_t hash_key_once = PTHREAD_ONCE_INIT;
+
+static void hash_key_init(void)
+{
+    tg_random_bytes(hash_key, sizeof hash_key);
+}
+
 static uint64_t hash(const char *k, size_t n)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)k[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return tg_siphash(hash_key, k, n);
 }
 
 static mcp_map_entry **slot(const mcp_map *m, const char *key, size_t klen)
@@ -57,6 +66,7 @@ void *mcp_map_get(const mcp_map *m, const char *key, size_t klen)
 
 void mcp_map_put(mcp_map *m, const char *key, size_t klen, void *val)
 {
+    pthread_once(&hash_key_once, hash_key_init); /* before the first bucket exists */
     if (m->n >= m->nbuckets) grow(m);
     mcp_map_entry **pp = slot(m, key, klen);
     if (*pp) {

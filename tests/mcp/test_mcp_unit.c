@@ -222,6 +222,47 @@ static void map_basics(void **state)
     assert_int_equal(m.n, 0);
 }
 
+/* Ids a client picks to collide under an unkeyed hash (here FNV-1a, the map's hash until
+ * it was keyed: 1,500 ids equal in its low 12 bits, all in one bucket of up to 4,096) stay
+ * spread: the longest chain is what random keys give, not 1,500. */
+static uint64_t fnv1a(const char *k, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)k[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static void map_hostile_keys(void **state)
+{
+    mcp_map m = {0};
+    enum { N = 1500 };
+    static char keys[N][24];
+    static size_t lens[N];
+    int found = 0;
+    uint64_t want = fnv1a("0", 1) & 0xfff;
+    for (int64_t i = 0; found < N; i++) {
+        char k[24];
+        size_t n = mcp_int_key(i, k);
+        if ((fnv1a(k, n) & 0xfff) != want) continue;
+        memcpy(keys[found], k, n + 1);
+        lens[found++] = n;
+    }
+    for (int i = 0; i < N; i++) mcp_map_put(&m, keys[i], lens[i], keys[i]);
+    assert_int_equal(m.n, N);
+    size_t longest = 0;
+    for (size_t b = 0; b < m.nbuckets; b++) {
+        size_t len = 0;
+        for (const mcp_map_entry *e = m.buckets[b]; e; e = e->next) len++;
+        if (len > longest) longest = len;
+    }
+    if (longest > 16) fail_msg("a chain of %zu entries in %zu buckets", longest, m.nbuckets);
+    for (int i = 0; i < N; i++) assert_ptr_equal(mcp_map_get(&m, keys[i], lens[i]), keys[i]);
+    mcp_map_clear(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -235,6 +276,7 @@ int main(void)
         cmocka_unit_test(prefixes),
         cmocka_unit_test(caps_merge),
         cmocka_unit_test(map_basics),
+        cmocka_unit_test(map_hostile_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
