@@ -542,6 +542,42 @@ static void audit_of(const char *tool, tg_buf *out)
     tg_store_close(st);
 }
 
+/* A tools/call with a progress token, answered as a stream: the progress notification
+ * reaches the client under its own token, then the answer. Through the gate too, where
+ * the call's parameters are built when it arrives (the upstream sees our token). */
+static void expect_progress(uint16_t port, const char *sid)
+{
+    char ct[128];
+    conn c;
+    post(&c, port, sid,
+         "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"name\":\"progress\","
+         "\"arguments\":{},\"_meta\":{\"progressToken\":\"tok-1\"}}}");
+    assert_int_equal(c.status, 200);
+    assert_non_null(header(&c, "Content-Type", ct, sizeof ct));
+    assert_non_null(strstr(ct, "text/event-stream"));
+    event ev;
+    assert_int_equal(next_event(&c, &ev), 0); /* priming: an id, empty data */
+    assert_true(ev.id[0] != '\0');
+    assert_string_equal(ev.data, "");
+    free(ev.data);
+    assert_int_equal(next_event(&c, &ev), 0);
+    json_t *n = json_loads(ev.data, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(n, "method")), "notifications/progress");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(n, "params"),
+                                                          "progressToken")), "tok-1");
+    json_decref(n);
+    free(ev.data);
+    /* the progress with a token nobody issued was dropped: next comes the answer */
+    assert_int_equal(next_event(&c, &ev), 0);
+    n = json_loads(ev.data, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(n, "id")), 7);
+    assert_string_equal(text_of(n), "progress done");
+    json_decref(n);
+    free(ev.data);
+    assert_int_equal(next_event(&c, &ev), -1);
+    conn_close(&c);
+}
+
 static void test_gated_calls(void **state)
 {
     char sid[65], path[512];
@@ -601,6 +637,7 @@ static void test_gated_calls(void **state)
     audit_of("crash", &b);
     assert_string_equal(b.data, "decision:allow:-:anonymous\noutcome:allow:upstream_crash:anonymous\n");
     tg_buf_free(&b);
+    expect_progress(gated.port, sid);
 }
 
 static void test_initialize_transparent(void **state)
@@ -772,34 +809,9 @@ static void test_progress_sse(void **state)
 {
     char sid[65], ct[128];
     open_session(single.port, "{}", "c1", "2025-11-25", sid, NULL);
+    expect_progress(single.port, sid);
     conn c;
-    post(&c, single.port, sid,
-         "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"name\":\"progress\","
-         "\"arguments\":{},\"_meta\":{\"progressToken\":\"tok-1\"}}}");
-    assert_int_equal(c.status, 200);
-    assert_non_null(header(&c, "Content-Type", ct, sizeof ct));
-    assert_non_null(strstr(ct, "text/event-stream"));
     event ev;
-    assert_int_equal(next_event(&c, &ev), 0); /* priming: an id, empty data */
-    assert_true(ev.id[0] != '\0');
-    assert_string_equal(ev.data, "");
-    free(ev.data);
-    assert_int_equal(next_event(&c, &ev), 0);
-    json_t *n = json_loads(ev.data, 0, NULL);
-    assert_string_equal(json_string_value(json_object_get(n, "method")), "notifications/progress");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(n, "params"),
-                                                          "progressToken")), "tok-1");
-    json_decref(n);
-    free(ev.data);
-    /* the progress with a token nobody issued was dropped: next comes the answer */
-    assert_int_equal(next_event(&c, &ev), 0);
-    n = json_loads(ev.data, 0, NULL);
-    assert_int_equal(json_integer_value(json_object_get(n, "id")), 7);
-    assert_string_equal(text_of(n), "progress done");
-    json_decref(n);
-    free(ev.data);
-    assert_int_equal(next_event(&c, &ev), -1);
-    conn_close(&c);
 
     /* a client that prefers text/event-stream gets a stream even for a plain answer */
     char h[512];
