@@ -83,6 +83,11 @@ struct front_req {
 struct front_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;     /* header/body/idle/linger timeout, or a 0 ms resume */
+    /* Loop times in ms. deadline: when the current phase's timeout is due. armed: when the
+     * timer fires (0: not running). armed <= deadline whenever both are set: a later
+     * deadline does not move the timer, which re-arms itself for the rest when it fires
+     * early (front_conn_arm_timer). */
+    uint64_t deadline, armed;
     uv_shutdown_t shutdown_req;
     tg_http_server *srv;
     front_conn *prev, *next; /* server's connection list */

@@ -274,6 +274,13 @@ static void conn_parse_rbuf(front_conn *c)
 static void on_timer(uv_timer_t *t)
 {
     front_conn *c = t->data;
+    uint64_t now = uv_now(c->srv->loop);
+    c->armed = 0;
+    if (c->deadline > now) { /* fired for an earlier deadline that was since pushed back */
+        c->armed = c->deadline;
+        uv_timer_start(t, on_timer, c->deadline - now, 0);
+        return;
+    }
     switch (c->phase) {
     case CONN_IDLE:
         if (c->rbuf.len > 0) {
@@ -320,6 +327,13 @@ void front_conn_arm_timer(front_conn *c)
          * that would cost a heap operation per request, and on_timer ignores it. */
         return;
     }
+    /* A deadline later than the one the timer waits for (the idle timeout after each
+     * response on a busy keep-alive connection) only moves the mark: restarting the timer
+     * was a removal and an insertion in libuv's timer heap per request. */
+    uint64_t due = uv_now(c->srv->loop) + ms;
+    c->deadline = due;
+    if (c->armed && c->armed <= due) return;
+    c->armed = due;
     uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 

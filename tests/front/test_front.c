@@ -958,29 +958,57 @@ static void test_slow_body_408(void **state)
     close(fd);
 }
 
+/* A keep-alive GET answered 200; r is emptied for what follows. */
+static void get_ok(int fd, rbuf *r)
+{
+    roundtrip(fd, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", r);
+    assert_int_equal(status_of(r->data), 200);
+    memset(r, 0, sizeof *r);
+}
+
+/* The server closes fd within a second without sending a byte; how long it took. */
+static uint64_t silent_close_ms(int fd, rbuf *r)
+{
+    uint64_t t0 = tg_now_ms();
+    cl_read(fd, r, 1000, NULL, NULL);
+    assert_true(r->eof);
+    assert_int_equal(r->len, 0);
+    return tg_now_ms() - t0;
+}
+
 static void test_idle_close(void **state)
 {
     (void)state;
     int fd = cl_connect();
     rbuf r;
-    roundtrip(fd, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", &r);
-    assert_int_equal(status_of(r.data), 200);
-    memset(&r, 0, sizeof r);
-    uint64_t t0 = tg_now_ms();
-    cl_read(fd, &r, 1000, NULL, NULL);
-    assert_true(r.eof);
-    assert_int_equal(r.len, 0); /* closed silently */
-    assert_true(tg_now_ms() - t0 >= 150);
+    get_ok(fd, &r);
+    assert_true(silent_close_ms(fd, &r) >= 150);
     close(fd);
     /* A connection that never sends anything is closed silently too. */
     fd = cl_connect();
     memset(&r, 0, sizeof r);
-    cl_read(fd, &r, 1000, NULL, NULL);
-    assert_true(r.eof);
-    assert_int_equal(r.len, 0);
+    silent_close_ms(fd, &r);
     close(fd);
     pump(5);
     assert_int_equal(tg_http_server_connections(H.srv), 0);
+}
+
+/* The idle deadline runs from the latest response: a request 120 ms into a 200 ms idle
+ * period keeps the connection open past the first deadline (the timer, armed for it,
+ * re-arms for the rest), and the connection closes 200 ms after the second response. */
+static void test_idle_deadline_moves(void **state)
+{
+    (void)state;
+    int fd = cl_connect();
+    rbuf r;
+    get_ok(fd, &r);
+    cl_read(fd, &r, 120, NULL, NULL);
+    assert_false(r.eof);
+    get_ok(fd, &r);
+    cl_read(fd, &r, 100, NULL, NULL); /* past the first response's deadline */
+    assert_false(r.eof);
+    assert_true(silent_close_ms(fd, &r) >= 50); /* 200 ms after the second response */
+    close(fd);
 }
 
 static void test_max_connections(void **state)
@@ -1171,6 +1199,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slow_headers_408, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_slow_body_408, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_idle_close, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_deadline_moves, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_max_connections, setup_small, teardown),
         cmocka_unit_test(test_graceful_close_run),
         cmocka_unit_test_setup_teardown(test_sse_backpressure, setup, teardown),
