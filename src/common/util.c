@@ -24,10 +24,6 @@ static void random_fill(unsigned char *p, size_t n)
     }
 }
 
-/* Small requests (trace ids, session ids) are served from a per-thread pool refilled
- * from getrandom: the bytes are the kernel's CSPRNG output all the same, but a proxied
- * call no longer pays two system calls for its trace id. Each byte is handed out once
- * and wiped from the pool as it is taken. */
 /* SipHash-2-4 (Aumasson and Bernstein, 2012): two compression rounds per 8-byte word,
  * four at the end. Words and the key are read little-endian. */
 static inline uint64_t rotl64(uint64_t x, int b)
@@ -78,6 +74,10 @@ uint64_t tg_siphash(const unsigned char key[16], const void *data, size_t n)
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
+/* Small requests (trace ids, session ids) are served from a per-thread pool refilled
+ * from getrandom: the bytes are the kernel's CSPRNG output all the same, but a proxied
+ * call no longer pays two system calls for its trace id. Each byte is handed out once
+ * and wiped from the pool as it is taken. */
 void tg_random_bytes(void *out, size_t n)
 {
     static _Thread_local unsigned char pool[512];
