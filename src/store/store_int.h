@@ -23,10 +23,12 @@ typedef int (*store_row_fn)(void *ud, int ncols, const char *const *vals);
 typedef enum { OP_AUDIT, OP_CHECKPOINT, OP_HEAD } store_op_kind;
 
 /* One queued append. Every string the rows point to is copied right after the op, in the
- * op's own allocation (op_packed in store.c). Ownership: created on the loop thread, owned by the backend's queue until completed,
- * then completed and freed on the loop thread by store_op_complete. */
+ * op's own allocation (op_packed in store.c). Ownership: created on the loop thread, owned
+ * by the backend's queue until completed, then completed on the loop thread by
+ * store_op_complete, which keeps it as a spare for the next append or frees it. */
 typedef struct store_op {
     struct store_op *next;
+    size_t cap;                       /* bytes after the op for its strings (op_packed) */
     store_op_kind kind;
     int lazy;                         /* TG_STORE_LAZY: may wait for the commit delay */
     tg_store_audit_row audit;
@@ -65,6 +67,9 @@ struct tg_store {
     size_t queue_max, batch_max;
     unsigned commit_delay_ms; /* tg_store_set_commit_delay (atomic: read by the writer) */
     size_t pending;           /* ops submitted and not yet completed (loop thread only) */
+    store_op *spare;          /* completed ops kept for reuse, n_spare of them, each with
+                               * cap == STORE_OP_CAP (loop thread only; see op_packed) */
+    size_t n_spare;
     uint64_t commits;         /* append transactions committed (atomic: the SQLite writer
                                * thread increments it) */
     void *impl;               /* backend state */
