@@ -236,7 +236,14 @@ typedef struct tg_auth_input {
     const char *peer_ip;        /* socket peer address as text */
     const char *x_forwarded_for;/* all X-Forwarded-For lines joined with ", ", or NULL */
     const char *forwarded;      /* all Forwarded lines joined with ", ", or NULL */
+    /* The connection's memo, or NULL: a slot that starts NULL, lives as long as the
+     * connection, and is released with tg_auth_memo_free. It holds the last bearer
+     * token the connection sent and its SHA-256, so that a keep-alive client's next call
+     * with the same token does not hash it again. */
+    void **memo;
 } tg_auth_input;
+
+void tg_auth_memo_free(void *memo);
 
 typedef struct tg_auth_result {
     const tg_identity *identity;   /* non-NULL on success (in the caller's arena) */

@@ -107,6 +107,7 @@ struct front_conn {
     front_req *req;       /* request being read or served, or NULL */
     char client_ip[64];
     uint16_t client_port;
+    tg_http_conn_slot slot;  /* the handler's; data freed with the connection */
 };
 
 struct tg_http_server {

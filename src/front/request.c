@@ -400,6 +400,7 @@ static int start_request(front_conn *c, const char *data, size_t len)
                                       sizeof(tg_http_header));
     fr->pub.http_minor = c->scan.minor;
     fr->pub.client_port = c->client_port;
+    fr->pub.conn_slot = &c->slot;
     memcpy(fr->pub.client_ip, c->client_ip, sizeof fr->pub.client_ip);
     c->req = fr;
 

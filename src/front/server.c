@@ -218,6 +218,7 @@ static void on_conn_closed(uv_handle_t *h)
         }
     }
     front_req_free(c);
+    if (c->slot.free) c->slot.free(c->slot.data);
     tg_buf_free(&c->rbuf);
     tg_buf_free(&c->wbuf);
     tg_http_server *srv = c->srv;

@@ -53,6 +53,14 @@ typedef struct tg_http_header {
 
 typedef struct tg_http_req tg_http_req;
 
+/* State the handler keeps for one connection across its requests (the router keeps the
+ * auth module's memo of the last token there). The front starts it empty and, when the
+ * connection closes, calls free(data) if free is set. */
+typedef struct tg_http_conn_slot {
+    void *data;
+    void (*free)(void *data);
+} tg_http_conn_slot;
+
 struct tg_http_req {
     /* Read-only for the handler. */
     tg_arena *arena;
@@ -72,6 +80,9 @@ struct tg_http_req {
 
     /* For the handler's own per-request state. */
     void *user;
+    /* The connection's slot, the handler's to fill; the same for every request of the
+     * connection. */
+    tg_http_conn_slot *conn_slot;
 };
 
 /* First header with this name (case-insensitive), or NULL. *len gets its length. */

@@ -453,6 +453,9 @@ static void authenticate(tg_mcp *m, tg_http_req *req)
     w->m = m;
     w->req = req;
     w->traceparent = traceparent;
+    /* The connection's slot holds the auth module's memo of its last token. */
+    tg_http_conn_slot *slot = req->conn_slot;
+    if (slot) slot->free = tg_auth_memo_free;
     tg_auth_input in = {
         .authorization = joined_header(req, "Authorization"),
         .authorization_repeated = tg_http_req_header_count(req, "Authorization") > 1,
@@ -460,6 +463,7 @@ static void authenticate(tg_mcp *m, tg_http_req *req)
         .peer_ip = req->client_ip,
         .x_forwarded_for = joined_header(req, "X-Forwarded-For"),
         .forwarded = joined_header(req, "Forwarded"),
+        .memo = slot ? &slot->data : NULL,
     };
     w->auth = mcp_held_ref(m->auth);
     tg_http_req_on_abort(req, auth_aborted, w);

@@ -524,6 +524,62 @@ static void cache_hit_path(void **state)
     assert_int_equal(auth_token(soon).status, 401);
 }
 
+/* One connection's memo (tg_auth_input.memo) across its requests: it only saves hashing
+ * the same token again, so every answer is the one the token alone deserves. A memo that
+ * matched on less than the whole token would let a forged token of the same length, or
+ * another user's token, through as the previous caller. */
+static tk_outcome auth_memo(void **slot, const char *token)
+{
+    tk_outcome o = {0};
+    tg_auth_input in = {.authorization = tg_arena_sprintf(g.arena, "Bearer %s", token),
+                        .peer_ip = "127.0.0.1", .memo = slot};
+    tg_auth_authenticate(g.a, &in, g.arena, tk_on_result, &o);
+    tk_run_until(&g.loop, &o, 10000);
+    assert_int_equal(o.done, 1);
+    return o;
+}
+
+static void connection_memo(void **state)
+{
+    void *slot = NULL;
+    long now = (long)(tg_wall_ms() / 1000);
+    const char *alice = sign(&g.keys[K_ES256], NULL, NULL, good_claims());
+    const char *bob = sign(&g.keys[K_ES256], NULL, NULL,
+        tg_arena_sprintf(g.arena, "{\"iss\":\"%s\",\"sub\":\"bob\",\"aud\":\"%s\","
+                         "\"exp\":%ld,\"scope\":\"mcp:tools\",\"azp\":\"x\"}",
+                         g.issuer, RESOURCE, now + 600));
+    char *forged = tg_arena_strdup(g.arena, alice);
+    size_t n = strlen(forged);
+    forged[n - 10] = forged[n - 10] == 'A' ? 'B' : 'A';  /* in the signature */
+
+    tk_outcome o = auth_memo(&slot, alice);
+    assert_int_equal(o.status, 200);
+    assert_non_null(slot);
+    assert_string_equal(o.id->delegator, "alice");
+    o = auth_memo(&slot, alice);
+    assert_int_equal(o.status, 200);
+    assert_string_equal(o.id->delegator, "alice");
+    o = auth_memo(&slot, forged);
+    assert_int_equal(o.status, 401);
+    o = auth_memo(&slot, alice);
+    assert_string_equal(o.id->delegator, "alice");
+    o = auth_memo(&slot, bob);
+    assert_int_equal(o.status, 200);
+    assert_string_equal(o.id->delegator, "bob");
+    o = auth_memo(&slot, tg_arena_strndup(g.arena, alice, n - 1));
+    assert_int_equal(o.status, 401);
+    tg_auth_stats st;
+    tg_auth_get_stats(g.a, &st);
+    assert_int_equal(st.cache_hits, 2);  /* alice twice more: the cache still decides */
+
+    /* An expired token is refused though the memo still holds it. */
+    const char *soon = sign(&g.keys[K_ES256], NULL, NULL, claims(NULL, NULL, -59, NULL));
+    assert_int_equal(auth_memo(&slot, soon).status, 200);
+    sleep(2);
+    assert_int_equal(auth_memo(&slot, soon).status, 401);
+    tg_auth_memo_free(slot);
+}
+
 static void unknown_kid_refetch_and_rate_limit(void **state)
 {
     g.conf.jwks_refetch_interval_ms = 400;
@@ -695,6 +751,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(missing_scope_is_403, setup, teardown),
         cmocka_unit_test_setup_teardown(domain_fence, setup, teardown),
         cmocka_unit_test_setup_teardown(cache_hit_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(connection_memo, setup, teardown),
         cmocka_unit_test_setup_teardown(unknown_kid_refetch_and_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(stale_keys_refresh_and_withdrawal, setup, teardown),
         cmocka_unit_test_setup_teardown(discovery_and_fetch_failures, setup, teardown),

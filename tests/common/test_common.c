@@ -262,6 +262,18 @@ static void ct_equal(void **state)
     assert_false(tg_ct_equal("abc", 3, "abd", 3));
     assert_false(tg_ct_equal("abc", 3, "abcd", 4));
     assert_false(tg_ct_equal("", 0, "a", 1));
+    /* a difference in any byte of any length, word-aligned or not, at either end */
+    unsigned char x[100], y[100];
+    for (size_t n = 0; n <= sizeof x; n++) {
+        for (size_t i = 0; i < n; i++) x[i] = y[i] = (unsigned char)(i * 7 + n);
+        assert_true(tg_ct_equal(x, n, y, n));
+        for (size_t i = 0; i < n; i++) {
+            y[i] ^= 0x80;
+            assert_false(tg_ct_equal(x, n, y, n));
+            y[i] ^= 0x80;
+        }
+        if (n) assert_false(tg_ct_equal(x, n, y, n - 1));
+    }
     char h[65];
     tg_sha256_hex("abc", 3, h);
     assert_string_equal(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");

@@ -33,6 +33,7 @@ typedef enum {
     MODE_SSE_SCRIPT,/* start, send a fixed script of events, end */
     MODE_BAD_HEADER,/* respond with a header value carrying CRLF */
     MODE_BIG,       /* respond with a 4 MB body */
+    MODE_SLOT,      /* count the connection's requests in its slot; body: the count */
 } handler_mode;
 
 static struct {
@@ -42,6 +43,7 @@ static struct {
     handler_mode mode;
     int calls;
     int aborts;
+    int slot_frees;          /* MODE_SLOT: connection slots freed by the front */
     int abort_send_rc;       /* tg_http_sse_send's result inside the abort callback */
     tg_http_req *held;
     char path[256];
@@ -72,6 +74,12 @@ static void echo(tg_http_req *req)
     tg_http_respond(req, 200, &ct, 1, out, (size_t)n + bl);
 }
 
+static void slot_free(void *data)
+{
+    free(data);
+    H.slot_frees++;
+}
+
 static void handler(tg_http_req *req, void *ctx)
 {
     (void)ctx;
@@ -99,6 +107,17 @@ static void handler(tg_http_req *req, void *ctx)
     case MODE_BAD_HEADER: {
         tg_http_header bad = {"X-Injected", 10, "a\r\nSet-Cookie: x=1", 19};
         tg_http_respond(req, 200, &bad, 1, "ok", 2);
+        break;
+    }
+    case MODE_SLOT: {
+        tg_http_conn_slot *slot = req->conn_slot;
+        if (!slot->data) {
+            slot->data = calloc(1, sizeof(int));
+            slot->free = slot_free;
+        }
+        char out[16];
+        int n = snprintf(out, sizeof out, "%d", ++*(int *)slot->data);
+        tg_http_respond(req, 200, NULL, 0, out, (size_t)n);
         break;
     }
     case MODE_BIG: {
@@ -1011,6 +1030,30 @@ static void test_idle_deadline_moves(void **state)
     close(fd);
 }
 
+/* The handler's per-connection slot: the same for every request of a connection, its
+ * own for each connection, and freed once when the connection closes. */
+static void test_conn_slot(void **state)
+{
+    (void)state;
+    H.mode = MODE_SLOT;
+    int a = cl_connect(), b = cl_connect();
+    rbuf r;
+    const char *get = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+    roundtrip(a, get, &r);
+    assert_non_null(strstr(r.data, "\r\n\r\n1"));
+    roundtrip(a, get, &r);
+    assert_non_null(strstr(r.data, "\r\n\r\n2"));
+    roundtrip(b, get, &r);
+    assert_non_null(strstr(r.data, "\r\n\r\n1"));
+    assert_int_equal(H.slot_frees, 0);
+    close(a);
+    for (int i = 0; i < 200 && H.slot_frees < 1; i++) pump(1);
+    assert_int_equal(H.slot_frees, 1);
+    close(b);
+    for (int i = 0; i < 200 && H.slot_frees < 2; i++) pump(1);
+    assert_int_equal(H.slot_frees, 2);
+}
+
 static void test_max_connections(void **state)
 {
     (void)state;
@@ -1200,6 +1243,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slow_body_408, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_idle_close, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_idle_deadline_moves, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_conn_slot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_connections, setup_small, teardown),
         cmocka_unit_test(test_graceful_close_run),
         cmocka_unit_test_setup_teardown(test_sse_backpressure, setup, teardown),
