@@ -605,7 +605,7 @@ static void test_queue_full(void **state)
 static void test_spare_ops_reused(void **state)
 {
     fixture *f = *state;
-    static const size_t sizes[] = {10, 7000, 9000, 40, 8100, 30000, 3000};
+    static const size_t sizes[] = {10, 3000, 5000, 40, 2500, 30000, 1500};
     enum { WAVES = 6, PER_WAVE = 20 };
     char *want[WAVES * PER_WAVE];
     done_count d = {0};
