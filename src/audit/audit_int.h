@@ -30,13 +30,14 @@ void  audit_row_columns(const tg_audit_record *r, tg_arena *a, tg_store_audit_ro
 /* {"instance":…,"seq":…,"prev_hash":…,"hash":…,"record":{…}}\n (SIEM sink, export). */
 void  audit_jsonl_line(const tg_store_audit_row *row, tg_buf *out);
 
-/* The writer's path to the canonical body without dumping the arguments twice: the
- * canonical text of args ("null" for NULL), appended to out or malloc'd, whether redaction
- * would change anything in args, and tg_audit_record_canonical with the arguments'
- * canonical text already made (args_text NULL → null; r->args is then not looked at). */
-void  audit_args_canon(const json_t *args, tg_buf *out);
-char *audit_args_text(const json_t *args);
-int   audit_args_redactable(const json_t *args, const char *const *patterns, size_t n);
+/* The writer's path to the canonical body. audit_args_canon appends the canonical text of
+ * args ("null" when absent), with the values of keys matching the patterns (npat 0: none)
+ * as "[REDACTED]", and says whether any was. audit_args_of gives a record's arguments as
+ * tokens: r->args_ref, or r->args scanned into tmp (*text, to free, its buffer).
+ * audit_record_canonical_text is tg_audit_record_canonical with the arguments' canonical
+ * text already made (args_text NULL → null; the record's arguments are not looked at). */
+bool  audit_args_canon(tg_jref args, const char *const *pat, size_t npat, tg_buf *out);
+tg_jref audit_args_of(const tg_audit_record *r, tg_jdoc *tmp, char **text);
 int   audit_record_canonical_text(const tg_audit_record *r, const char *args_text, tg_buf *out,
                                   tg_error *err);
 

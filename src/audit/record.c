@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const event_names[] = {"decision", "outcome", "auth_failure", "approval"};
 static const char *const decision_names[] = {NULL, "allow", "deny", "approval_required"};
@@ -118,9 +119,10 @@ static int json_str_styled(tg_buf *b, const char *str, size_t n, bool jansson)
 }
 
 typedef struct canon_member {
-    const char *key;
+    const char *key;    /* decoded; NUL-terminated (keys hold no NUL: the scanner refuses it) */
     size_t len;
-    json_t *value;
+    int value;          /* the value's token */
+    char *owned;        /* key's malloc'd decoding, or NULL */
 } canon_member;
 
 /* jansson's key order for JSON_SORT_KEYS: bytes, then length */
@@ -131,81 +133,141 @@ static int member_cmp(const void *x, const void *y)
     return c ? c : (a->len > b->len) - (a->len < b->len);
 }
 
+static int key_redacted(const char *key, const char *const *pat, size_t n);
+
 /* The canonical form of the arguments is, byte for byte, what
- * json_dumps(JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) writes: the digest and the
- * stored bodies must not change. It is written here because jansson's dumper was the
- * largest cost of an audit record (docs/performance.md); tests/audit compares the two on
- * generated values. -1 where jansson fails too (a string that is not valid UTF-8). */
-static int canon_value(tg_buf *b, const json_t *v)
+ * json_dumps(JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) writes of the value (of its
+ * redacted copy, tg_audit_redact, when patterns are given): the digest and the stored
+ * bodies must not change. It is written here, from the call's scanned tokens, because
+ * jansson's tree and dumper were the largest costs of an audit record
+ * (docs/performance.md); tests/audit compares the two on generated values. A member
+ * whose key matches a pattern is written as "[REDACTED]" and sets *redacted. */
+static void canon_tok(tg_buf *b, const tg_jdoc *d, int tok, const char *const *pat, size_t npat,
+                      bool *redacted)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        size_t n = json_object_size(v), i = 0;
+    const tg_jtok *t = &d->toks[tok];
+    switch ((tg_jtype)t->type) {
+    case TG_JT_OBJECT: {
+        size_t n = t->size;
         canon_member small[16], *m = n <= 16 ? small : malloc(n * sizeof *m);
         if (!m) abort();
-        for (void *it = json_object_iter((json_t *)v); it;
-             it = json_object_iter_next((json_t *)v, it), i++)
-            m[i] = (canon_member){json_object_iter_key(it), json_object_iter_key_len(it),
-                                  json_object_iter_value(it)};
+        uint32_t k = (uint32_t)tok + 1;
+        for (size_t i = 0; i < n; i++, k = d->toks[k + 1].next) {
+            const tg_jtok *kt = &d->toks[k];
+            size_t kn;
+            char *owned = NULL;
+            const char *key = d->buf + kt->start + 1;
+            kn = kt->end - kt->start - 2;
+            if (kt->escaped || npat) /* decoded, and NUL-terminated for fnmatch */
+                key = owned = tg_jscan_text(d, (int)k, NULL, 0, &kn);
+            m[i] = (canon_member){key, kn, (int)k + 1, owned};
+        }
         qsort(m, n, sizeof *m, member_cmp);
-        int rc = 0;
         tg_buf_append(b, "{", 1);
-        for (i = 0; i < n && rc == 0; i++) {
+        for (size_t i = 0; i < n; i++) {
             if (i) tg_buf_append(b, ",", 1);
-            rc = json_str_styled(b, m[i].key, m[i].len, true);
+            if (json_str_styled(b, m[i].key, m[i].len, true)) abort(); /* scanned: UTF-8 */
             tg_buf_append(b, ":", 1);
-            if (rc == 0) rc = canon_value(b, m[i].value);
+            if (npat && key_redacted(m[i].key, pat, npat)) {
+                tg_buf_append(b, "\"[REDACTED]\"", 12);
+                *redacted = true;
+            } else {
+                canon_tok(b, d, m[i].value, pat, npat, redacted);
+            }
+            free(m[i].owned);
         }
         tg_buf_append(b, "}", 1);
         if (m != small) free(m);
-        return rc;
+        return;
     }
-    case JSON_ARRAY: {
+    case TG_JT_ARRAY: {
         tg_buf_append(b, "[", 1);
-        for (size_t i = 0; i < json_array_size(v); i++) {
+        uint32_t e = (uint32_t)tok + 1;
+        for (uint32_t i = 0; i < t->size; i++, e = d->toks[e].next) {
             if (i) tg_buf_append(b, ",", 1);
-            if (canon_value(b, json_array_get(v, i))) return -1;
+            canon_tok(b, d, (int)e, pat, npat, redacted);
         }
         tg_buf_append(b, "]", 1);
-        return 0;
+        return;
     }
-    case JSON_STRING: return json_str_styled(b, json_string_value(v), json_string_length(v), true);
-    case JSON_INTEGER:
-        tg_buf_append_i64(b, json_integer_value(v));
-        return 0;
-    case JSON_REAL: {
+    case TG_JT_STRING: {
+        char small[256];
+        size_t n = t->end - t->start - 2;
+        const char *str = d->buf + t->start + 1;
+        char *text = NULL;
+        if (t->escaped) str = text = tg_jscan_text(d, tok, small, sizeof small, &n);
+        if (json_str_styled(b, str, n, true)) abort(); /* scanned: strict UTF-8 */
+        if (text != small) free(text);
+        return;
+    }
+    case TG_JT_INTEGER: {
+        int64_t v;
+        tg_jscan_int(d, tok, &v);
+        tg_buf_append_i64(b, v);
+        return;
+    }
+    case TG_JT_REAL: {
         /* rare in arguments, and jansson's real formatting has its own rules: ask it */
-        char *r = json_dumps(v, JSON_ENCODE_ANY);
-        if (!r) return -1;
-        tg_buf_appends(b, r);
-        free(r);
-        return 0;
+        json_t *r = json_real(tg_jscan_real(d, tok));
+        char *text = json_dumps(r, JSON_ENCODE_ANY);
+        json_decref(r);
+        if (!text) abort();
+        tg_buf_appends(b, text);
+        free(text);
+        return;
     }
-    case JSON_TRUE: tg_buf_appends(b, "true"); return 0;
-    case JSON_FALSE: tg_buf_appends(b, "false"); return 0;
-    default: tg_buf_appends(b, "null"); return 0;
+    case TG_JT_TRUE: tg_buf_appends(b, "true"); return;
+    case TG_JT_FALSE: tg_buf_appends(b, "false"); return;
+    case TG_JT_NULL:
+    case TG_JT_NONE: tg_buf_appends(b, "null"); return;
     }
 }
 
-void audit_args_canon(const json_t *args, tg_buf *out)
+bool audit_args_canon(tg_jref args, const char *const *pat, size_t npat, tg_buf *out)
 {
-    if (!args) tg_buf_appends(out, "null");
-    else if (canon_value(out, args) != 0) abort(); /* as json_dumps failing did: args come
-                                                    * from parsed, validated JSON */
+    bool redacted = false;
+    if (!args.d || args.tok < 0) tg_buf_appends(out, "null");
+    else canon_tok(out, args.d, args.tok, pat, npat, &redacted);
+    return redacted;
 }
 
-char *audit_args_text(const json_t *args)
+tg_jref audit_args_of(const tg_audit_record *r, tg_jdoc *tmp, char **text)
+{
+    *text = NULL;
+    return r->args_ref.d ? r->args_ref : tg_jdoc_of_json(tmp, text, r->args);
+}
+
+void tg_audit_args_digest_ref(tg_jref args, char out[65])
 {
     tg_buf b = TG_BUF_INIT;
-    audit_args_canon(args, &b);
-    return tg_buf_steal(&b);
+    audit_args_canon(args, NULL, 0, &b);
+    tg_sha256_hex(b.data, b.len, out);
+    tg_buf_free(&b);
 }
 
 void tg_audit_args_digest(const json_t *args, char out[65])
 {
-    char *c = audit_args_text(args);
-    tg_sha256_hex(c, strlen(c), out);
-    free(c);
+    tg_jdoc d = TG_JDOC_INIT;
+    char *text;
+    tg_audit_args_digest_ref(tg_jdoc_of_json(&d, &text, args), out);
+    tg_jdoc_free(&d);
+    free(text);
+}
+
+static unsigned char ascii_lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c | 0x20) : c;
+}
+
+/* Does hay hold needle (no NUL in either), ASCII letters compared without case? */
+static bool memcasemem(const char *hay, size_t hn, const char *needle, size_t nn)
+{
+    unsigned char first = ascii_lower((unsigned char)needle[0]);
+    for (size_t i = 0; i + nn <= hn; i++)
+        if (ascii_lower((unsigned char)hay[i]) == first &&
+            strncasecmp(hay + i + 1, needle + 1, nn - 1) == 0)
+            return true;
+    return false;
 }
 
 const char *const tg_audit_default_redact[] = {
@@ -213,10 +275,23 @@ const char *const tg_audit_default_redact[] = {
     "*api_key*", "*apikey*", "*private_key*", "*credential*", NULL,
 };
 
+/* Most patterns are "*word*": in the C locale toolgate runs in (it never calls setlocale),
+ * fnmatch with FNM_CASEFOLD matches them exactly when the key holds the word, ASCII
+ * letters compared without case. Asked directly, because every key of every call's
+ * arguments meets every pattern (fnmatch was a third of the arguments' canonical text). */
 static int key_redacted(const char *key, const char *const *pat, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (fnmatch(pat[i], key, FNM_CASEFOLD) == 0) return 1;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = pat[i];
+        size_t len = strlen(p);
+        if (len > 2 && p[0] == '*' && p[len - 1] == '*' && !memchr(p + 1, '*', len - 2) &&
+            !memchr(p + 1, '?', len - 2) && !memchr(p + 1, '[', len - 2) &&
+            !memchr(p + 1, '\\', len - 2)) {
+            if (memcasemem(key, strlen(key), p + 1, len - 2)) return 1;
+        } else if (fnmatch(p, key, FNM_CASEFOLD) == 0) {
+            return 1;
+        }
+    }
     return 0;
 }
 
@@ -240,21 +315,6 @@ static json_t *redact_rec(const json_t *v, const char *const *pat, size_t n)
         return a;
     }
     return json_deep_copy(v);
-}
-
-int audit_args_redactable(const json_t *v, const char *const *pat, size_t n)
-{
-    const char *k;
-    json_t *m;
-    size_t i;
-    if (json_is_object(v)) {
-        json_object_foreach((json_t *)v, k, m)
-            if (key_redacted(k, pat, n) || audit_args_redactable(m, pat, n)) return 1;
-    } else if (json_is_array(v)) {
-        json_array_foreach(v, i, m)
-            if (audit_args_redactable(m, pat, n)) return 1;
-    }
-    return 0;
 }
 
 json_t *tg_audit_redact(const json_t *v, const char *const *patterns, size_t n_patterns)
@@ -359,9 +419,15 @@ static void put_raw(canon *c, const char *k, size_t kn, const char *json)
 
 int tg_audit_record_canonical(const tg_audit_record *r, tg_buf *out, tg_error *err)
 {
-    char *args = r->args ? audit_args_text(r->args) : NULL;
-    int rc = audit_record_canonical_text(r, args, out, err);
-    free(args);
+    tg_jdoc d = TG_JDOC_INIT;
+    char *text;
+    tg_jref args = audit_args_of(r, &d, &text);
+    tg_buf b = TG_BUF_INIT;
+    if (args.d) audit_args_canon(args, NULL, 0, &b);
+    int rc = audit_record_canonical_text(r, args.d ? b.data : NULL, out, err);
+    tg_buf_free(&b);
+    tg_jdoc_free(&d);
+    free(text);
     return rc;
 }
 

@@ -84,10 +84,12 @@ typedef struct tg_audit_record {
     const char *const *resource_parents;  /* Cedar UIDs, e.g. Jira::Project::"OPS" */
     size_t      n_resource_parents;
     const json_t *args;              /* the call's arguments as received (unredacted) */
-    const char *args_sha256;         /* the writer computes it from args; only when args is
-                                        NULL is a given 64-hex digest kept (records about a
-                                        call whose arguments are in an earlier record or
-                                        gone: outcomes, approval events) */
+    tg_jref args_ref;                /* or the same as scanned tokens (the gateway's calls);
+                                        when set, args is not looked at */
+    const char *args_sha256;         /* the writer computes it from the arguments; only when
+                                        there are none is a given 64-hex digest kept
+                                        (records about a call whose arguments are in an
+                                        earlier record or gone: outcomes, approval events) */
     const char *intent, *workflow, *ticket;
     tg_audit_decision decision;
     tg_audit_policy_mode mode;
@@ -112,6 +114,8 @@ const char *tg_audit_outcome_name(tg_audit_outcome o);     /* NULL for NONE */
  * approval covers exactly one set of arguments, while the stored record only keeps the
  * redacted copy. NULL args digest as the JSON text "null". */
 void tg_audit_args_digest(const json_t *args, char out[65]);
+/* The same of scanned arguments (absent digests as "null"). */
+void tg_audit_args_digest_ref(tg_jref args, char out[65]);
 
 /* Default redaction patterns (NULL-terminated): *token*, *password*, *secret*, … */
 extern const char *const tg_audit_default_redact[];

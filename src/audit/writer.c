@@ -55,6 +55,7 @@ struct tg_audit {
      * 8 KiB arena and a 2–3 KiB buffer per record were 5 % of the loop thread's user CPU). */
     tg_arena *scratch;
     tg_buf args_text, body;
+    tg_jdoc json_args;              /* a record's jansson arguments, scanned (audit_args_of) */
     size_t reserved;                /* batched places held by calls for their one record
                                        (tg_audit_reserve); pending + reserved <= batched_max
                                        for every append that did not reserve */
@@ -304,31 +305,35 @@ static int append(tg_audit *a, const tg_audit_record *r, bool reserved, tg_audit
     tg_buf_reset(body);
     tg_audit_record rec = *r;
     /* The digest covers the arguments as sent; the body holds them redacted. Usually no
-     * key is redacted, and then the body's arguments are the very text just digested:
-     * dump once instead of copying the arguments and dumping the copy again. */
+     * key is redacted, and then the body's arguments are the very text digested: one
+     * canonical pass, and a second without redaction only when something was redacted. */
+    char *json_text;
+    tg_jref args = audit_args_of(r, &a->json_args, &json_text);
+    const char *const *pat = (const char *const *)a->redact;
+    bool redacted = audit_args_canon(args, pat, a->n_redact, args_text);
     char digest[65];
-    audit_args_canon(r->args, args_text);
     /* A record about a call whose arguments are not at hand (an approval decided or
      * expired later) carries the call's digest as given; any other record's digest is
      * computed here, never trusted. */
-    if (!r->args && r->args_sha256 && strlen(r->args_sha256) == 64)
+    if (!args.d && r->args_sha256 && strlen(r->args_sha256) == 64) {
         memcpy(digest, r->args_sha256, 65);
-    else
+    } else if (redacted) {
+        tg_buf_reset(body); /* as scratch: the body is written below */
+        audit_args_canon(args, NULL, 0, body);
+        tg_sha256_hex(body->data, body->len, digest);
+        tg_buf_reset(body);
+    } else {
         tg_sha256_hex(args_text->data, args_text->len, digest);
-    const char *const *pat = (const char *const *)a->redact;
-    if (r->args && audit_args_redactable(r->args, pat, a->n_redact)) {
-        json_t *redacted = tg_audit_redact(r->args, pat, a->n_redact);
-        tg_buf_reset(args_text);
-        audit_args_canon(redacted, args_text);
-        json_decref(redacted);
     }
+    free(json_text);
     rec.args = NULL; /* the body's arguments are args_text */
+    rec.args_ref = (tg_jref){NULL, -1};
     rec.args_sha256 = digest;
     rec.instance = a->instance;
     if (rec.time_ms == 0) rec.time_ms = tg_wall_ms();
     /* the fields around the arguments take some 600-900 bytes: no regrowth */
-    tg_buf_reserve(body, 1024 + (r->args ? args_text->len : 0));
-    int rc = audit_record_canonical_text(&rec, r->args ? args_text->data : NULL, body, err);
+    tg_buf_reserve(body, 1024 + (args.d ? args_text->len : 0));
+    int rc = audit_record_canonical_text(&rec, args.d ? args_text->data : NULL, body, err);
     if (rc) {
         tg_arena_reset(ar);
         return -1;
@@ -399,6 +404,7 @@ static void maybe_finish_close(tg_audit *a)
     tg_arena_free(a->scratch);
     tg_buf_free(&a->args_text);
     tg_buf_free(&a->body);
+    tg_jdoc_free(&a->json_args);
     void (*done)(void *) = a->close_done;
     void *ud = a->close_ud;
     free(a);

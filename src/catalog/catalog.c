@@ -215,56 +215,26 @@ int tg_catalog_log_once(tg_catalog *cat, const char *upstream, const char *tool,
 
 /* ------------------------------------------------------------------ resolve */
 
-/* RFC 6901 evaluation over the arguments. NULL when a step is missing. */
-static const json_t *pointer_get(const json_t *v, const char *ptr)
+static const char *kind_name(const tg_jdoc *d, int tok)
 {
-    char tok[TG_CAT_MAX_ID + 1];
-    const char *p = ptr;
-    while (v && *p == '/') {
-        size_t n = 0;
-        p++;
-        while (*p && *p != '/') {
-            char c = *p++;
-            if (c == '~')
-                c = *p++ == '1' ? '/' : '~';  /* validated at load: ~0 or ~1 only */
-            if (n == TG_CAT_MAX_ID)
-                return NULL;
-            tok[n++] = c;
-        }
-        tok[n] = '\0';
-        if (json_is_object(v)) {
-            v = json_object_getn(v, tok, n);
-        } else if (json_is_array(v)) {
-            char *end;
-            if (n == 0 || (n > 1 && tok[0] == '0') || tok[0] < '0' || tok[0] > '9')
-                return NULL;
-            unsigned long idx = strtoul(tok, &end, 10);
-            v = *end ? NULL : json_array_get(v, idx);
-        } else {
-            return NULL;
-        }
-    }
-    return v;
-}
-
-static const char *kind_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
+    switch ((tg_jtype)d->toks[tok].type) {
+    case TG_JT_OBJECT:
         return "an object";
-    case JSON_ARRAY:
+    case TG_JT_ARRAY:
         return "an array";
-    case JSON_STRING:
+    case TG_JT_STRING:
         return "a string";
-    case JSON_INTEGER:
+    case TG_JT_INTEGER:
         return "an integer";
-    case JSON_REAL:
+    case TG_JT_REAL:
         return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
+    case TG_JT_TRUE:
+    case TG_JT_FALSE:
         return "a boolean";
-    case JSON_NULL:
+    case TG_JT_NULL:
         return "null";
+    case TG_JT_NONE:
+        break;
     }
     return "a value";
 }
@@ -292,7 +262,7 @@ static const char *unsafe(const char *s, size_t n)
 
 /* Builds the id of spec into *out (arena), or returns the reason it cannot. `self` is
  * the resource id a parent spec without parts derives from. */
-static const char *eval_spec(const tg_id_spec *spec, const regex_t *re, const json_t *args,
+static const char *eval_spec(const tg_id_spec *spec, const regex_t *re, tg_jref args,
                              const char *self, tg_arena *a, const char **out)
 {
     char mem[TG_CAT_MAX_ID + 64];
@@ -307,26 +277,28 @@ static const char *eval_spec(const tg_id_spec *spec, const regex_t *re, const js
             tg_buf_appends(&b, p->text);
             continue;
         }
-        const json_t *v = args ? pointer_get(args, p->text) : NULL;
+        int v = tg_jscan_pointer(args.d, args.tok, p->text);
+        const tg_jtok *t = v >= 0 ? &args.d->toks[v] : NULL;
         char num[32];
         const char *s = NULL, *bad;
-        if (!v) {
+        size_t n = 0;
+        int64_t iv;
+        if (!t) {
             why = tg_arena_sprintf(a, "argument %s is missing", p->text);
-        } else if (json_is_string(v)) {
-            s = json_string_value(v);
-            if (strlen(s) != json_string_length(v))
-                why = tg_arena_sprintf(a, "argument %s contains a NUL character", p->text);
-        } else if (p->integer && json_is_integer(v) && json_integer_value(v) >= 0) {
-            tg_i64_dec(json_integer_value(v), num);
+        } else if (t->type == TG_JT_STRING) {
+            s = tg_jscan_str_arena(args.d, v, a, &n);
+        } else if (p->integer && tg_jscan_int(args.d, v, &iv) == 0 && iv >= 0) {
+            n = tg_i64_dec(iv, num);
             s = num;
         } else {
             why = tg_arena_sprintf(a, "argument %s is %s, expected a string%s", p->text,
-                                   kind_name(v), p->integer ? " or a non-negative integer" : "");
+                                   kind_name(args.d, v),
+                                   p->integer ? " or a non-negative integer" : "");
         }
-        if (!why && (bad = unsafe(s, strlen(s))))
+        if (!why && (bad = unsafe(s, n)))
             why = tg_arena_sprintf(a, "argument %s %s", p->text, bad);
         if (!why)
-            tg_buf_appends(&b, s);
+            tg_buf_append(&b, s, n);
     }
     if (!why && b.len > TG_CAT_MAX_ID)
         why = "the id is longer than 256 bytes";
@@ -350,7 +322,7 @@ static const char *eval_spec(const tg_id_spec *spec, const regex_t *re, const js
 }
 
 void tg_catalog_resolve(const tg_catalog *cat, const tg_cat_entry *e, const char *upstream,
-                        const json_t *args, tg_arena *a, tg_resource *out)
+                        tg_jref args, tg_arena *a, tg_resource *out)
 {
     const tg_cat_rule *r = e->rule;
     memset(out, 0, sizeof *out);
@@ -362,7 +334,7 @@ void tg_catalog_resolve(const tg_catalog *cat, const tg_cat_entry *e, const char
     const compiled_rule *c = &cat->rules[r - cat->cfg->catalog_rules];
     const char *id = NULL, *why;
     out->required = r->required;
-    if (!json_is_object(args))
+    if (!args.d || args.tok < 0 || args.d->toks[args.tok].type != TG_JT_OBJECT)
         why = "the arguments are not an object";
     else
         why = eval_spec(&r->resource_id, &c->res, args, NULL, a, &id);

@@ -80,13 +80,13 @@ void tg_catalog_classify(const tg_catalog *cat, const char *upstream, const char
 int tg_catalog_log_once(tg_catalog *cat, const char *upstream, const char *tool,
                         const tg_cat_entry *e);
 
-/* Turns the arguments (an object, or NULL) into the typed resource of e's rule. Never
+/* Turns the arguments (an object, or absent) into the typed resource of e's rule. Never
  * fails: an argument that is missing, not a string (or integer where the rule says int:),
  * empty, longer than TG_CAT_MAX_ID, non-ASCII, with control characters, "/", "\" or
  * "..", or that does not match the rule's pattern makes the resource TG_RES_UNRESOLVED
  * with a reason. The caller denies RESOURCE_UNRESOLVED when out->required. */
 void tg_catalog_resolve(const tg_catalog *cat, const tg_cat_entry *e, const char *upstream,
-                        const json_t *args, tg_arena *a, tg_resource *out);
+                        tg_jref args, tg_arena *a, tg_resource *out);
 
 /* "read" / "write" / "high", and "rule" / "preset" / "annotations" / "default". */
 const char *tg_risk_name(tg_risk r);

@@ -702,6 +702,96 @@ static char *tok_text(const tg_jdoc *d, const tg_jtok *t, char *small, size_t ca
     return out;
 }
 
+double tg_jscan_real(const tg_jdoc *d, int tok)
+{
+    return tok_real(d, &d->toks[tok]);
+}
+
+char *tg_jscan_text(const tg_jdoc *d, int tok, char *small, size_t cap, size_t *n)
+{
+    return tok_text(d, &d->toks[tok], small, cap, n);
+}
+
+char *tg_jscan_str_arena(const tg_jdoc *d, int tok, tg_arena *a, size_t *len)
+{
+    if (tok < 0 || d->toks[tok].type != TG_JT_STRING) return NULL;
+    const tg_jtok *t = &d->toks[tok];
+    size_t rn = t->end - t->start - 2, n;
+    char *out = tg_arena_alloc(a, rn + 1);
+    n = t->escaped ? tg_jscan_decode(d->buf + t->start + 1, rn, out)
+                   : (memcpy(out, d->buf + t->start + 1, rn), rn);
+    out[n] = '\0';
+    if (len) *len = n;
+    return out;
+}
+
+int tg_jscan_pointer(const tg_jdoc *d, int from, const char *ptr)
+{
+    char step[TG_JSCAN_POINTER_STEP + 1];
+    const char *p = ptr;
+    int t = from;
+    while (t >= 0 && *p == '/') {
+        size_t n = 0;
+        for (p++; *p && *p != '/'; n++) {
+            char c = *p++;
+            if (c == '~') {
+                if (*p != '0' && *p != '1') return -1;
+                c = *p++ == '1' ? '/' : '~';
+            }
+            if (n == TG_JSCAN_POINTER_STEP) return -1;
+            step[n] = c;
+        }
+        step[n] = '\0';
+        const tg_jtok *v = &d->toks[t];
+        if (v->type == TG_JT_OBJECT) {
+            t = member(d, t, step, n);
+        } else if (v->type == TG_JT_ARRAY) {
+            /* an index: digits, no leading zero, below the element count */
+            if (n == 0 || n > 9 || (n > 1 && step[0] == '0') || strspn(step, "0123456789") != n)
+                return -1;
+            unsigned long idx = strtoul(step, NULL, 10);
+            if (idx >= v->size) return -1;
+            uint32_t e = (uint32_t)t + 1;
+            while (idx--) e = d->toks[e].next;
+            t = (int)e;
+        } else {
+            return -1;
+        }
+    }
+    return t;
+}
+
+int tg_jdoc_subtree(tg_jdoc *out, const tg_jdoc *d, int tok, const char *buf, size_t base)
+{
+    tg_jdoc_free(out);
+    if (tok < 0) return -1;
+    size_t n = d->toks[tok].next - (uint32_t)tok;
+    out->toks = malloc(n * sizeof *out->toks);
+    if (!out->toks) abort();
+    for (size_t i = 0; i < n; i++) {
+        tg_jtok t = d->toks[(size_t)tok + i];
+        t.start -= base;
+        t.end -= base;
+        t.next -= (uint32_t)tok;
+        out->toks[i] = t;
+    }
+    out->ntoks = out->cap = n;
+    out->buf = buf;
+    out->len = d->toks[tok].end - base;
+    return 0;
+}
+
+tg_jref tg_jdoc_of_json(tg_jdoc *d, char **text, const json_t *v)
+{
+    *text = NULL;
+    if (!v) return (tg_jref){NULL, -1};
+    size_t len;
+    *text = tg_json_dump(v, &len);
+    /* jansson's own output of a value the parser made: nothing to refuse */
+    if (tg_jscan(d, *text, len, JSCAN_JANSSON_MAX_DEPTH, NULL) != 0) abort();
+    return (tg_jref){d, 0};
+}
+
 /* Builds the value of token *i and advances *i past its subtree. The scan has already
  * validated everything tg_json_parse checks (UTF-8, no \u0000, unique keys, int64, depth),
  * so the values are built with jansson's _nocheck constructors, in document order (the

@@ -182,6 +182,14 @@ typedef struct tg_jdoc {
 
 #define TG_JDOC_INIT {0}
 
+/* A value inside a scanned document: what the hot path passes where it would otherwise
+ * build a jansson tree (a call's arguments, from the router through catalog, policy and
+ * audit). Absent when d is NULL or tok is -1. */
+typedef struct tg_jref {
+    const tg_jdoc *d;
+    int tok;
+} tg_jref;
+
 /* 0 and tokens in d, or -1 with err "line L column C: reason" (d then holds no tokens).
  * max_depth <= 0 means TG_JSON_MAX_DEPTH. */
 int  tg_jscan(tg_jdoc *d, const char *buf, size_t len, int max_depth, tg_error *err);
@@ -210,6 +218,26 @@ size_t tg_jscan_decode(const char *raw, size_t n, char *out);
 void tg_jscan_canon(const tg_jdoc *d, int tok, tg_buf *out);
 /* The value as a jansson value (new ref), for the rare message that needs a DOM. */
 json_t *tg_jscan_json(const tg_jdoc *d, int tok);
+/* A real token's value, as jansson reads it. */
+double tg_jscan_real(const tg_jdoc *d, int tok);
+/* A string token decoded and NUL-terminated: into small when it fits in cap bytes, else
+ * malloc'd (free it when the result is not small). *n gets the decoded length. */
+char *tg_jscan_text(const tg_jdoc *d, int tok, char *small, size_t cap, size_t *n);
+/* A string token decoded into the arena (NUL-terminated), or NULL if tok is not a string. */
+char *tg_jscan_str_arena(const tg_jdoc *d, int tok, tg_arena *a, size_t *len);
+/* RFC 6901: the value ptr ("/a/0/b~1c") names from `from`, or -1 (missing, a bad escape or
+ * index, or a step longer than TG_JSCAN_POINTER_STEP bytes). "" is `from` itself. */
+#define TG_JSCAN_POINTER_STEP 256
+int  tg_jscan_pointer(const tg_jdoc *d, int from, const char *ptr);
+/* out becomes a document of tok's subtree alone (its token 0), over buf, a copy of d's
+ * bytes from offset base on (so a token's bytes sit at start - base). out owns its tokens
+ * (tg_jdoc_free); -1 (out empty) when tok is -1. */
+int  tg_jdoc_subtree(tg_jdoc *out, const tg_jdoc *d, int tok, const char *buf, size_t base);
+/* v as a scanned value, for callers holding a jansson value where tokens are wanted
+ * (tests, the CLI, records read back): d scans v's compact text, *text (free it, and
+ * tg_jdoc_free d) is its buffer. Absent, with nothing scanned, when v is NULL. v must be
+ * what tg_json_parse can make (no NUL in a string): anything else aborts. */
+tg_jref tg_jdoc_of_json(tg_jdoc *d, char **text, const json_t *v);
 /* tg_rpc_classify on a scanned message: same rules, same messages. */
 tg_rpc_kind tg_jscan_classify(const tg_jdoc *d, int msg, tg_error *err);
 

@@ -210,9 +210,11 @@ static tg_audit_decision audit_decision(const tg_decision *d)
     }
 }
 
-static const char *meta_string(const json_t *meta, const char *key)
+/* params._meta[key] when a string (decoded into the call's arena), else NULL. */
+static const char *meta_string(mcp_call *c, tg_jref meta, const char *key)
 {
-    return json_string_value(json_object_get(meta, key));
+    return meta.d ? tg_jscan_str_arena(meta.d, tg_jscan_get(meta.d, meta.tok, key), c->arena, NULL)
+                  : NULL;
 }
 
 /* "A, B" in arena ("-" when empty). */
@@ -225,8 +227,7 @@ static const char *joined(tg_arena *a, const char *const *v, size_t n)
     return out;
 }
 
-static void fill_record(mcp_call *c, mcp_gate *g, const json_t *args, const json_t *meta,
-                        const char *name)
+static void fill_record(mcp_call *c, mcp_gate *g, const char *name)
 {
     const tg_identity *id = c->identity;
     const tg_decision *d = &g->d;
@@ -253,10 +254,10 @@ static void fill_record(mcp_call *c, mcp_gate *g, const json_t *args, const json
                                            d->resource.parents[i].id);
     r->resource_parents = parents;
     r->n_resource_parents = d->resource.nparents;
-    r->args = args;
-    r->intent = meta_string(meta, "toolgate/intent");
-    r->workflow = meta_string(meta, "toolgate/workflow");
-    r->ticket = meta_string(meta, "toolgate/ticket");
+    r->args_ref = g->in.args;
+    r->intent = meta_string(c, g->in.meta, "toolgate/intent");
+    r->workflow = meta_string(c, g->in.meta, "toolgate/workflow");
+    r->ticket = meta_string(c, g->in.meta, "toolgate/ticket");
     r->decision = audit_decision(d);
     r->mode = d->shadow ? TG_AUDIT_SHADOW : TG_AUDIT_ENFORCE;
     r->reasons = d->reasons;
@@ -284,7 +285,7 @@ static tg_audit_record outcome_record(const mcp_gate *g)
     tg_audit_record r = g->rec;
     r.event = TG_AUDIT_EV_OUTCOME;
     if (!g->combined) {
-        r.args = NULL;
+        r.args_ref = (tg_jref){NULL, -1};
         r.args_sha256 = g->rec_digest;
     }
     return r;
@@ -377,9 +378,9 @@ void mcp_gate_forward(mcp_call *c, size_t idx, const char *orig, const char *ren
         return;
     }
     const char *upstream = m->cfg->upstreams[idx].name;
-    json_t *params = mcp_call_params(c);
-    const json_t *args = json_object_get(params, "arguments");
-    const json_t *meta = json_object_get(params, "_meta");
+    const tg_jdoc *pd = &c->params;
+    tg_jref args = {pd, pd->ntoks ? tg_jscan_get(pd, 0, "arguments") : -1};
+    tg_jref meta = {pd, pd->ntoks ? tg_jscan_get(pd, 0, "_meta") : -1};
     mcp_gate *g = tg_arena_calloc(c->arena, 1, sizeof *g);
     g->idx = idx;
     g->rename = rename ? tg_arena_strdup(c->arena, rename) : NULL;
@@ -431,7 +432,7 @@ static void record_decision(mcp_call *c, mcp_gate *g)
                 joined(c->arena, g->d.policies, g->d.npolicies),
                 g->rec.approval_id || g->approval_id || g->grant.id ? " approval " : "",
                 g->grant.id ? g->grant.id : g->approval_id ? g->approval_id : "");
-    fill_record(c, g, g->in.args, g->in.meta, g->in.name);
+    fill_record(c, g, g->in.name);
     tg_error err;
     int rc;
     /* Batched: a call about to be forwarded gets one record, written when it ends. */
@@ -462,6 +463,9 @@ static void approvals_failed(mcp_call *c, const char *why)
 
 static void approval_call(mcp_call *c, const mcp_gate *g, tg_approval_call *out)
 {
+    /* The approval service keeps and shows the arguments: a tree of them is built here,
+     * on this rare path, and not for every call. */
+    const json_t *params = mcp_call_params(c);
     *out = (tg_approval_call){
         .identity = c->identity,
         .tool = g->in.name,
@@ -469,8 +473,8 @@ static void approval_call(mcp_call *c, const mcp_gate *g, tg_approval_call *out)
         .upstream_tool = g->in.upstream_name,
         .decision = &g->d,
         .args_sha256 = g->args_sha256,
-        .args = g->in.args,
-        .meta = g->in.meta,
+        .args = json_object_get(params, "arguments"),
+        .meta = json_object_get(params, "_meta"),
         .session_id = c->s->id,
         .rpc_id = c->idkey,
         .traceparent = c->traceparent,
@@ -530,7 +534,7 @@ static int request_approval(mcp_call *c, mcp_gate *g, tg_error *err)
 static int approval_step(mcp_call *c, mcp_gate *g, tg_error *err)
 {
     char digest[65];
-    tg_audit_args_digest(g->in.args, digest);
+    tg_audit_args_digest_ref(g->in.args, digest);
     g->args_sha256 = tg_arena_strdup(c->arena, digest);
     tg_approval_call call;
     approval_call(c, g, &call);

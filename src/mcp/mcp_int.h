@@ -214,6 +214,9 @@ struct mcp_call {
     size_t raw_len;
     mcp_span method_span, params_span, token_span, name_span;
     json_t *msg;                 /* NULL, or raw parsed with the token rewritten (owned) */
+    tg_jdoc params;              /* a decided call's params as tokens over raw (token 0;
+                                    no tokens when absent or not decided): what the gate
+                                    reads, instead of building a tree of them */
     json_t *id;                  /* the client's original id (owned) */
     char *idkey;                 /* id as tg_json_dump writes it: key in s->calls_by_id */
     char *method;                /* owned */

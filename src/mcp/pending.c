@@ -539,11 +539,11 @@ mcp_call *mcp_call_new(mcp_session *s, mcp_exchange *x, const tg_jdoc *d, int to
         char k[24];
         mcp_map_put(&m->tokens, k, mcp_int_key(c->gw_token, k), c);
     }
-    /* A call the gate decides needs its parameters as a value: built now, from the tokens
-     * at hand, instead of scanning the same bytes again when the gate asks. */
+    /* A call the gate decides reads its parameters: their tokens are kept now, from the
+     * scan at hand, instead of scanning the same bytes again or building a tree. */
     if (m->policy && (strcmp(c->method, "tools/call") == 0 || strcmp(c->method, "prompts/get") == 0 ||
                       strcmp(c->method, "resources/read") == 0))
-        call_set_msg(c, tg_jscan_json(d, tok));
+        tg_jdoc_subtree(&c->params, d, params, c->raw, t->start);
     c->next = s->calls;
     if (s->calls) s->calls->prev = c;
     s->calls = c;
@@ -601,6 +601,7 @@ static void call_release(mcp_call *c, const char *reason)
     free(c->parts);
     json_decref(c->progress_token);
     json_decref(c->msg);
+    tg_jdoc_free(&c->params);
     json_decref(c->id);
     free(c->raw);
     free(c->method);

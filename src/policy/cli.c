@@ -155,10 +155,17 @@ static int decide_one(const loaded *l, const json_t *c, const json_t *identity, 
     in.name = tool;
     in.upstream_name = tool_up;
     in.entry = &entry;
-    in.args = args;
-    in.meta = meta;
+    tg_jdoc ad = TG_JDOC_INIT, md = TG_JDOC_INIT;
+    char *at, *mt;
+    in.args = tg_jdoc_of_json(&ad, &at, args);
+    in.meta = tg_jdoc_of_json(&md, &mt, meta);
     in.explain = explain;
-    return tg_policy_decide(l->pol, &in, a, d, err);
+    int rc = tg_policy_decide(l->pol, &in, a, d, err);
+    tg_jdoc_free(&ad);
+    tg_jdoc_free(&md);
+    free(at);
+    free(mt);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ policy test */

@@ -862,45 +862,62 @@ static void real_value(rqb *r, double v)
 }
 
 /* The arguments as a Cedar value: integers → Long, reals → decimal or string, null →
- * omitted, arrays → sets, objects → records without the reserved escape keys. */
-static void args_value(rqb *r, const json_t *v)
+ * omitted, arrays → sets, objects → records without the reserved escape keys. Read from
+ * the call's scanned tokens, members in document order. */
+static void args_value(rqb *r, const tg_jdoc *d, int tok)
 {
-    size_t i;
-    const char *k;
-    json_t *x;
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
+    const tg_jtok *t = &d->toks[tok];
+    char small[128];
+    size_t n;
+    switch ((tg_jtype)t->type) {
+    case TG_JT_OBJECT: {
         em_open(r, '{');
-        json_object_foreach((json_t *)v, k, x) {
-            if (json_is_null(x) || reserved_key(k))
+        uint32_t k = (uint32_t)tok + 1;
+        for (uint32_t i = 0; i < t->size; i++, k = d->toks[k + 1].next) {
+            if (d->toks[k + 1].type == TG_JT_NULL)
                 continue;
-            em_key(r, k);
-            args_value(r, x);
+            char *key = tg_jscan_text(d, (int)k, small, sizeof small, &n);
+            if (!reserved_key(key)) {
+                em_key(r, key);
+                args_value(r, d, (int)k + 1);
+            }
+            if (key != small)
+                free(key);
         }
         em_close(r, '}');
         return;
-    case JSON_ARRAY:
+    }
+    case TG_JT_ARRAY: {
         em_open(r, '[');
-        json_array_foreach(v, i, x) {
-            if (!json_is_null(x))
-                args_value(r, x);
-        }
+        uint32_t e = (uint32_t)tok + 1;
+        for (uint32_t i = 0; i < t->size; i++, e = d->toks[e].next)
+            if (d->toks[e].type != TG_JT_NULL)
+                args_value(r, d, (int)e);
         em_close(r, ']');
         return;
-    case JSON_STRING:
-        em_str(r, json_string_value(v), json_string_length(v));
+    }
+    case TG_JT_STRING: {
+        char *str = tg_jscan_text(d, tok, small, sizeof small, &n);
+        em_str(r, str, n);
+        if (str != small)
+            free(str);
         return;
-    case JSON_INTEGER:
-        em_long(r, json_integer_value(v));
+    }
+    case TG_JT_INTEGER: {
+        int64_t v;
+        tg_jscan_int(d, tok, &v);
+        em_long(r, v);
         return;
-    case JSON_REAL:
-        real_value(r, json_real_value(v));
+    }
+    case TG_JT_REAL:
+        real_value(r, tg_jscan_real(d, tok));
         return;
-    case JSON_TRUE:
-    case JSON_FALSE:
-        em_bool(r, json_is_true(v));
+    case TG_JT_TRUE:
+    case TG_JT_FALSE:
+        em_bool(r, t->type == TG_JT_TRUE);
         return;
-    case JSON_NULL:
+    case TG_JT_NULL:
+    case TG_JT_NONE:
         return;  /* unreachable: callers skip nulls */
     }
 }
@@ -935,11 +952,17 @@ static void opt_field(rqb *r, const char *name, const char *s, size_t n)
     em_str(r, s, n);
 }
 
-static void meta_field(rqb *r, const json_t *meta, const char *key, const char *name)
+static void meta_field(rqb *r, tg_jref meta, const char *key, const char *name)
 {
-    const json_t *v = json_object_get(meta, key);
-    if (json_is_string(v))
-        opt_field(r, name, json_string_value(v), json_string_length(v));
+    int v = meta.d ? tg_jscan_get(meta.d, meta.tok, key) : -1;
+    if (v < 0 || meta.d->toks[v].type != TG_JT_STRING)
+        return;
+    char small[128];
+    size_t n;
+    char *s = tg_jscan_text(meta.d, v, small, sizeof small, &n);
+    opt_field(r, name, s, n);
+    if (s != small)
+        free(s);
 }
 
 /* The context keys calls and approver decisions share: clientIp (when a valid address),
@@ -972,8 +995,8 @@ static void write_context(const tg_policy *p, const tg_decide_in *in, tg_risk ri
     meta_field(r, in->meta, "toolgate/ticket", "ticket");
     context_common(p, r, id->client_ip, in->now_ms, risk, in->upstream);
     em_key(r, "args");
-    if (json_is_object(in->args)) {
-        args_value(r, in->args);
+    if (in->args.d && in->args.tok >= 0 && in->args.d->toks[in->args.tok].type == TG_JT_OBJECT) {
+        args_value(r, in->args.d, in->args.tok);
     } else {
         em_open(r, '{');
         em_close(r, '}');

@@ -67,8 +67,8 @@ typedef struct tg_decide_in {
     const char *name;
     const char *upstream_name;
     const tg_cat_entry *entry;      /* TOOL only: from tg_catalog_classify */
-    const json_t *args;             /* TOOL: params.arguments; PROMPT_GET: arguments; or NULL */
-    const json_t *meta;             /* params._meta, or NULL */
+    tg_jref args;                   /* TOOL: params.arguments; PROMPT_GET: arguments; or absent */
+    tg_jref meta;                   /* params._meta, or absent */
     int64_t now_ms;                 /* Unix ms (tg_wall_ms()) */
     const tg_policy_approval *approval;
     /* Fill the decision's principal_json / entities_json / context_json (`toolgate

@@ -180,11 +180,11 @@ static void resolve(tg_catalog *cat, const char *tool, const char *args_json, tg
 {
     tg_error err;
     tg_cat_entry e;
-    json_t *args = tg_json_parse(args_json, strlen(args_json), 64, &err);
-    assert_non_null(args);
+    tg_jdoc d = TG_JDOC_INIT;
+    assert_int_equal(tg_jscan(&d, args_json, strlen(args_json), 64, &err), 0);
     tg_catalog_classify(cat, "atl", tool, NULL, &e);
-    tg_catalog_resolve(cat, &e, "atl", args, a, r);
-    json_decref(args);
+    tg_catalog_resolve(cat, &e, "atl", (tg_jref){&d, 0}, a, r);
+    tg_jdoc_free(&d);
 }
 
 static void expect_unresolved(tg_catalog *cat, const char *args_json, const char *why)

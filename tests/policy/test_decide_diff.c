@@ -92,7 +92,7 @@ static json_t *gen_args(void)
     case 1: json_object_set_new(a, "r", json_real(1.25)); break;
     case 2: json_object_set_new(a, "r", json_real(1e20)); break;
     case 3: json_object_set_new(a, "r", json_real(0.1 + 0.2)); break;
-    case 4: json_object_set_new(a, "s", json_stringn("a\0b", 3)); break;
+    case 4: json_object_set_new(a, "s", json_string("a\tb\"\xc3\xa9")); break; /* escaped on the wire */
     case 5: json_object_set_new(a, "l", json_pack("[[i,i],n,s,[i,i]]", 1, 2, "x", 1, 2)); break;
     case 6: json_object_set_new(a, "o", json_pack("{s:{s:s,s:s},s:b}", "__entity", "type", "User",
                                                   "id", "root", "k", 1)); break;
@@ -162,9 +162,12 @@ static size_t run_set(const tg_policy *p)
         tg_policy_approval ap = {"apr-1", "bob", 1772528400000LL - 60000};
         tg_cat_entry e;
         tg_catalog_classify(tg_policy_catalog(p), "atlassian", tool, NULL, &e);
+        tg_jdoc ad = TG_JDOC_INIT, md = TG_JDOC_INIT;
+        char *at, *mt;
         tg_decide_in in = {.kind = TG_DECIDE_TOOL, .identity = &who, .upstream = "atlassian",
-                           .name = tool, .upstream_name = tool, .entry = &e, .args = args,
-                           .meta = meta,
+                           .name = tool, .upstream_name = tool, .entry = &e,
+                           .args = tg_jdoc_of_json(&ad, &at, args),
+                           .meta = tg_jdoc_of_json(&md, &mt, meta),
                            /* a week from Monday 2026-03-02 00:00 UTC, in 7-minute steps */
                            .now_ms = 1772409600000LL + (int64_t)(next() % 1440) * 420000,
                            .approval = next() % 5 == 0 ? &ap : NULL};
@@ -197,6 +200,10 @@ static size_t run_set(const tg_policy *p)
         }
         /* tools/list visibility builds its request on the direct road too */
         assert_true(tg_policy_tool_visible(p, &who, tool, e.risk, "atlassian", a) >= 0);
+        tg_jdoc_free(&ad);
+        tg_jdoc_free(&md);
+        free(at);
+        free(mt);
         json_decref(args);
         json_decref(meta);
         tg_arena_reset(a);
@@ -273,7 +280,7 @@ static void test_probes(void **state)
         "@id(\"n\") permit (principal, action, resource) when { context.args has n && context.args.n > 0 };\n"
         "@id(\"dec\") permit (principal, action, resource) when { context.args has r && context.args.r == decimal(\"1.25\") };\n"
         "@id(\"strr\") permit (principal, action, resource) when { context.args has r && context.args.r like \"*e+20\" };\n"
-        "@id(\"nul\") permit (principal, action, resource) when { context.args has s && context.args.s != \"a\" };\n"
+        "@id(\"esc-str\") permit (principal, action, resource) when { context.args has s && context.args.s != \"a\" };\n"
         "@id(\"set\") permit (principal, action, resource) when { context.args has l && context.args.l == [\"x\", [1, 2]] };\n"
         "@id(\"rec\") permit (principal, action, resource) when { context.args has o && context.args.o == {k: true} };\n"
         "@id(\"esc\") permit (principal, action, resource) when { context.args has e && context.args.e == {} };\n"

@@ -114,10 +114,17 @@ static void decide(fixture *f, const char *tool, const char *args_json, const ch
     json_t *meta = meta_json ? tg_json_parse(meta_json, strlen(meta_json), 64, &err) : NULL;
     tg_cat_entry e;
     tg_catalog_classify(tg_policy_catalog(f->pol), "atl", tool, NULL, &e);
+    tg_jdoc ad = TG_JDOC_INIT, md = TG_JDOC_INIT;
+    char *at, *mt;
     tg_decide_in in = {.kind = TG_DECIDE_TOOL, .identity = &alice, .upstream = "atl",
-                       .name = tool, .upstream_name = tool, .entry = &e, .args = args,
-                       .meta = meta, .now_ms = TUESDAY_MS};
+                       .name = tool, .upstream_name = tool, .entry = &e,
+                       .args = tg_jdoc_of_json(&ad, &at, args),
+                       .meta = tg_jdoc_of_json(&md, &mt, meta), .now_ms = TUESDAY_MS};
     decide_both(f->pol, &in, f->a, d);
+    tg_jdoc_free(&ad);
+    tg_jdoc_free(&md);
+    free(at);
+    free(mt);
     json_decref(args);
     json_decref(meta);
 }
