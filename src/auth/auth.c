@@ -780,10 +780,19 @@ void tg_auth_memo_free(void *memo)
     free(memo);
 }
 
-static void token_digest(tg_auth_pending *p, void **slot)
+/* Is this token the one the connection's memo holds? */
+static bool memo_holds(void **slot, const char *token, size_t len)
+{
+    const auth_memo *m = slot ? *slot : NULL;
+    return m && tg_ct_equal(m->token, m->len, token, len);
+}
+
+/* p->token_hash: from the memo when it holds the token (seen), else computed and then
+ * remembered in the memo. */
+static void token_digest(tg_auth_pending *p, void **slot, bool seen)
 {
     auth_memo *m = slot ? *slot : NULL;
-    if (m && tg_ct_equal(m->token, m->len, p->token, p->token_len)) {
+    if (seen) {
         memcpy(p->token_hash, m->hash, sizeof m->hash);
         return;
     }
@@ -800,7 +809,7 @@ static void token_digest(tg_auth_pending *p, void **slot)
     memcpy(m->hash, p->token_hash, sizeof m->hash);
 }
 
-static tg_auth_pending *jwt_begin(tg_auth_pending *p, void **memo)
+static tg_auth_pending *jwt_begin(tg_auth_pending *p, void **memo, bool seen)
 {
     tg_auth *a = p->a;
     tg_error err;
@@ -813,7 +822,7 @@ static tg_auth_pending *jwt_begin(tg_auth_pending *p, void **memo)
                                                           a->max_token));
         return NULL;
     }
-    token_digest(p, memo);
+    token_digest(p, memo, seen);
     cache_entry *e = cache_find(a, p->token_hash);
     if (e && now_s() <= e->exp_s + a->leeway_s) {
         a->stats.cache_hits++;
@@ -955,7 +964,9 @@ tg_auth_pending *tg_auth_authenticate(tg_auth *a, const tg_auth_input *in, tg_ar
                                                         : "no credentials");
         return NULL;
     }
-    if (!token68(tok, len)) {
+    /* A token the connection's memo holds passed this check when it was remembered. */
+    bool seen = memo_holds(in->memo, tok, len);
+    if (!seen && !token68(tok, len)) {
         complete(&p, NULL, FAIL_INVALID, "bearer token has characters outside token68");
         return NULL;
     }
@@ -965,7 +976,7 @@ tg_auth_pending *tg_auth_authenticate(tg_auth *a, const tg_auth_input *in, tg_ar
         apikey_check(&p, ip);
         return NULL;
     }
-    return jwt_begin(&p, in->memo);
+    return jwt_begin(&p, in->memo, seen);
 }
 
 void tg_auth_cancel(tg_auth_pending *p)

@@ -728,7 +728,9 @@ void mcp_call_ask_raw(mcp_call *c, size_t idx, const char *rename)
     c->nwait++;
     mcp_pending *p = pending_new(mcp_session_link(c->s, idx), c->method, c, idx, call_part_reply);
     /* The envelope is ours (as mcp_pending_start writes it); method and params are the
-     * client's bytes, with our progress token and the upstream's own name spliced in. */
+     * client's bytes, with our progress token and the upstream's own name spliced in.
+     * Room for all of it at once: growing by doubling copied the arguments again. */
+    tg_buf_reserve(&p->out, c->raw_len + (rename ? 6 * strlen(rename) : 0) + 96);
     tg_buf_appends(&p->out, "{\"jsonrpc\":\"2.0\",\"id\":");
     tg_buf_append_i64(&p->out, p->gw_id);
     tg_buf_appends(&p->out, ",\"method\":");

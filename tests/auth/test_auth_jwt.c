@@ -568,6 +568,9 @@ static void connection_memo(void **state)
     assert_string_equal(o.id->delegator, "bob");
     o = auth_memo(&slot, tg_arena_strndup(g.arena, alice, n - 1));
     assert_int_equal(o.status, 401);
+    o = auth_memo(&slot, "abc!def");
+    assert_int_equal(o.status, 401);
+    assert_non_null(strstr(o.why, "token68"));
     tg_auth_stats st;
     tg_auth_get_stats(g.a, &st);
     assert_int_equal(st.cache_hits, 2);  /* alice twice more: the cache still decides */
