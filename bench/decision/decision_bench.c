@@ -59,6 +59,10 @@ static void run(const tg_policy *pol, const bench_case *bc, size_t iters)
         .client_ip = "127.0.0.1", .principal_key = "api_key:benchkey0000",
     };
     json_t *args = parse(bc->args), *meta = parse(bc->meta);
+    /* as the gateway passes them: scanned, not as jansson values */
+    tg_jdoc ad = TG_JDOC_INIT, md = TG_JDOC_INIT;
+    char *at, *mt;
+    tg_jref aref = tg_jdoc_of_json(&ad, &at, args), mref = tg_jdoc_of_json(&md, &mt, meta);
     uint64_t *ns = calloc(iters, sizeof *ns);
     tg_arena *a = tg_arena_new(16384);
     const char *decision = "?";
@@ -69,7 +73,7 @@ static void run(const tg_policy *pol, const bench_case *bc, size_t iters)
         tg_decide_in in = {
             .kind = TG_DECIDE_TOOL, .identity = &who, .upstream = "atlassian",
             .name = bc->tool, .upstream_name = bc->tool, .entry = &entry,
-            .args = args, .meta = meta, .now_ms = tg_wall_ms(),
+            .args = aref, .meta = mref, .now_ms = tg_wall_ms(),
         };
         tg_decision d;
         tg_error err;
@@ -86,6 +90,10 @@ static void run(const tg_policy *pol, const bench_case *bc, size_t iters)
            (double)ns[iters / 2] / 1000.0, (double)ns[iters * 99 / 100] / 1000.0);
     tg_arena_free(a);
     free(ns);
+    tg_jdoc_free(&ad);
+    tg_jdoc_free(&md);
+    free(at);
+    free(mt);
     json_decref(args);
     json_decref(meta);
 }
