@@ -27,6 +27,7 @@ typedef struct compiled_rule {
 /* Invariant: rules[i] belongs to cfg->catalog_rules[i]; cfg is referenced until free.
  * logged holds "upstream\ttool" strings (malloc'd) already reported by log_once. */
 struct tg_catalog {
+    uint64_t serial;  /* distinct for every catalog made (re_memo's key) */
     tg_config *cfg;
     compiled_rule *rules;
     char **logged;
@@ -104,10 +105,12 @@ void tg_catalog_free(tg_catalog *cat)
 
 tg_catalog *tg_catalog_new(tg_config *cfg, tg_error *err)
 {
+    static _Atomic uint64_t serials;
     tg_catalog *cat = calloc(1, sizeof *cat);
     size_t n = cfg->ncatalog_rules;
     if (!cat || !(cat->rules = calloc(n ? n : 1, sizeof *cat->rules)))
         abort();
+    cat->serial = ++serials;
     for (size_t i = 0; i < n; i++) {
         const tg_cat_rule *r = &cfg->catalog_rules[i];
         compiled_rule *c = &cat->rules[i];
@@ -260,10 +263,48 @@ static const char *unsafe(const char *s, size_t n)
     return NULL;
 }
 
+/* The last id each thread matched against each capturing pattern, and the result. glibc's
+ * regexec takes ~60 ns to say whether an id matches but ~420 ns to report where a group
+ * lay (its backtracking pass), and an agent's calls tend to name the same issue again and
+ * again: the parent's capture was the largest piece of a decision. Keyed by the catalog's
+ * serial, which is never reused (an address would be), and the spec. */
+typedef struct re_memo {
+    uint64_t serial;
+    const tg_id_spec *spec;
+    int rc;
+    regmatch_t m;
+    size_t n;
+    char id[TG_CAT_MAX_ID + 1];
+} re_memo;
+
+static __thread re_memo re_memos[8];
+
+/* regexec of id (n bytes, n <= TG_CAT_MAX_ID) with the bounds of spec's capture in *m. */
+static int match(uint64_t serial, const tg_id_spec *spec, const regex_t *re, const char *id,
+                 size_t n, regmatch_t *m)
+{
+    regmatch_t all[10];
+    if (spec->capture == 0) { /* the cheap case: no group to report */
+        int rc = regexec(re, id, 1, all, 0);
+        *m = all[0];
+        return rc;
+    }
+    re_memo *e = &re_memos[((uintptr_t)spec >> 4) % (sizeof re_memos / sizeof *re_memos)];
+    if (e->serial == serial && e->spec == spec && e->n == n && memcmp(e->id, id, n) == 0) {
+        *m = e->m;
+        return e->rc;
+    }
+    int rc = regexec(re, id, spec->capture + 1, all, 0);
+    *m = all[spec->capture];
+    *e = (re_memo){.serial = serial, .spec = spec, .rc = rc, .m = *m, .n = n};
+    memcpy(e->id, id, n);
+    return rc;
+}
+
 /* Builds the id of spec into *out (arena), or returns the reason it cannot. `self` is
  * the resource id a parent spec without parts derives from. */
-static const char *eval_spec(const tg_id_spec *spec, const regex_t *re, tg_jref args,
-                             const char *self, tg_arena *a, const char **out)
+static const char *eval_spec(uint64_t serial, const tg_id_spec *spec, const regex_t *re,
+                             tg_jref args, const char *self, tg_arena *a, const char **out)
 {
     char mem[TG_CAT_MAX_ID + 64];
     tg_buf b;
@@ -303,17 +344,15 @@ static const char *eval_spec(const tg_id_spec *spec, const regex_t *re, tg_jref 
     if (!why && b.len > TG_CAT_MAX_ID)
         why = "the id is longer than 256 bytes";
     if (!why && spec->pattern) {
-        regmatch_t m[10];
-        size_t nm = spec->capture + 1 <= 10 ? spec->capture + 1 : 10;
+        regmatch_t m;
         if (spec->capture >= 10)
             why = "capture group beyond 9";
-        else if (regexec(re, b.data, nm, m, 0) != 0)
+        else if (match(serial, spec, re, b.data, b.len, &m) != 0)
             why = tg_arena_sprintf(a, "the id does not match %s", spec->pattern);
-        else if (m[spec->capture].rm_so < 0 || m[spec->capture].rm_eo <= m[spec->capture].rm_so)
+        else if (m.rm_so < 0 || m.rm_eo <= m.rm_so)
             why = tg_arena_sprintf(a, "capture %u of %s is empty", spec->capture, spec->pattern);
         else
-            *out = tg_arena_strndup(a, b.data + m[spec->capture].rm_so,
-                                    (size_t)(m[spec->capture].rm_eo - m[spec->capture].rm_so));
+            *out = tg_arena_strndup(a, b.data + m.rm_so, (size_t)(m.rm_eo - m.rm_so));
     } else if (!why) {
         *out = tg_arena_strndup(a, b.data, b.len);
     }
@@ -337,12 +376,12 @@ void tg_catalog_resolve(const tg_catalog *cat, const tg_cat_entry *e, const char
     if (!args.d || args.tok < 0 || args.d->toks[args.tok].type != TG_JT_OBJECT)
         why = "the arguments are not an object";
     else
-        why = eval_spec(&r->resource_id, &c->res, args, NULL, a, &id);
+        why = eval_spec(cat->serial, &r->resource_id, &c->res, args, NULL, a, &id);
     tg_uid *parents = tg_arena_calloc(a, r->nparents + 1, sizeof *parents);
     const char **attrs = tg_arena_calloc(a, r->nparents + 1, sizeof *attrs);
     for (size_t i = 0; i < r->nparents && !why; i++) {
         const tg_res_parent *p = &r->parents[i];
-        why = eval_spec(&p->id, &c->par[i], args, id, a, &parents[i].id);
+        why = eval_spec(cat->serial, &p->id, &c->par[i], args, id, a, &parents[i].id);
         if (why)
             why = tg_arena_sprintf(a, "parent %s: %s", p->type, why);
         parents[i].type = p->type;

@@ -235,6 +235,46 @@ static void test_resolve(void **state)
     tg_config_unref(cfg);
 }
 
+/* A parent's capture is remembered per thread (catalog.c re_memo): ids that alternate, an
+ * id that stops matching, and a new catalog with another pattern for the same rule each
+ * get their own answer. */
+static void test_capture_memo(void **state)
+{
+    (void)state;
+    static const struct { const char *key, *project; } seq[] = {
+        {"OPS-12", "OPS"}, {"FIN_2-7", "FIN_2"}, {"OPS-12", "OPS"}, {"OPS-13", "OPS"},
+        {"ops-12", NULL}, {"OPS-12", "OPS"}, {"O-1", NULL}, {"OPS-12", "OPS"},
+    };
+    for (int round = 0; round < 2; round++) {
+        /* round 1: the same rule, but the group holds only the first letter */
+        tg_config *cfg;
+        tg_catalog *cat = catalog(round == 0 ? RULES :
+            "catalog:\n  tools:\n"
+            "    - tool: issue\n      risk: read\n      resource:\n        type: Jira::Issue\n"
+            "        id: /issue_key\n        pattern: '^[A-Z][A-Z0-9_]+-[0-9]+$'\n"
+            "        parents: [{type: Jira::Project, pattern: '^([A-Z])[A-Z0-9_]+-[0-9]+$', capture: 1}]\n",
+            &cfg);
+        tg_arena *a = tg_arena_new(0);
+        for (size_t i = 0; i < sizeof seq / sizeof *seq; i++) {
+            char args[64];
+            snprintf(args, sizeof args, "{\"issue_key\":\"%s\"}", seq[i].key);
+            tg_resource r;
+            resolve(cat, "issue", args, a, &r);
+            if (!seq[i].project) {
+                assert_int_equal(r.state, TG_RES_UNRESOLVED);
+                continue;
+            }
+            assert_int_equal(r.state, TG_RES_TYPED);
+            if (round == 0) assert_string_equal(r.parents[0].id, seq[i].project);
+            else assert_int_equal(strlen(r.parents[0].id), 1);
+            assert_int_equal(r.parents[0].id[0], seq[i].key[0]);
+        }
+        tg_arena_free(a);
+        tg_catalog_free(cat);
+        tg_config_unref(cfg);
+    }
+}
+
 static void test_argument_attacks(void **state)
 {
     tg_config *cfg;
@@ -275,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_policy_section_errors),
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_resolve),
+        cmocka_unit_test(test_capture_memo),
         cmocka_unit_test(test_argument_attacks),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
