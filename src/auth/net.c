@@ -68,21 +68,12 @@ int tg_cidr_parse(const char *s, tg_cidr *out, tg_error *err)
     return 0;
 }
 
-/* Copies src into out (outlen > 0), cut to fit. */
-static void copy_text(char *out, size_t outlen, const char *src)
-{
-    size_t n = strlen(src);
-    if (n >= outlen) n = outlen - 1;
-    memcpy(out, src, n);
-    out[n] = '\0';
-}
-
 void auth_ip_format(const uint8_t ip[16], char *out, size_t outlen)
 {
     char buf[INET6_ADDRSTRLEN];
     if (is_v4(ip)) inet_ntop(AF_INET, ip + 12, buf, sizeof buf);
     else inet_ntop(AF_INET6, ip, buf, sizeof buf);
-    copy_text(out, outlen, buf);
+    tg_copy_text(out, outlen, buf);
 }
 
 void tg_cidr_format(const tg_cidr *c, char *out, size_t outlen)
@@ -214,7 +205,7 @@ int auth_client_ip(const auth_cidrs *trusted, const char *peer, const char *xff,
     const char *list = forwarded ? forwarded : xff;
     const char *name = forwarded ? "Forwarded" : "X-Forwarded-For";
     if (!list || !auth_cidrs_match(trusted, ip)) {
-        copy_text(text, textlen, last_peer.text);
+        tg_copy_text(text, textlen, last_peer.text);
         return 0;
     }
     hop hops[MAX_HOPS];

@@ -264,6 +264,10 @@ void tg_random_hex(char *out, size_t nbytes);
  * chooses (a JSON-RPC id, a URI), which cannot then be made to collide without the key. */
 uint64_t tg_siphash(const unsigned char key[16], const void *data, size_t n);
 
+/* Copies src into out (outlen > 0), cut to fit: snprintf's "%s" without its formatter,
+ * for copies on the request path. */
+void tg_copy_text(char *out, size_t outlen, const char *src);
+
 /* Constant-time equality for secrets: time depends only on the lengths. */
 int tg_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
 

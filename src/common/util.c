@@ -110,6 +110,14 @@ void tg_random_hex(char *out, size_t nbytes)
     out[2 * nbytes] = '\0';
 }
 
+void tg_copy_text(char *out, size_t outlen, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= outlen) n = outlen - 1;
+    memcpy(out, src, n);
+    out[n] = '\0';
+}
+
 int tg_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
 {
     /* Compare over max(alen, blen) so the time does not reveal the first mismatch. Eight

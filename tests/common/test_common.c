@@ -256,6 +256,20 @@ static void siphash_vectors(void **state)
     assert_true(tg_siphash(key, msg, 15) != 0xa129ca6149be45e5ull);
 }
 
+static void copy_text(void **state)
+{
+    (void)state;
+    char out[5];
+    tg_copy_text(out, sizeof out, "abcd");
+    assert_string_equal(out, "abcd");          /* exactly fits */
+    tg_copy_text(out, sizeof out, "abcdefgh");
+    assert_string_equal(out, "abcd");          /* cut, still terminated */
+    tg_copy_text(out, sizeof out, "");
+    assert_string_equal(out, "");
+    tg_copy_text(out, 1, "xyz");
+    assert_string_equal(out, "");
+}
+
 static void ct_equal(void **state)
 {
     assert_true(tg_ct_equal("abc", 3, "abc", 3));
@@ -351,6 +365,7 @@ int main(void)
         cmocka_unit_test(log_level_before_arguments),
         cmocka_unit_test(siphash_vectors),
         cmocka_unit_test(ct_equal),
+        cmocka_unit_test(copy_text),
         cmocka_unit_test(time_and_int_formats),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
