@@ -97,7 +97,6 @@ void mcp_gate_adopt(mcp_call *c, const mcp_asker *who)
     if (who->traceparent) tg_copy_text(c->traceparent, sizeof c->traceparent, who->traceparent);
     if (!c->m->policy) return; /* nothing will be decided or recorded */
     c->policy = mcp_held_ref(c->m->policy);
-    c->arena = tg_arena_new(0); /* default-size chunks come from the thread's cache */
     c->identity = tg_identity_copy(c->arena, who->identity);
 }
 

@@ -210,7 +210,7 @@ struct mcp_call {
     tg_mcp *m;
     mcp_session *s;
     mcp_exchange *x;
-    char *raw;                   /* the client's request as received (owned) */
+    char *raw;                   /* the client's request as received (in arena) */
     size_t raw_len;
     mcp_span method_span, params_span, token_span, name_span;
     json_t *msg;                 /* NULL, or raw parsed with the token rewritten (owned) */
@@ -218,18 +218,20 @@ struct mcp_call {
                                     no tokens when absent or not decided): what the gate
                                     reads, instead of building a tree of them */
     json_t *id;                  /* the client's original id (owned) */
-    char *idkey;                 /* id as tg_json_dump writes it: key in s->calls_by_id */
-    char *method;                /* owned */
-    char *name;                  /* params.name when a string (owned), else NULL */
+    char *idkey;                 /* id as tg_json_dump writes it: key in s->calls_by_id
+                                    (in arena) */
+    char *method;                /* in arena */
+    char *name;                  /* params.name when a string (in arena), else NULL */
     json_t *progress_token;      /* the client's token (owned) or NULL */
     int64_t gw_token;            /* our token upstream, 0 when none */
-    mcp_reply **parts;           /* nupstreams entries */
+    mcp_reply **parts;           /* nupstreams entries (the array in arena, each owned) */
     size_t nwait;
     size_t npending;             /* pendings whose call is this one */
     void (*finish)(mcp_call *c); /* all parts in: build and send the answer */
     int refreshes;               /* name-map refreshes done for this call */
-    /* The gates (gate.c). arena holds the per-call copies (identity, decision, audit
-     * fields) and lives as long as the call. gate is non-NULL once the policy decided
+    /* The gates (gate.c). arena holds the call's strings and the per-call copies
+     * (identity, decision, audit fields) and lives as long as the call (made by
+     * mcp_call_new, freed by its release). gate is non-NULL once the policy decided
      * this call; wait is non-NULL while an audit append for it is outstanding (the
      * append's callback finds the call through it, or nothing once the call is gone). */
     tg_arena *arena;
