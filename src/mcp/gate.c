@@ -377,7 +377,7 @@ void mcp_gate_forward(mcp_call *c, size_t idx, const char *orig, const char *ren
         return;
     }
     const char *upstream = m->cfg->upstreams[idx].name;
-    const tg_jdoc *pd = &c->params;
+    const tg_jdoc *pd = mcp_call_params_doc(c);
     tg_jref args = {pd, pd->ntoks ? tg_jscan_get(pd, 0, "arguments") : -1};
     tg_jref meta = {pd, pd->ntoks ? tg_jscan_get(pd, 0, "_meta") : -1};
     mcp_gate *g = tg_arena_calloc(c->arena, 1, sizeof *g);

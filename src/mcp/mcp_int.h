@@ -431,6 +431,8 @@ void mcp_call_sent(mcp_call *c);
 /* The call's params with the progress token already rewritten (borrowed, may be NULL);
  * parses the request on first use. */
 json_t *mcp_call_params(mcp_call *c);
+/* The call's params as tokens (token 0; no tokens when the request had none). */
+const tg_jdoc *mcp_call_params_doc(mcp_call *c);
 
 mcp_exchange *mcp_exchange_new(mcp_session *s, tg_http_req *req);
 /* Called after the dispatcher created every call of a POST: closes an exchange that

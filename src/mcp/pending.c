@@ -571,6 +571,18 @@ mcp_call *mcp_call_new_json(mcp_session *s, mcp_exchange *x, const json_t *msg)
     return c;
 }
 
+const tg_jdoc *mcp_call_params_doc(mcp_call *c)
+{
+    if (!c->params.ntoks && c->params_span.end) {
+        /* not kept when the call was made (no policy then): scan the request again */
+        tg_jdoc d = TG_JDOC_INIT;
+        if (tg_jscan(&d, c->raw, c->raw_len, 0, NULL) != 0) abort(); /* validated on arrival */
+        tg_jdoc_subtree(&c->params, &d, tg_jscan_get(&d, 0, "params"), c->raw, 0);
+        tg_jdoc_free(&d);
+    }
+    return &c->params;
+}
+
 json_t *mcp_call_params(mcp_call *c)
 {
     if (!c->msg) call_set_msg(c, validated_json(c->raw, c->raw_len));
