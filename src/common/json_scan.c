@@ -758,7 +758,7 @@ int tg_jscan_pointer(const tg_jdoc *d, int from, const char *ptr)
             return -1;
         }
     }
-    return t;
+    return *p ? -1 : t; /* a pointer is "" or starts with '/' */
 }
 
 int tg_jdoc_subtree(tg_jdoc *out, const tg_jdoc *d, int tok, const char *buf, size_t base)

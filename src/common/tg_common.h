@@ -226,7 +226,8 @@ char *tg_jscan_text(const tg_jdoc *d, int tok, char *small, size_t cap, size_t *
 /* A string token decoded into the arena (NUL-terminated), or NULL if tok is not a string. */
 char *tg_jscan_str_arena(const tg_jdoc *d, int tok, tg_arena *a, size_t *len);
 /* RFC 6901: the value ptr ("/a/0/b~1c") names from `from`, or -1 (missing, a bad escape or
- * index, or a step longer than TG_JSCAN_POINTER_STEP bytes). "" is `from` itself. */
+ * index, a step longer than TG_JSCAN_POINTER_STEP bytes, or ptr neither "" nor starting
+ * with '/'). "" is `from` itself. */
 #define TG_JSCAN_POINTER_STEP 256
 int  tg_jscan_pointer(const tg_jdoc *d, int from, const char *ptr);
 /* out becomes a document of tok's subtree alone (its token 0), over buf, a copy of d's

@@ -289,6 +289,52 @@ static void large_objects(void **state)
     tg_jdoc_free(&d);
 }
 
+/* RFC 6901 pointers over tokens: the RFC's own examples (section 5), then what must miss. */
+static void pointers(void **state)
+{
+    (void)state;
+    const char *doc = "{\"foo\":[\"bar\",\"baz\"],\"\":0,\"a/b\":1,\"c%d\":2,\"e^f\":3,"
+                      "\"g|h\":4,\"i\\\\j\":5,\"k\\\"l\":6,\" \":7,\"m~n\":8,\"\\u0041\":[[9]]}";
+    tg_jdoc d = TG_JDOC_INIT;
+    tg_error err;
+    assert_int_equal(tg_jscan(&d, doc, strlen(doc), 0, &err), 0);
+    static const struct { const char *ptr, *text; } hit[] = {
+        {"", NULL}, {"/foo", "[\"bar\",\"baz\"]"}, {"/foo/0", "\"bar\""}, {"/foo/1", "\"baz\""},
+        {"/", "0"}, {"/a~1b", "1"}, {"/c%d", "2"}, {"/e^f", "3"}, {"/g|h", "4"},
+        {"/i\\j", "5"}, {"/k\"l", "6"}, {"/ ", "7"}, {"/m~0n", "8"}, {"/A/0/0", "9"},
+    };
+    for (size_t i = 0; i < sizeof hit / sizeof *hit; i++) {
+        int t = tg_jscan_pointer(&d, 0, hit[i].ptr);
+        if (t < 0) fail_msg("%s: missing", hit[i].ptr);
+        const char *want = hit[i].text ? hit[i].text : doc;
+        size_t n = d.toks[t].end - d.toks[t].start;
+        if (n != strlen(want) || memcmp(doc + d.toks[t].start, want, n) != 0)
+            fail_msg("%s: got %.*s", hit[i].ptr, (int)n, doc + d.toks[t].start);
+    }
+    static const char *const miss[] = {"/foo/2", "/foo/01", "/foo/-", "/foo/", "/x", "/m~2n",
+                                       "/m~", "/foo/0/x", "/a/b", "/A/0/1", "foo"};
+    for (size_t i = 0; i < sizeof miss / sizeof *miss; i++)
+        if (tg_jscan_pointer(&d, 0, miss[i]) != -1)
+            fail_msg("%s: should miss", miss[i]);
+    assert_int_equal(tg_jscan_pointer(&d, -1, "/foo"), -1);
+
+    /* a subtree over a copy of its bytes answers the same lookups */
+    int foo = tg_jscan_get(&d, 0, "foo");
+    size_t base = d.toks[foo].start;
+    char *copy = strndup(doc + base, d.toks[foo].end - base);
+    tg_jdoc sub = TG_JDOC_INIT;
+    assert_int_equal(tg_jdoc_subtree(&sub, &d, foo, copy, base), 0);
+    assert_int_equal(sub.ntoks, 3);
+    int baz = tg_jscan_pointer(&sub, 0, "/1");
+    assert_true(tg_jscan_streq(&sub, baz, "baz"));
+    assert_int_equal(sub.toks[0].next, 3);
+    assert_int_equal(tg_jdoc_subtree(&sub, &d, -1, copy, base), -1);
+    assert_int_equal(sub.ntoks, 0);
+    tg_jdoc_free(&sub);
+    free(copy);
+    tg_jdoc_free(&d);
+}
+
 static void lookups(void **state)
 {
     const char *msg = "{\"jsonrpc\":\"2.0\",\"id\":-0,\"method\":\"tools/call\",\"params\":"
@@ -384,6 +430,7 @@ int main(void)
         cmocka_unit_test(depth_limit),
         cmocka_unit_test(large_objects),
         cmocka_unit_test(lookups),
+        cmocka_unit_test(pointers),
         cmocka_unit_test(classify_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
