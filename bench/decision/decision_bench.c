@@ -60,9 +60,8 @@ static void run(const tg_policy *pol, const bench_case *bc, size_t iters)
     };
     json_t *args = parse(bc->args), *meta = parse(bc->meta);
     /* as the gateway passes them: scanned, not as jansson values */
-    tg_jdoc ad = TG_JDOC_INIT, md = TG_JDOC_INIT;
-    char *at, *mt;
-    tg_jref aref = tg_jdoc_of_json(&ad, &at, args), mref = tg_jdoc_of_json(&md, &mt, meta);
+    tg_jdoc_json aj = TG_JDOC_JSON_INIT, mj = TG_JDOC_JSON_INIT;
+    tg_jref aref = tg_jdoc_of_json(&aj, args), mref = tg_jdoc_of_json(&mj, meta);
     uint64_t *ns = calloc(iters, sizeof *ns);
     tg_arena *a = tg_arena_new(16384);
     const char *decision = "?";
@@ -90,10 +89,8 @@ static void run(const tg_policy *pol, const bench_case *bc, size_t iters)
            (double)ns[iters / 2] / 1000.0, (double)ns[iters * 99 / 100] / 1000.0);
     tg_arena_free(a);
     free(ns);
-    tg_jdoc_free(&ad);
-    tg_jdoc_free(&md);
-    free(at);
-    free(mt);
+    tg_jdoc_json_free(&aj);
+    tg_jdoc_json_free(&mj);
     json_decref(args);
     json_decref(meta);
 }

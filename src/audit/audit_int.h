@@ -33,11 +33,11 @@ void  audit_jsonl_line(const tg_store_audit_row *row, tg_buf *out);
 /* The writer's path to the canonical body. audit_args_canon appends the canonical text of
  * args ("null" when absent), with the values of keys matching the patterns (npat 0: none)
  * as "[REDACTED]", and says whether any was. audit_args_of gives a record's arguments as
- * tokens: r->args_ref, or r->args scanned into tmp (*text, to free, its buffer).
+ * tokens: r->args_ref, or r->args scanned into tmp (tg_jdoc_json_free it).
  * audit_record_canonical_text is tg_audit_record_canonical with the arguments' canonical
  * text already made (args_text NULL → null; the record's arguments are not looked at). */
 bool  audit_args_canon(tg_jref args, const char *const *pat, size_t npat, tg_buf *out);
-tg_jref audit_args_of(const tg_audit_record *r, tg_jdoc *tmp, char **text);
+tg_jref audit_args_of(const tg_audit_record *r, tg_jdoc_json *tmp);
 int   audit_record_canonical_text(const tg_audit_record *r, const char *args_text, tg_buf *out,
                                   tg_error *err);
 

@@ -119,7 +119,7 @@ static int json_str_styled(tg_buf *b, const char *str, size_t n, bool jansson)
 }
 
 typedef struct canon_member {
-    const char *key;    /* decoded; NUL-terminated (keys hold no NUL: the scanner refuses it) */
+    const char *key;    /* decoded (keys hold no NUL: the scanner refuses it) */
     size_t len;
     int value;          /* the value's token */
     char *owned;        /* key's malloc'd decoding, or NULL */
@@ -133,7 +133,7 @@ static int member_cmp(const void *x, const void *y)
     return c ? c : (a->len > b->len) - (a->len < b->len);
 }
 
-static int key_redacted(const char *key, const char *const *pat, size_t n);
+static int key_redacted(const char *key, size_t kn, const char *const *pat, size_t n);
 
 /* The canonical form of the arguments is, byte for byte, what
  * json_dumps(JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) writes of the value (of its
@@ -154,12 +154,10 @@ static void canon_tok(tg_buf *b, const tg_jdoc *d, int tok, const char *const *p
         uint32_t k = (uint32_t)tok + 1;
         for (size_t i = 0; i < n; i++, k = d->toks[k + 1].next) {
             const tg_jtok *kt = &d->toks[k];
-            size_t kn;
+            size_t kn = kt->end - kt->start - 2;
             char *owned = NULL;
             const char *key = d->buf + kt->start + 1;
-            kn = kt->end - kt->start - 2;
-            if (kt->escaped || npat) /* decoded, and NUL-terminated for fnmatch */
-                key = owned = tg_jscan_text(d, (int)k, NULL, 0, &kn);
+            if (kt->escaped) key = owned = tg_jscan_text(d, (int)k, NULL, 0, &kn); /* decoded */
             m[i] = (canon_member){key, kn, (int)k + 1, owned};
         }
         qsort(m, n, sizeof *m, member_cmp);
@@ -168,7 +166,7 @@ static void canon_tok(tg_buf *b, const tg_jdoc *d, int tok, const char *const *p
             if (i) tg_buf_append(b, ",", 1);
             if (json_str_styled(b, m[i].key, m[i].len, true)) abort(); /* scanned: UTF-8 */
             tg_buf_append(b, ":", 1);
-            if (npat && key_redacted(m[i].key, pat, npat)) {
+            if (npat && key_redacted(m[i].key, m[i].len, pat, npat)) {
                 tg_buf_append(b, "\"[REDACTED]\"", 12);
                 *redacted = true;
             } else {
@@ -231,10 +229,9 @@ bool audit_args_canon(tg_jref args, const char *const *pat, size_t npat, tg_buf 
     return redacted;
 }
 
-tg_jref audit_args_of(const tg_audit_record *r, tg_jdoc *tmp, char **text)
+tg_jref audit_args_of(const tg_audit_record *r, tg_jdoc_json *tmp)
 {
-    *text = NULL;
-    return r->args_ref.d ? r->args_ref : tg_jdoc_of_json(tmp, text, r->args);
+    return r->args_ref.d ? r->args_ref : tg_jdoc_of_json(tmp, r->args);
 }
 
 void tg_audit_args_digest_ref(tg_jref args, char out[65])
@@ -247,11 +244,9 @@ void tg_audit_args_digest_ref(tg_jref args, char out[65])
 
 void tg_audit_args_digest(const json_t *args, char out[65])
 {
-    tg_jdoc d = TG_JDOC_INIT;
-    char *text;
-    tg_audit_args_digest_ref(tg_jdoc_of_json(&d, &text, args), out);
-    tg_jdoc_free(&d);
-    free(text);
+    tg_jdoc_json h = TG_JDOC_JSON_INIT;
+    tg_audit_args_digest_ref(tg_jdoc_of_json(&h, args), out);
+    tg_jdoc_json_free(&h);
 }
 
 static unsigned char ascii_lower(unsigned char c)
@@ -275,24 +270,35 @@ const char *const tg_audit_default_redact[] = {
     "*api_key*", "*apikey*", "*private_key*", "*credential*", NULL,
 };
 
-/* Most patterns are "*word*": in the C locale toolgate runs in (it never calls setlocale),
- * fnmatch with FNM_CASEFOLD matches them exactly when the key holds the word, ASCII
+/* Does the key (kn bytes, no NUL) match one of the patterns, as fnmatch(pattern, key,
+ * FNM_CASEFOLD) says? Most patterns are "*word*": in the C locale toolgate runs in (it
+ * never calls setlocale), fnmatch matches them exactly when the key holds the word, ASCII
  * letters compared without case. Asked directly, because every key of every call's
- * arguments meets every pattern (fnmatch was a third of the arguments' canonical text). */
-static int key_redacted(const char *key, const char *const *pat, size_t n)
+ * arguments meets every pattern (fnmatch was a third of the arguments' canonical text);
+ * the key is copied with a terminator only for the other patterns. */
+static int key_redacted(const char *key, size_t kn, const char *const *pat, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
+    char small[256], *z = NULL;
+    int hit = 0;
+    for (size_t i = 0; i < n && !hit; i++) {
         const char *p = pat[i];
         size_t len = strlen(p);
         if (len > 2 && p[0] == '*' && p[len - 1] == '*' && !memchr(p + 1, '*', len - 2) &&
             !memchr(p + 1, '?', len - 2) && !memchr(p + 1, '[', len - 2) &&
             !memchr(p + 1, '\\', len - 2)) {
-            if (memcasemem(key, strlen(key), p + 1, len - 2)) return 1;
-        } else if (fnmatch(p, key, FNM_CASEFOLD) == 0) {
-            return 1;
+            hit = memcasemem(key, kn, p + 1, len - 2);
+            continue;
         }
+        if (!z) {
+            z = kn < sizeof small ? small : malloc(kn + 1);
+            if (!z) abort();
+            memcpy(z, key, kn);
+            z[kn] = '\0';
+        }
+        hit = fnmatch(p, z, FNM_CASEFOLD) == 0;
     }
-    return 0;
+    if (z != small) free(z);
+    return hit;
 }
 
 static json_t *redact_rec(const json_t *v, const char *const *pat, size_t n)
@@ -302,7 +308,7 @@ static json_t *redact_rec(const json_t *v, const char *const *pat, size_t n)
         const char *k;
         json_t *m;
         json_object_foreach((json_t *)v, k, m) {
-            json_object_set_new(o, k, key_redacted(k, pat, n) ? json_string("[REDACTED]")
+            json_object_set_new(o, k, key_redacted(k, strlen(k), pat, n) ? json_string("[REDACTED]")
                                                               : redact_rec(m, pat, n));
         }
         return o;
@@ -419,15 +425,13 @@ static void put_raw(canon *c, const char *k, size_t kn, const char *json)
 
 int tg_audit_record_canonical(const tg_audit_record *r, tg_buf *out, tg_error *err)
 {
-    tg_jdoc d = TG_JDOC_INIT;
-    char *text;
-    tg_jref args = audit_args_of(r, &d, &text);
+    tg_jdoc_json h = TG_JDOC_JSON_INIT;
+    tg_jref args = audit_args_of(r, &h);
     tg_buf b = TG_BUF_INIT;
     if (args.d) audit_args_canon(args, NULL, 0, &b);
     int rc = audit_record_canonical_text(r, args.d ? b.data : NULL, out, err);
     tg_buf_free(&b);
-    tg_jdoc_free(&d);
-    free(text);
+    tg_jdoc_json_free(&h);
     return rc;
 }
 

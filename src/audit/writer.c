@@ -55,7 +55,6 @@ struct tg_audit {
      * 8 KiB arena and a 2–3 KiB buffer per record were 5 % of the loop thread's user CPU). */
     tg_arena *scratch;
     tg_buf args_text, body;
-    tg_jdoc json_args;              /* a record's jansson arguments, scanned (audit_args_of) */
     size_t reserved;                /* batched places held by calls for their one record
                                        (tg_audit_reserve); pending + reserved <= batched_max
                                        for every append that did not reserve */
@@ -307,8 +306,8 @@ static int append(tg_audit *a, const tg_audit_record *r, bool reserved, tg_audit
     /* The digest covers the arguments as sent; the body holds them redacted. Usually no
      * key is redacted, and then the body's arguments are the very text digested: one
      * canonical pass, and a second without redaction only when something was redacted. */
-    char *json_text;
-    tg_jref args = audit_args_of(r, &a->json_args, &json_text);
+    tg_jdoc_json json_args = TG_JDOC_JSON_INIT; /* only for a record given a jansson value */
+    tg_jref args = audit_args_of(r, &json_args);
     const char *const *pat = (const char *const *)a->redact;
     bool redacted = audit_args_canon(args, pat, a->n_redact, args_text);
     char digest[65];
@@ -325,7 +324,7 @@ static int append(tg_audit *a, const tg_audit_record *r, bool reserved, tg_audit
     } else {
         tg_sha256_hex(args_text->data, args_text->len, digest);
     }
-    free(json_text);
+    tg_jdoc_json_free(&json_args);
     rec.args = NULL; /* the body's arguments are args_text */
     rec.args_ref = (tg_jref){NULL, -1};
     rec.args_sha256 = digest;
@@ -404,7 +403,6 @@ static void maybe_finish_close(tg_audit *a)
     tg_arena_free(a->scratch);
     tg_buf_free(&a->args_text);
     tg_buf_free(&a->body);
-    tg_jdoc_free(&a->json_args);
     void (*done)(void *) = a->close_done;
     void *ud = a->close_ud;
     free(a);

@@ -781,15 +781,22 @@ int tg_jdoc_subtree(tg_jdoc *out, const tg_jdoc *d, int tok, const char *buf, si
     return 0;
 }
 
-tg_jref tg_jdoc_of_json(tg_jdoc *d, char **text, const json_t *v)
+tg_jref tg_jdoc_of_json(tg_jdoc_json *h, const json_t *v)
 {
-    *text = NULL;
     if (!v) return (tg_jref){NULL, -1};
     size_t len;
-    *text = tg_json_dump(v, &len);
+    free(h->text);
+    h->text = tg_json_dump(v, &len);
     /* jansson's own output of a value the parser made: nothing to refuse */
-    if (tg_jscan(d, *text, len, JSCAN_JANSSON_MAX_DEPTH, NULL) != 0) abort();
-    return (tg_jref){d, 0};
+    if (tg_jscan(&h->doc, h->text, len, JSCAN_JANSSON_MAX_DEPTH, NULL) != 0) abort();
+    return (tg_jref){&h->doc, 0};
+}
+
+void tg_jdoc_json_free(tg_jdoc_json *h)
+{
+    tg_jdoc_free(&h->doc);
+    free(h->text);
+    h->text = NULL;
 }
 
 /* Builds the value of token *i and advances *i past its subtree. The scan has already

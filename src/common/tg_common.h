@@ -235,10 +235,18 @@ int  tg_jscan_pointer(const tg_jdoc *d, int from, const char *ptr);
  * (tg_jdoc_free); -1 (out empty) when tok is -1. */
 int  tg_jdoc_subtree(tg_jdoc *out, const tg_jdoc *d, int tok, const char *buf, size_t base);
 /* v as a scanned value, for callers holding a jansson value where tokens are wanted
- * (tests, the CLI, records read back): d scans v's compact text, *text (free it, and
- * tg_jdoc_free d) is its buffer. Absent, with nothing scanned, when v is NULL. v must be
+ * (tests, the CLI, records read back): h's document scans v's compact text, which h
+ * holds too (tg_jdoc_json_free). Absent, with nothing scanned, when v is NULL. v must be
  * what tg_json_parse can make (no NUL in a string): anything else aborts. */
-tg_jref tg_jdoc_of_json(tg_jdoc *d, char **text, const json_t *v);
+typedef struct tg_jdoc_json {
+    tg_jdoc doc;
+    char *text;
+} tg_jdoc_json;
+
+#define TG_JDOC_JSON_INIT {TG_JDOC_INIT, NULL}
+
+tg_jref tg_jdoc_of_json(tg_jdoc_json *h, const json_t *v);
+void tg_jdoc_json_free(tg_jdoc_json *h);
 /* tg_rpc_classify on a scanned message: same rules, same messages. */
 tg_rpc_kind tg_jscan_classify(const tg_jdoc *d, int msg, tg_error *err);
 

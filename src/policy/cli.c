@@ -155,16 +155,13 @@ static int decide_one(const loaded *l, const json_t *c, const json_t *identity, 
     in.name = tool;
     in.upstream_name = tool_up;
     in.entry = &entry;
-    tg_jdoc ad = TG_JDOC_INIT, md = TG_JDOC_INIT;
-    char *at, *mt;
-    in.args = tg_jdoc_of_json(&ad, &at, args);
-    in.meta = tg_jdoc_of_json(&md, &mt, meta);
+    tg_jdoc_json aj = TG_JDOC_JSON_INIT, mj = TG_JDOC_JSON_INIT;
+    in.args = tg_jdoc_of_json(&aj, args);
+    in.meta = tg_jdoc_of_json(&mj, meta);
     in.explain = explain;
     int rc = tg_policy_decide(l->pol, &in, a, d, err);
-    tg_jdoc_free(&ad);
-    tg_jdoc_free(&md);
-    free(at);
-    free(mt);
+    tg_jdoc_json_free(&aj);
+    tg_jdoc_json_free(&mj);
     return rc;
 }
 

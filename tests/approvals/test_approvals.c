@@ -218,17 +218,13 @@ static void make_call(fixture *f, call *k, const tg_identity *who, const char *a
     k->meta = json_pack("{s:s,s:s}", "toolgate/intent", "release 1.2", "toolgate/ticket", "CHG-9");
     tg_cat_entry e;
     tg_catalog_classify(tg_policy_catalog(f->pol), "bb", "merge", NULL, &e);
-    tg_jdoc ad = TG_JDOC_INIT, md = TG_JDOC_INIT;
-    char *at, *mt;
+    tg_jdoc_json aj = TG_JDOC_JSON_INIT, mj = TG_JDOC_JSON_INIT;
     tg_decide_in in = {.kind = TG_DECIDE_TOOL, .identity = who, .upstream = "bb", .name = "merge",
-                       .upstream_name = "merge", .entry = &e,
-                       .args = tg_jdoc_of_json(&ad, &at, k->args),
-                       .meta = tg_jdoc_of_json(&md, &mt, k->meta), .now_ms = tg_wall_ms()};
+                       .upstream_name = "merge", .entry = &e, .args = tg_jdoc_of_json(&aj, k->args),
+                       .meta = tg_jdoc_of_json(&mj, k->meta), .now_ms = tg_wall_ms()};
     assert_int_equal(tg_policy_decide(f->pol, &in, f->a, &k->d, &err), 0);
-    tg_jdoc_free(&ad);
-    tg_jdoc_free(&md);
-    free(at);
-    free(mt);
+    tg_jdoc_json_free(&aj);
+    tg_jdoc_json_free(&mj);
     if (k->d.decision != TG_DECISION_APPROVAL) {
         char *x = tg_decision_explain_json(&k->d);
         fail_msg("expected approval_required: %s", x);

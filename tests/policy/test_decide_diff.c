@@ -162,12 +162,10 @@ static size_t run_set(const tg_policy *p)
         tg_policy_approval ap = {"apr-1", "bob", 1772528400000LL - 60000};
         tg_cat_entry e;
         tg_catalog_classify(tg_policy_catalog(p), "atlassian", tool, NULL, &e);
-        tg_jdoc ad = TG_JDOC_INIT, md = TG_JDOC_INIT;
-        char *at, *mt;
+        tg_jdoc_json aj = TG_JDOC_JSON_INIT, mj = TG_JDOC_JSON_INIT;
         tg_decide_in in = {.kind = TG_DECIDE_TOOL, .identity = &who, .upstream = "atlassian",
                            .name = tool, .upstream_name = tool, .entry = &e,
-                           .args = tg_jdoc_of_json(&ad, &at, args),
-                           .meta = tg_jdoc_of_json(&md, &mt, meta),
+                           .args = tg_jdoc_of_json(&aj, args), .meta = tg_jdoc_of_json(&mj, meta),
                            /* a week from Monday 2026-03-02 00:00 UTC, in 7-minute steps */
                            .now_ms = 1772409600000LL + (int64_t)(next() % 1440) * 420000,
                            .approval = next() % 5 == 0 ? &ap : NULL};
@@ -200,10 +198,8 @@ static size_t run_set(const tg_policy *p)
         }
         /* tools/list visibility builds its request on the direct road too */
         assert_true(tg_policy_tool_visible(p, &who, tool, e.risk, "atlassian", a) >= 0);
-        tg_jdoc_free(&ad);
-        tg_jdoc_free(&md);
-        free(at);
-        free(mt);
+        tg_jdoc_json_free(&aj);
+        tg_jdoc_json_free(&mj);
         json_decref(args);
         json_decref(meta);
         tg_arena_reset(a);

@@ -114,17 +114,14 @@ static void decide(fixture *f, const char *tool, const char *args_json, const ch
     json_t *meta = meta_json ? tg_json_parse(meta_json, strlen(meta_json), 64, &err) : NULL;
     tg_cat_entry e;
     tg_catalog_classify(tg_policy_catalog(f->pol), "atl", tool, NULL, &e);
-    tg_jdoc ad = TG_JDOC_INIT, md = TG_JDOC_INIT;
-    char *at, *mt;
+    tg_jdoc_json aj = TG_JDOC_JSON_INIT, mj = TG_JDOC_JSON_INIT;
     tg_decide_in in = {.kind = TG_DECIDE_TOOL, .identity = &alice, .upstream = "atl",
                        .name = tool, .upstream_name = tool, .entry = &e,
-                       .args = tg_jdoc_of_json(&ad, &at, args),
-                       .meta = tg_jdoc_of_json(&md, &mt, meta), .now_ms = TUESDAY_MS};
+                       .args = tg_jdoc_of_json(&aj, args), .meta = tg_jdoc_of_json(&mj, meta),
+                       .now_ms = TUESDAY_MS};
     decide_both(f->pol, &in, f->a, d);
-    tg_jdoc_free(&ad);
-    tg_jdoc_free(&md);
-    free(at);
-    free(mt);
+    tg_jdoc_json_free(&aj);
+    tg_jdoc_json_free(&mj);
     json_decref(args);
     json_decref(meta);
 }
