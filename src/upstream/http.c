@@ -479,7 +479,11 @@ static void emit_curl(void *ctx, const char *name, const char *value)
 
 static void emit_h1(void *ctx, const char *name, const char *value)
 {
-    tg_buf_printf(ctx, "%s: %s\r\n", name, value);
+    tg_buf *b = ctx; /* appended, not printf'd: the traceparent line is written per call */
+    tg_buf_appends(b, name);
+    tg_buf_append(b, ": ", 2);
+    tg_buf_appends(b, value);
+    tg_buf_append(b, "\r\n", 2);
 }
 
 static http_xfer *http_xfer_new(http_conn *hc, xf_kind kind)
