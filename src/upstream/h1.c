@@ -99,10 +99,17 @@ static char h1_rbuf[H1_READ_BUF];
  * (0.46–0.51 sleeps per call at c=64); written together it wakes about once per batch
  * (0.06–0.09), and full batched calls went from 17.2k to 19.2k req/s, alternating builds
  * (docs/performance.md, fifth round). Nothing waits for it at c=1: an iteration with one
- * request writes it right after that request's callback returns. */
+ * request writes it right after that request's callback returns.
+ * A check handle alone does not keep the loop from sleeping: a request queued before the
+ * poll phase (from a timer: a pipelined client request resumed after the previous
+ * response, an approval granted, a retry) would wait in the queue until some unrelated
+ * event woke the loop, seconds later on a quiet gateway. So while the queue is not empty
+ * an idle handle is active too, which makes that poll return at once; it does nothing
+ * itself. */
 static struct {
     uv_loop_t *loop;
     uv_check_t check;
+    uv_idle_t nudge;                      /* active with the check, until the drain */
     h1_conn *head, *tail;                 /* FIFO: requests leave in the order they came */
 } h1_wq;
 
@@ -540,6 +547,12 @@ static void h1_wq_drain(uv_check_t *h)
         h1_write_now(c);
     }
     uv_check_stop(&h1_wq.check);
+    uv_idle_stop(&h1_wq.nudge);
+}
+
+static void h1_wq_nudge(uv_idle_t *h)
+{
+    (void)h; /* its being active is the point: the loop polls without sleeping */
 }
 
 /* Starts the exchange's deadline and queues its request for the end of the iteration. */
@@ -548,7 +561,10 @@ static void h1_write(h1_conn *c)
     tg_upstream_h1_req *r = c->req;
     if (r->timeout_ms) uv_timer_start(&c->timer, h1_timeout_cb, r->timeout_ms, 0);
     if (c->queued) return;
-    if (!h1_wq.head) uv_check_start(&h1_wq.check, h1_wq_drain);
+    if (!h1_wq.head) {
+        uv_check_start(&h1_wq.check, h1_wq_drain);
+        uv_idle_start(&h1_wq.nudge, h1_wq_nudge);
+    }
     c->wq_prev = h1_wq.tail;
     c->wq_next = NULL;
     if (h1_wq.tail) h1_wq.tail->wq_next = c;
@@ -676,13 +692,16 @@ void tg_upstream_h1_global_init(uv_loop_t *loop)
 {
     h1_wq.loop = loop;
     uv_check_init(loop, &h1_wq.check);
+    uv_idle_init(loop, &h1_wq.nudge);
     uv_unref((uv_handle_t *)&h1_wq.check);  /* a queue never keeps the loop alive */
+    uv_unref((uv_handle_t *)&h1_wq.nudge);
 }
 
 void tg_upstream_h1_global_cleanup(void)
 {
     if (!h1_wq.loop) return;
     uv_close((uv_handle_t *)&h1_wq.check, NULL);
+    uv_close((uv_handle_t *)&h1_wq.nudge, NULL);
     h1_wq.loop = NULL;
     h1_wq.head = h1_wq.tail = NULL;
 }

@@ -5,7 +5,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-import { startToolgate, startEverything, connect } from './lib.mjs';
+import net from 'node:net';
+import { startToolgate, startEverything, connect, rawSession } from './lib.mjs';
 
 const CAPS = { sampling: {}, elicitation: { form: {} }, roots: { listChanged: true } };
 let ev, tg;
@@ -111,4 +112,59 @@ test('progress notifications arrive for a long-running operation', async () => {
     assert.ok(progress.length >= 2, `progress: ${progress}`);
     for (let i = 1; i < progress.length; i++) assert.ok(progress[i] > progress[i - 1]);
   } finally { await client.close(); }
+});
+
+// Complete HTTP/1.1 responses at the start of buf (Content-Length or chunked bodies).
+function responses(buf) {
+  const out = [];
+  let at = 0;
+  for (;;) {
+    const head = buf.indexOf('\r\n\r\n', at);
+    if (head < 0) return out;
+    const h = buf.slice(at, head);
+    const cl = /\r\ncontent-length: *(\d+)/i.exec(h);
+    let end;
+    if (cl) end = head + 4 + Number(cl[1]);
+    else if (/\r\ntransfer-encoding: *chunked/i.test(h)) {
+      const z = buf.indexOf('\r\n0\r\n\r\n', head);
+      end = z < 0 ? Infinity : z + 7;
+    } else end = head + 4;
+    if (end > buf.length) return out;
+    out.push(buf.slice(at, end));
+    at = end;
+  }
+}
+
+// Two requests sent in one write: the second is read after the first is answered, from a
+// timer rather than a socket event, and must still reach the upstream at once (it used to
+// wait in the upstream write queue until some unrelated event woke the gateway, seconds
+// later on a quiet one).
+test('pipelined calls on one connection are answered at once', async () => {
+  const sid = await rawSession(tg.url);
+  const s = net.connect(tg.port, '127.0.0.1');
+  await new Promise((resolve, reject) => { s.once('connect', resolve); s.once('error', reject); });
+  let buf = '';
+  s.setEncoding('latin1');
+  s.on('data', (d) => { buf += d; });
+  const call = (id) => {
+    const body = JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'get-sum', arguments: { a: id, b: 1 } } });
+    return `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+      `Accept: application/json, text/event-stream\r\nMcp-Session-Id: ${sid}\r\n` +
+      `MCP-Protocol-Version: 2025-11-25\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  };
+  try {
+    for (let round = 0; round < 3; round++) {
+      buf = '';
+      const t0 = Date.now();
+      s.write(call(10 + 2 * round) + call(11 + 2 * round));
+      while (responses(buf).length < 2 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 2));
+      const rs = responses(buf);
+      assert.equal(rs.length, 2, `round ${round}: ${rs.length} of 2 answers after ${Date.now() - t0} ms`);
+      assert.ok(Date.now() - t0 < 1000, `round ${round}: answered after ${Date.now() - t0} ms`);
+      assert.ok(rs.every((r) => r.startsWith('HTTP/1.1 200')));
+      assert.match(rs[1], new RegExp(`"id":${11 + 2 * round}\\b`));
+      assert.match(rs[1], new RegExp(`${12 + 2 * round}`)); /* the sum: a + 1 */
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  } finally { s.destroy(); }
 });

@@ -860,6 +860,51 @@ static void test_requests_leave_together(void **state)
     assert_int_equal(srv.nreqs, reqs);  /* no session id, so no DELETE either */
 }
 
+/* A request made from a timer callback, before the loop's poll phase (a pipelined client
+ * request resumed after the previous response, an approval granted), leaves in that
+ * iteration: the write queue's check handle must not let the loop sleep in poll with the
+ * request still queued. The loop is run here without the harness's 5 ms tick, which
+ * would wake it anyway; only a 3 s guard timer bounds the wait. */
+typedef struct {
+    fixture *f;
+    bool guard_fired;
+} from_timer;
+
+static void send_from_timer(uv_timer_t *t)
+{
+    from_timer *ft = t->data;
+    send_req(ft->f, 72, "json");
+}
+
+static void guard_timer(uv_timer_t *t)
+{
+    ((from_timer *)t->data)->guard_fired = true;
+}
+
+static void test_request_from_timer_leaves(void **state)
+{
+    if (on_curl) return;  /* curl writes on its own schedule */
+    fixture f;
+    start(&f);
+    send_req(&f, 71, "json");
+    wait_msgs(&f, 1); /* the connection is up and idle */
+    from_timer ft = {.f = &f};
+    uv_timer_t send_t, guard_t;
+    uv_timer_init(&loop, &send_t);
+    uv_timer_init(&loop, &guard_t);
+    send_t.data = guard_t.data = &ft;
+    uv_timer_start(&send_t, send_from_timer, 1, 0);
+    uv_timer_start(&guard_t, guard_timer, 3000, 0);
+    while (f.rec.nmsgs < 2 && !ft.guard_fired) uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&send_t, NULL);
+    uv_close((uv_handle_t *)&guard_t, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_false(ft.guard_fired);
+    assert_int_equal(f.rec.nmsgs, 2);
+    assert_int_equal(int_of(json_object_get(f.rec.msgs[1], "id")), 72);
+    close_and_wait(&f);
+}
+
 /* A host name is resolved (uv_getaddrinfo on h1) before connecting. */
 static void test_host_name(void **state)
 {
@@ -1021,6 +1066,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_request_waits_for_notification),
         cmocka_unit_test(test_host_name),
         cmocka_unit_test(test_requests_leave_together),
+        cmocka_unit_test(test_request_from_timer_leaves),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
