@@ -7,9 +7,13 @@
 // against 209–313 µs median, four alternating pairs (docs/performance.md, seventh round).
 import { openSync, writeSync, fdatasyncSync, closeSync, rmSync } from 'node:fs';
 import path from 'node:path';
-const [dir, nArg, gapArg] = process.argv.slice(2);
-const n = Number(nArg || 200);
-const gapMs = Number(gapArg || 0) / 1000;
+const [dir, nArg = '200', gapArg = '0'] = process.argv.slice(2);
+if (!dir || !/^[1-9][0-9]*$/.test(nArg) || !/^[0-9]+$/.test(gapArg)) {
+  console.error('usage: node fsync.mjs DIR [N ≥ 1] [GAP_US ≥ 0]');
+  process.exit(2);
+}
+const n = Number(nArg);
+const gapMs = Number(gapArg) / 1000;
 const file = path.join(dir, `fsync-probe-${process.pid}`);
 const fd = openSync(file, 'a');
 const rec = Buffer.alloc(300, 'r');
