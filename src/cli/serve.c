@@ -33,6 +33,7 @@
  * freed in reverse order of creation. A second signal exits at once.
  */
 #include <jansson.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -396,6 +397,27 @@ static int start(server *s, tg_error *err)
     return start_signals(s, err);
 }
 
+/* The loop thread's large buffers (a call's body, the forwarded request, the upstream's
+ * answer: each 64 KB and more for a 64 KB argument) come from glibc's main heap and go back
+ * to it at the end of the call. By default glibc then returns the heap's top to the kernel
+ * whenever 128 KB lie free there (brk), and the next call grows it again (brk, then a page
+ * fault for every page touched): three brk and a few dozen faults per large call, which on
+ * this kind of VM tripled a 64 KB call's time through the gateway (docs/performance.md,
+ * seventh round). So the heap keeps up to HEAP_KEEP free at its top, grows by HEAP_PAD
+ * beyond a request, and allocations up to HEAP_MMAP_MIN come from it rather than from a
+ * mapping made and unmade per call. Memory held for that is bounded by HEAP_KEEP plus the
+ * largest burst. Best effort: mallopt refusing a value leaves glibc's default. */
+#define HEAP_KEEP (8 << 20)
+#define HEAP_PAD (1 << 20)
+#define HEAP_MMAP_MIN (4 << 20)
+
+static void keep_heap(void)
+{
+    if (!mallopt(M_MMAP_THRESHOLD, HEAP_MMAP_MIN) || !mallopt(M_TRIM_THRESHOLD, HEAP_KEEP) ||
+        !mallopt(M_TOP_PAD, HEAP_PAD))
+        tg_log_debug(LOG_COMPONENT, "malloc tuning refused; the heap follows glibc's defaults");
+}
+
 int tg_cli_serve(const char *config_path, const char *listen, int port)
 {
     server s;
@@ -414,6 +436,7 @@ int tg_cli_serve(const char *config_path, const char *listen, int port)
     tg_log_set_level(s.cfg->log_level);
     /* A write to a child that just exited must be an EPIPE error, not a dead gateway. */
     signal(SIGPIPE, SIG_IGN);
+    keep_heap();
     uv_loop_init(&s.loop);
 
     if (start(&s, &err) == 0) {
