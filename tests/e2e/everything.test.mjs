@@ -170,7 +170,7 @@ test('pipelined calls on one connection are answered at once', async () => {
   } finally { s.destroy(); }
 });
 
-// Minor page faults of a process so far (/proc/PID/stat, the tenth field after the name).
+// Minor page faults of a process so far (/proc/PID/stat field 10, minflt).
 function minorFaults(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
